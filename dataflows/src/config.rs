@@ -1,0 +1,189 @@
+//! Thresholds and parameters of the detectors, deserialized from `config/pitwall.toml`.
+//!
+//! Every field has a default so that a partial file works; [`DetectorConfig::validate`] says
+//! what is wrong with a bad one before the engine starts.
+
+use crate::alert::Severity;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub windows: WindowConfig,
+    pub wheel_spin: WheelSpinConfig,
+    pub gear: GearConfig,
+    pub alerts: AlertConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Size of the count-based rolling window per driver.
+    pub rolling_samples: usize,
+    /// Widths of the event-time tumbling windows, in ms; the rolling window is reported each
+    /// time the first of them closes.
+    pub tumbling_ms: Vec<i64>,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            rolling_samples: 1000,
+            tumbling_ms: vec![1000, 5000],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WheelSpinMode {
+    /// Expected speed from the configured gear ratios.
+    Fixed,
+    /// Expected speed from ratios learned per driver and gear from that driver's stable samples.
+    Calibrated,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WheelSpinConfig {
+    pub mode: WheelSpinMode,
+    pub wheel_radius_m: f64,
+    /// Overall ratio (engine rpm / wheel rpm) of gears 1..=8.
+    pub gear_ratios: [f64; 8],
+    /// Spin when expected speed > actual × this factor.
+    pub spin_factor: f64,
+    /// Below this speed (km/h) a ratio of speeds means nothing.
+    pub min_speed_kmh: f64,
+    /// Spin is a matter of driving torque: samples under less throttle, or braking, are skipped.
+    pub min_throttle_pct: f64,
+    /// Calibrated mode: stable samples a gear needs before it is judged.
+    pub calibration_samples: u32,
+    /// Calibrated mode: a stable sample has the same gear as the `stable_gear_samples` before it.
+    pub stable_gear_samples: u32,
+    pub consecutive: u32,
+    pub severity: Severity,
+}
+
+impl Default for WheelSpinConfig {
+    fn default() -> Self {
+        WheelSpinConfig {
+            mode: WheelSpinMode::Calibrated,
+            wheel_radius_m: 0.33,
+            gear_ratios: [13.0, 10.5, 8.5, 7.0, 6.0, 5.2, 4.5, 4.0],
+            spin_factor: 1.15,
+            min_speed_kmh: 20.0,
+            min_throttle_pct: 10.0,
+            calibration_samples: 40,
+            stable_gear_samples: 2,
+            consecutive: 2,
+            severity: Severity::Medium,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GearConfig {
+    /// Lugging: gear > `lugging_above_gear` and rpm < `lugging_max_rpm`.
+    pub lugging_above_gear: u8,
+    pub lugging_max_rpm: f64,
+    /// Over-revving: a gear below `over_rev_below_gear` (neutral excluded) and rpm > `over_rev_min_rpm`.
+    pub over_rev_below_gear: u8,
+    pub over_rev_min_rpm: f64,
+    /// Rapid shifting: more than `rapid_max_shifts` gear changes within `rapid_window_ms`.
+    pub rapid_max_shifts: usize,
+    pub rapid_window_ms: i64,
+    /// Samples in a row a gear anomaly needs before it is raised.
+    pub consecutive: u32,
+    pub lugging_severity: Severity,
+    pub over_rev_severity: Severity,
+    pub rapid_shift_severity: Severity,
+    pub invalid_gear_severity: Severity,
+}
+
+impl Default for GearConfig {
+    fn default() -> Self {
+        GearConfig {
+            lugging_above_gear: 3,
+            lugging_max_rpm: 8000.0,
+            over_rev_below_gear: 5,
+            over_rev_min_rpm: 13000.0,
+            rapid_max_shifts: 6,
+            rapid_window_ms: 2000,
+            consecutive: 2,
+            lugging_severity: Severity::Low,
+            over_rev_severity: Severity::High,
+            rapid_shift_severity: Severity::Low,
+            invalid_gear_severity: Severity::Medium,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertConfig {
+    pub high_speed_kmh: f64,
+    pub brake_temp_medium_c: f64,
+    pub brake_temp_high_c: f64,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            high_speed_kmh: 300.0,
+            brake_temp_medium_c: 600.0,
+            brake_temp_high_c: 800.0,
+        }
+    }
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            windows: WindowConfig::default(),
+            wheel_spin: WheelSpinConfig::default(),
+            gear: GearConfig::default(),
+            alerts: AlertConfig::default(),
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// Checks the values that would make a detector meaningless; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = &self.windows;
+        if w.rolling_samples == 0 {
+            return Err("windows.rolling_samples must be at least 1".into());
+        }
+        if w.tumbling_ms.is_empty() || w.tumbling_ms.iter().any(|&ms| ms <= 0) {
+            return Err("windows.tumbling_ms must list at least one positive width in ms".into());
+        }
+        let s = &self.wheel_spin;
+        if !(s.wheel_radius_m > 0.0 && s.wheel_radius_m < 2.0) {
+            return Err(format!(
+                "wheel_spin.wheel_radius_m = {} is not a wheel radius in metres",
+                s.wheel_radius_m
+            ));
+        }
+        if s.gear_ratios.iter().any(|&r| !(r > 0.0 && r.is_finite())) {
+            return Err("wheel_spin.gear_ratios must be 8 positive numbers".into());
+        }
+        if !(s.spin_factor > 1.0) {
+            return Err(format!(
+                "wheel_spin.spin_factor = {} must be above 1.0",
+                s.spin_factor
+            ));
+        }
+        if s.consecutive == 0 || self.gear.consecutive == 0 {
+            return Err("wheel_spin.consecutive and gear.consecutive must be at least 1".into());
+        }
+        if self.gear.rapid_window_ms <= 0 {
+            return Err("gear.rapid_window_ms must be positive".into());
+        }
+        let a = &self.alerts;
+        if a.brake_temp_high_c <= a.brake_temp_medium_c {
+            return Err("alerts.brake_temp_high_c must be above alerts.brake_temp_medium_c".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Gear anomalies: lugging, over-revving, rapid shifting and gear values the car cannot have.
+
+use crate::config::GearConfig;
+use crate::record::{Telemetry, MAX_GEAR};
+use std::collections::VecDeque;
+
+/// Which anomalies hold for one sample, each with its value (rpm, shifts, or the gear).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GearReadings {
+    pub lugging: Option<f64>,
+    pub over_revving: Option<f64>,
+    pub rapid_shifting: Option<f64>,
+    pub invalid_gear: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct GearAnomalies {
+    cfg: GearConfig,
+    /// Times of the recent shifts between real gears.
+    shifts: VecDeque<i64>,
+    last_valid_gear: Option<u8>,
+}
+
+impl GearAnomalies {
+    pub fn new(cfg: &GearConfig) -> Self {
+        GearAnomalies {
+            cfg: cfg.clone(),
+            shifts: VecDeque::new(),
+            last_valid_gear: None,
+        }
+    }
+
+    pub fn observe(&mut self, s: &Telemetry) -> GearReadings {
+        let c = &self.cfg;
+        let rpm = s.rpm as f64;
+        if !s.gear_is_valid() {
+            // A glitch value says nothing about the driver's shifting or the engine's load.
+            return GearReadings {
+                invalid_gear: Some(s.gear as f64),
+                ..Default::default()
+            };
+        }
+        if self.last_valid_gear.is_some_and(|g| g != s.gear) {
+            self.shifts.push_back(s.ts_ms);
+        }
+        self.last_valid_gear = Some(s.gear);
+        while matches!(self.shifts.front(), Some(&t) if t <= s.ts_ms - c.rapid_window_ms) {
+            self.shifts.pop_front();
+        }
+        let shifts = self.shifts.len();
+        GearReadings {
+            lugging: (s.gear > c.lugging_above_gear && s.gear <= MAX_GEAR && rpm < c.lugging_max_rpm)
+                .then_some(rpm),
+            over_revving: (s.gear >= 1 && s.gear < c.over_rev_below_gear && rpm > c.over_rev_min_rpm)
+                .then_some(rpm),
+            rapid_shifting: (shifts > c.rapid_max_shifts).then_some(shifts as f64),
+            invalid_gear: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::DriverId;
+
+    fn s(ts_ms: i64, gear: u8, rpm: f32) -> Telemetry {
+        Telemetry {
+            driver: DriverId::new("NOR").unwrap(),
+            ts_ms,
+            speed: 100.0,
+            rpm,
+            throttle: 50.0,
+            brake_temp: None,
+            position: None,
+            lap: None,
+            gear,
+            drs: 0,
+            brake: false,
+        }
+    }
+
+    #[test]
+    fn lugging_and_over_revving_follow_the_thresholds() {
+        let mut g = GearAnomalies::new(&GearConfig::default());
+        assert_eq!(g.observe(&s(0, 4, 7999.0)).lugging, Some(7999.0));
+        assert_eq!(g.observe(&s(1, 4, 8000.0)).lugging, None, "8000 is not below 8000");
+        assert_eq!(g.observe(&s(2, 3, 5000.0)).lugging, None, "gear 3 is not above 3");
+        assert_eq!(g.observe(&s(3, 4, 13500.0)).over_revving, Some(13500.0));
+        assert_eq!(g.observe(&s(4, 5, 13500.0)).over_revving, None, "gear 5 is not below 5");
+        assert_eq!(g.observe(&s(5, 1, 13000.0)).over_revving, None, "13000 is not above");
+        assert_eq!(g.observe(&s(6, 0, 14000.0)).over_revving, None, "neutral");
+    }
+
+    #[test]
+    fn glitch_gears_are_invalid_and_nothing_else() {
+        let mut g = GearAnomalies::new(&GearConfig::default());
+        let r = g.observe(&s(0, 128, 5000.0));
+        assert_eq!(r.invalid_gear, Some(128.0));
+        assert_eq!((r.lugging, r.rapid_shifting), (None, None));
+        assert_eq!(g.observe(&s(0, 9, 5000.0)).invalid_gear, Some(9.0));
+        assert_eq!(g.observe(&s(0, 8, 12000.0)).invalid_gear, None);
+    }
+
+    #[test]
+    fn rapid_shifting_counts_shifts_within_the_window() {
+        let cfg = GearConfig {
+            rapid_max_shifts: 3,
+            rapid_window_ms: 1000,
+            ..Default::default()
+        };
+        let mut g = GearAnomalies::new(&cfg);
+        // Shifts at 100, 200, 300, 400 (a glitch value in between does not count).
+        let gears = [(0, 2), (100, 3), (150, 99), (200, 4), (300, 3), (400, 4)];
+        let mut last = GearReadings::default();
+        for (ts, gear) in gears {
+            last = g.observe(&s(ts, gear, 10000.0));
+        }
+        assert_eq!(last.rapid_shifting, Some(4.0));
+        // At 1150 the shift at 100 is out of the 1000 ms window: three left, not more than 3.
+        assert_eq!(g.observe(&s(1150, 4, 10000.0)).rapid_shifting, None);
+    }
+}
