@@ -169,7 +169,10 @@ mod tests {
     fn ids_are_deterministic_and_distinct() {
         let ver = DriverId::new("VER").unwrap();
         let a = Alert::id_for(ver, AlertType::Lugging, Severity::Low, 1000);
-        assert_eq!(a, Alert::id_for(ver, AlertType::Lugging, Severity::Low, 1000));
+        assert_eq!(
+            a,
+            Alert::id_for(ver, AlertType::Lugging, Severity::Low, 1000)
+        );
         assert_eq!(a.get_version_num(), 5);
         assert_ne!(
             a,

@@ -44,11 +44,41 @@ impl Episodes {
             high_speed: ep(HighSpeed, Severity::High, a.high_speed_kmh, Higher, 1),
             drs_open: ep(DrsActivated, Severity::Medium, 10.0, Higher, 1),
             drs_closed: ep(DrsDeactivated, Severity::Low, 10.0, Lower, 1),
-            brake_medium: ep(BrakeTemperature, Severity::Medium, a.brake_temp_medium_c, Higher, 1),
-            brake_high: ep(BrakeTemperature, Severity::High, a.brake_temp_high_c, Higher, 1),
-            wheel_spin: ep(WheelSpin, w.severity, (w.spin_factor - 1.0) * 100.0, Higher, w.consecutive),
-            lugging: ep(Lugging, g.lugging_severity, g.lugging_max_rpm, Lower, g.consecutive),
-            over_revving: ep(OverRevving, g.over_rev_severity, g.over_rev_min_rpm, Higher, g.consecutive),
+            brake_medium: ep(
+                BrakeTemperature,
+                Severity::Medium,
+                a.brake_temp_medium_c,
+                Higher,
+                1,
+            ),
+            brake_high: ep(
+                BrakeTemperature,
+                Severity::High,
+                a.brake_temp_high_c,
+                Higher,
+                1,
+            ),
+            wheel_spin: ep(
+                WheelSpin,
+                w.severity,
+                (w.spin_factor - 1.0) * 100.0,
+                Higher,
+                w.consecutive,
+            ),
+            lugging: ep(
+                Lugging,
+                g.lugging_severity,
+                g.lugging_max_rpm,
+                Lower,
+                g.consecutive,
+            ),
+            over_revving: ep(
+                OverRevving,
+                g.over_rev_severity,
+                g.over_rev_min_rpm,
+                Higher,
+                g.consecutive,
+            ),
             rapid_shifting: ep(
                 RapidShifting,
                 g.rapid_shift_severity,
@@ -155,12 +185,24 @@ impl DriverAnalysis {
 
         let e = &mut self.episodes;
         let readings = [
-            (&mut e.high_speed, (speed > self.high_speed_kmh).then_some(speed)),
+            (
+                &mut e.high_speed,
+                (speed > self.high_speed_kmh).then_some(speed),
+            ),
             (&mut e.drs_open, drs_open.then_some(s.drs as f64)),
             (&mut e.drs_closed, drs_closed_now.then_some(s.drs as f64)),
-            (&mut e.brake_medium, (brake_temp_c > self.brake_medium_c).then_some(brake_temp_c)),
-            (&mut e.brake_high, (brake_temp_c > self.brake_high_c).then_some(brake_temp_c)),
-            (&mut e.wheel_spin, spin.filter(|r| r.spinning).map(|r| r.spin_pct)),
+            (
+                &mut e.brake_medium,
+                (brake_temp_c > self.brake_medium_c).then_some(brake_temp_c),
+            ),
+            (
+                &mut e.brake_high,
+                (brake_temp_c > self.brake_high_c).then_some(brake_temp_c),
+            ),
+            (
+                &mut e.wheel_spin,
+                spin.filter(|r| r.spinning).map(|r| r.spin_pct),
+            ),
             (&mut e.lugging, gear.lugging),
             (&mut e.over_revving, gear.over_revving),
             (&mut e.rapid_shifting, gear.rapid_shifting),
@@ -251,7 +293,10 @@ mod tests {
             s(1250, 200.0, 6, 10000.0, 1),
         ]);
         let cleared = alerts(&out, AlertStatus::Cleared);
-        let types: Vec<_> = cleared.iter().map(|a| (a.alert_type, a.start_ms, a.end_ms)).collect();
+        let types: Vec<_> = cleared
+            .iter()
+            .map(|a| (a.alert_type, a.start_ms, a.end_ms))
+            .collect();
         assert_eq!(
             types,
             vec![
@@ -276,16 +321,28 @@ mod tests {
         let cleared = alerts(&out, AlertStatus::Cleared);
         assert_eq!(cleared.len(), 1);
         let a = &cleared[0];
-        assert_eq!((a.alert_type, a.severity), (AlertType::HighSpeed, Severity::High));
-        assert_eq!((a.start_ms, a.end_ms, a.samples, a.peak), (250, 750, 3, 312.5));
+        assert_eq!(
+            (a.alert_type, a.severity),
+            (AlertType::HighSpeed, Severity::High)
+        );
+        assert_eq!(
+            (a.start_ms, a.end_ms, a.samples, a.peak),
+            (250, 750, 3, 312.5)
+        );
         assert_eq!(a.lap, Some(7));
-        assert_eq!(a.alert_id, Alert::id_for(a.driver, a.alert_type, a.severity, 250));
+        assert_eq!(
+            a.alert_id,
+            Alert::id_for(a.driver, a.alert_type, a.severity, 250)
+        );
     }
 
     #[test]
     fn finish_closes_windows_and_reports_totals() {
         let out = run(&[s(100, 100.0, 3, 9000.0, 0), s(1100, 100.0, 3, 9000.0, 0)]);
-        let windows = out.iter().filter(|o| matches!(o, Output::Window(_))).count();
+        let windows = out
+            .iter()
+            .filter(|o| matches!(o, Output::Window(_)))
+            .count();
         // 1 s windows 0..1000 and 1000..2000, each followed by a rolling snapshot; one 5 s window.
         assert_eq!(windows, 2 + 2 + 1);
         assert!(matches!(out.last(), Some(Output::DriverTotals(t)) if t.records == 2));

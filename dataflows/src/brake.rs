@@ -13,11 +13,11 @@ use crate::record::Telemetry;
 const CAR_MASS_KG: f64 = 798.0;
 const BRAKE_SHARE: f64 = 0.65;
 const FRONT_SHARE: f64 = 0.60;
-/// J/K of one front disc, pads and caliper (carbon, ≈1.4 kg × 1.2 kJ/kg·K).
-const HEAT_CAPACITY_J_PER_K: f64 = 1700.0;
+/// J/K of one front disc and pads (carbon, ≈1.1 kg × 1.2 kJ/kg·K).
+const HEAT_CAPACITY_J_PER_K: f64 = 1300.0;
 const AMBIENT_C: f64 = 250.0;
-const COOL_BASE: f64 = 0.02;
-const COOL_PER_MPS: f64 = 0.0025;
+const COOL_BASE: f64 = 0.012;
+const COOL_PER_MPS: f64 = 0.0018;
 /// Longer gaps than this are treated as a pause: no energy is attributed to them.
 const MAX_GAP_S: f64 = 2.0;
 
@@ -46,7 +46,8 @@ impl BrakeThermal {
             let dt = (s.ts_ms - last_ts) as f64 / 1000.0;
             if dt > 0.0 && dt <= MAX_GAP_S {
                 if s.brake && v2 < v1 {
-                    let joules = 0.5 * CAR_MASS_KG * (v1 * v1 - v2 * v2) * BRAKE_SHARE * FRONT_SHARE / 2.0;
+                    let joules =
+                        0.5 * CAR_MASS_KG * (v1 * v1 - v2 * v2) * BRAKE_SHARE * FRONT_SHARE / 2.0;
                     self.temp_c += joules / HEAT_CAPACITY_J_PER_K;
                 }
                 let v = 0.5 * (v1 + v2);
@@ -84,10 +85,10 @@ mod tests {
     fn braking_heats_by_the_energy_and_coasting_cools() {
         let mut b = BrakeThermal::default();
         assert_eq!(b.observe(&s(0, 288.0, false, None)), AMBIENT_C);
-        // 80 m/s to 60 m/s in 0.25 s: ½·798·(6400−3600)·0.65·0.6/2 = 217,854 J -> +128.15 K,
-        // then the excess decays by exp(−0.25·(0.02 + 0.0025·70)).
+        // 80 m/s to 60 m/s in 0.25 s: ½·798·(6400−3600)·0.65·0.6/2 = 217,854 J -> +167.6 K,
+        // then the excess decays by exp(−0.25·(0.012 + 0.0018·70)).
         let t = b.observe(&s(250, 216.0, true, None));
-        let expected = AMBIENT_C + 217_854.0 / 1700.0 * (-0.25f64 * (0.02 + 0.0025 * 70.0)).exp();
+        let expected = AMBIENT_C + 217_854.0 / 1300.0 * (-0.25f64 * (0.012 + 0.0018 * 70.0)).exp();
         assert!((t - expected).abs() < 0.01, "{t} vs {expected}");
         let cooled = b.observe(&s(1250, 216.0, false, None));
         assert!(cooled < t && cooled > AMBIENT_C);

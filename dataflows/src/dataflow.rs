@@ -155,7 +155,13 @@ mod tests {
             for (d, driver) in ["VER", "HAM", "LEC", "NOR", "ALO"].iter().enumerate() {
                 // Lugging bursts and glitch gears at different times per driver.
                 let lug = (i + d as i64 * 13) % 37 < 3;
-                let gear = if (i + d as i64) % 101 == 0 { 64 } else if lug { 6 } else { 3 };
+                let gear = if (i + d as i64) % 101 == 0 {
+                    64
+                } else if lug {
+                    6
+                } else {
+                    3
+                };
                 let rpm = if lug { 7000.0 } else { 10500.0 };
                 samples.push(sample(driver, i * 250, gear, rpm));
             }
@@ -170,6 +176,9 @@ mod tests {
         // Each driver has a 3-sample lugging burst every 37 samples: 400/37 ≈ 10.8 per driver.
         assert!((50..=60).contains(&cleared_lugging), "{cleared_lugging}");
         assert!(one.iter().any(|l| l.contains("InvalidGear")));
-        assert_eq!(one.iter().filter(|l| l.starts_with("DriverTotals")).count(), 5);
+        assert_eq!(
+            one.iter().filter(|l| l.starts_with("DriverTotals")).count(),
+            5
+        );
     }
 }

@@ -151,17 +151,27 @@ mod tests {
     fn needs_consecutive_samples_and_reports_start_end_peak() {
         let mut e = episode(2, Worse::Lower);
         assert_eq!(e.observe(&sample(0), Some(7000.0)), None);
-        assert_eq!(e.observe(&sample(250), None), None, "one sample is not enough");
+        assert_eq!(
+            e.observe(&sample(250), None),
+            None,
+            "one sample is not enough"
+        );
         assert_eq!(e.observe(&sample(500), Some(7500.0)), None);
         let raised = e.observe(&sample(750), Some(6000.0)).unwrap();
         assert_eq!(raised.status, AlertStatus::Raised);
-        assert_eq!((raised.start_ms, raised.end_ms, raised.samples), (500, 750, 2));
+        assert_eq!(
+            (raised.start_ms, raised.end_ms, raised.samples),
+            (500, 750, 2)
+        );
         assert_eq!(raised.peak, 6000.0);
         assert_eq!(e.observe(&sample(1000), Some(6500.0)), None);
         let cleared = e.observe(&sample(1250), None).unwrap();
         assert_eq!(cleared.status, AlertStatus::Cleared);
         assert_eq!(cleared.alert_id, raised.alert_id);
-        assert_eq!((cleared.start_ms, cleared.end_ms, cleared.samples), (500, 1000, 3));
+        assert_eq!(
+            (cleared.start_ms, cleared.end_ms, cleared.samples),
+            (500, 1000, 3)
+        );
         assert_eq!(cleared.peak, 6000.0);
         assert_eq!(cleared.lap, Some(3));
     }

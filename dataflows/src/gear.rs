@@ -49,9 +49,13 @@ impl GearAnomalies {
         }
         let shifts = self.shifts.len();
         GearReadings {
-            lugging: (s.gear > c.lugging_above_gear && s.gear <= MAX_GEAR && rpm < c.lugging_max_rpm)
+            lugging: (s.gear > c.lugging_above_gear
+                && s.gear <= MAX_GEAR
+                && rpm < c.lugging_max_rpm)
                 .then_some(rpm),
-            over_revving: (s.gear >= 1 && s.gear < c.over_rev_below_gear && rpm > c.over_rev_min_rpm)
+            over_revving: (s.gear >= 1
+                && s.gear < c.over_rev_below_gear
+                && rpm > c.over_rev_min_rpm)
                 .then_some(rpm),
             rapid_shifting: (shifts > c.rapid_max_shifts).then_some(shifts as f64),
             invalid_gear: None,
@@ -84,11 +88,27 @@ mod tests {
     fn lugging_and_over_revving_follow_the_thresholds() {
         let mut g = GearAnomalies::new(&GearConfig::default());
         assert_eq!(g.observe(&s(0, 4, 7999.0)).lugging, Some(7999.0));
-        assert_eq!(g.observe(&s(1, 4, 8000.0)).lugging, None, "8000 is not below 8000");
-        assert_eq!(g.observe(&s(2, 3, 5000.0)).lugging, None, "gear 3 is not above 3");
+        assert_eq!(
+            g.observe(&s(1, 4, 8000.0)).lugging,
+            None,
+            "8000 is not below 8000"
+        );
+        assert_eq!(
+            g.observe(&s(2, 3, 5000.0)).lugging,
+            None,
+            "gear 3 is not above 3"
+        );
         assert_eq!(g.observe(&s(3, 4, 13500.0)).over_revving, Some(13500.0));
-        assert_eq!(g.observe(&s(4, 5, 13500.0)).over_revving, None, "gear 5 is not below 5");
-        assert_eq!(g.observe(&s(5, 1, 13000.0)).over_revving, None, "13000 is not above");
+        assert_eq!(
+            g.observe(&s(4, 5, 13500.0)).over_revving,
+            None,
+            "gear 5 is not below 5"
+        );
+        assert_eq!(
+            g.observe(&s(5, 1, 13000.0)).over_revving,
+            None,
+            "13000 is not above"
+        );
         assert_eq!(g.observe(&s(6, 0, 14000.0)).over_revving, None, "neutral");
     }
 

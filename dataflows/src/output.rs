@@ -84,6 +84,9 @@ pub enum Output {
     Window(WindowStats),
     DeadLetter(Box<DeadLetter>),
     /// Records analysed in one batch, and the latest event time among them.
-    Progress { records: u64, max_event_ms: i64 },
+    Progress {
+        records: u64,
+        max_event_ms: i64,
+    },
     DriverTotals(DriverTotals),
 }

@@ -99,7 +99,8 @@ impl WheelSpin {
             || (s.speed as f64) < self.min_speed_kmh
             || s.rpm <= 0.0
             || s.brake
-            || s.throttle_pct().is_none_or(|t| (t as f64) < self.min_throttle_pct)
+            || s.throttle_pct()
+                .is_none_or(|t| (t as f64) < self.min_throttle_pct)
         {
             return None;
         }
@@ -175,19 +176,39 @@ mod tests {
         assert!((r.spin_pct - 24.41).abs() < 0.01);
         assert!(r.spinning);
         // 14 % over is within the 1.15 margin.
-        let r = w.observe(&s(1, 10400.0, 99.526 / 1.14, 100.0, false)).unwrap();
+        let r = w
+            .observe(&s(1, 10400.0, 99.526 / 1.14, 100.0, false))
+            .unwrap();
         assert!(!r.spinning);
     }
 
     #[test]
     fn samples_that_cannot_be_judged_are_skipped() {
         let mut w = fixed();
-        assert!(w.observe(&s(0, 10000.0, 100.0, 100.0, false)).is_none(), "neutral");
-        assert!(w.observe(&s(12, 10000.0, 100.0, 100.0, false)).is_none(), "glitch gear");
-        assert!(w.observe(&s(3, 10000.0, 5.0, 100.0, false)).is_none(), "too slow");
-        assert!(w.observe(&s(3, 10000.0, 100.0, 0.0, false)).is_none(), "off throttle");
-        assert!(w.observe(&s(3, 10000.0, 100.0, 104.0, false)).is_none(), "sentinel");
-        assert!(w.observe(&s(3, 10000.0, 100.0, 100.0, true)).is_none(), "braking");
+        assert!(
+            w.observe(&s(0, 10000.0, 100.0, 100.0, false)).is_none(),
+            "neutral"
+        );
+        assert!(
+            w.observe(&s(12, 10000.0, 100.0, 100.0, false)).is_none(),
+            "glitch gear"
+        );
+        assert!(
+            w.observe(&s(3, 10000.0, 5.0, 100.0, false)).is_none(),
+            "too slow"
+        );
+        assert!(
+            w.observe(&s(3, 10000.0, 100.0, 0.0, false)).is_none(),
+            "off throttle"
+        );
+        assert!(
+            w.observe(&s(3, 10000.0, 100.0, 104.0, false)).is_none(),
+            "sentinel"
+        );
+        assert!(
+            w.observe(&s(3, 10000.0, 100.0, 100.0, true)).is_none(),
+            "braking"
+        );
     }
 
     #[test]

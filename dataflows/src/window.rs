@@ -323,14 +323,37 @@ mod tests {
     #[test]
     fn tumbling_windows_close_on_the_next_window_and_compute_by_hand() {
         let mut w = Tumbling::new(DriverId::new("HAM").unwrap(), 1000);
-        assert!(w.observe(&s(1100, 100.0, 10000.0, 3, 50.0, false)).is_none());
-        assert!(w.observe(&s(1400, 200.0, 12000.0, 4, 104.0, true)).is_none());
-        assert!(w.observe(&s(1900, 150.0, 8000.0, 12, 100.0, false)).is_none());
+        assert!(w
+            .observe(&s(1100, 100.0, 10000.0, 3, 50.0, false))
+            .is_none());
+        assert!(w
+            .observe(&s(1400, 200.0, 12000.0, 4, 104.0, true))
+            .is_none());
+        assert!(w
+            .observe(&s(1900, 150.0, 8000.0, 12, 100.0, false))
+            .is_none());
         // 3100 skips the empty 2000..3000 window and closes 1000..2000.
         let c = w.observe(&s(3100, 10.0, 5000.0, 1, 0.0, true)).unwrap();
-        assert_eq!((c.start_ms, c.end_ms, c.count, c.size), (1000, 2000, 3, 1000));
-        assert_eq!(c.speed, MinMeanMax { min: 100.0, mean: 150.0, max: 200.0 });
-        assert_eq!(c.rpm, MinMeanMax { min: 8000.0, mean: 10000.0, max: 12000.0 });
+        assert_eq!(
+            (c.start_ms, c.end_ms, c.count, c.size),
+            (1000, 2000, 3, 1000)
+        );
+        assert_eq!(
+            c.speed,
+            MinMeanMax {
+                min: 100.0,
+                mean: 150.0,
+                max: 200.0
+            }
+        );
+        assert_eq!(
+            c.rpm,
+            MinMeanMax {
+                min: 8000.0,
+                mean: 10000.0,
+                max: 12000.0
+            }
+        );
         assert_eq!(c.throttle_mean, Some(75.0), "the 104 sentinel is left out");
         assert!((c.brake_ratio - 1.0 / 3.0).abs() < 1e-6);
         let mut hist = [0u32; GEAR_BINS];

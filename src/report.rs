@@ -1,0 +1,305 @@
+//! Worker 0's end of the dataflow: counts everything, writes `--out` files, prints the live
+//! console summary, and makes `summary.json`.
+
+use crate::messages::AlertMessage;
+use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
+use pitwall_dataflows::Output;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DriverSummary {
+    pub records: u64,
+    pub alerts: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub input: String,
+    /// Rows read or generated: records + dead letters + rows left out by `--drivers`.
+    pub rows: u64,
+    pub records: u64,
+    pub filtered_rows: u64,
+    pub drivers: usize,
+    pub dead_letters: u64,
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
+    /// Episodes (each counted once, when it ended).
+    pub alerts: u64,
+    pub alerts_by_severity: BTreeMap<&'static str, u64>,
+    pub alerts_by_type: BTreeMap<&'static str, u64>,
+    pub windows: u64,
+    pub seconds: f64,
+    pub records_per_second: f64,
+    pub workers: usize,
+    pub processes: usize,
+    pub wheel_spin_mode: String,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub per_driver: BTreeMap<String, DriverSummary>,
+}
+
+struct OutFiles {
+    dir: PathBuf,
+    alerts: BufWriter<File>,
+    windows: BufWriter<File>,
+    dead_letters: BufWriter<File>,
+}
+
+impl OutFiles {
+    fn create(dir: &Path) -> std::io::Result<OutFiles> {
+        std::fs::create_dir_all(dir)?;
+        let open =
+            |name: &str| File::create(dir.join(name)).map(|f| BufWriter::with_capacity(1 << 20, f));
+        Ok(OutFiles {
+            dir: dir.to_path_buf(),
+            alerts: open("alerts.jsonl")?,
+            windows: open("windows.jsonl")?,
+            dead_letters: open("dead_letters.jsonl")?,
+        })
+    }
+}
+
+/// How the live summary is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// A progress line every interval, and the full summary at the end.
+    Live,
+    /// Only the full summary at the end.
+    Quiet,
+}
+
+pub struct Collector {
+    files: Option<OutFiles>,
+    write_error: Option<String>,
+    console: Console,
+    interval: Duration,
+    started: Instant,
+    last_print: Instant,
+    records: u64,
+    dead_letters: u64,
+    dead_by_reason: BTreeMap<String, u64>,
+    raised: BTreeMap<&'static str, u64>,
+    by_severity: BTreeMap<&'static str, u64>,
+    by_type: BTreeMap<&'static str, u64>,
+    windows: u64,
+    first_event_ms: Option<i64>,
+    last_event_ms: Option<i64>,
+    per_driver: BTreeMap<String, DriverSummary>,
+}
+
+impl Collector {
+    pub fn new(
+        out: Option<&Path>,
+        console: Console,
+        interval: Duration,
+    ) -> std::io::Result<Collector> {
+        let zeroes =
+            |keys: &[&'static str]| keys.iter().map(|&k| (k, 0)).collect::<BTreeMap<_, _>>();
+        let severities: Vec<_> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+        let types: Vec<_> = AlertType::ALL.iter().map(|t| t.as_str()).collect();
+        Ok(Collector {
+            files: out.map(OutFiles::create).transpose()?,
+            write_error: None,
+            console,
+            interval,
+            started: Instant::now(),
+            last_print: Instant::now(),
+            records: 0,
+            dead_letters: 0,
+            dead_by_reason: BTreeMap::new(),
+            raised: zeroes(&severities),
+            by_severity: zeroes(&severities),
+            by_type: zeroes(&types),
+            windows: 0,
+            first_event_ms: None,
+            last_event_ms: None,
+            per_driver: BTreeMap::new(),
+        })
+    }
+
+    pub fn observe(&mut self, output: Output) {
+        let written = match output {
+            Output::Progress {
+                records,
+                max_event_ms,
+            } => {
+                self.records += records;
+                self.last_event_ms = Some(
+                    self.last_event_ms
+                        .map_or(max_event_ms, |m| m.max(max_event_ms)),
+                );
+                Ok(())
+            }
+            Output::Alert(alert) => match alert.status {
+                AlertStatus::Raised => {
+                    *self.raised.entry(alert.severity.as_str()).or_default() += 1;
+                    Ok(())
+                }
+                AlertStatus::Cleared => {
+                    *self.by_severity.entry(alert.severity.as_str()).or_default() += 1;
+                    *self.by_type.entry(alert.alert_type.as_str()).or_default() += 1;
+                    self.per_driver
+                        .entry(alert.driver.to_string())
+                        .or_default()
+                        .alerts += 1;
+                    match self.files.as_mut() {
+                        Some(f) => write_line(&mut f.alerts, &AlertMessage::new(&alert)),
+                        None => Ok(()),
+                    }
+                }
+            },
+            Output::Window(w) => {
+                self.windows += 1;
+                match self.files.as_mut() {
+                    Some(f) => write_line(&mut f.windows, &w),
+                    None => Ok(()),
+                }
+            }
+            Output::DeadLetter(d) => {
+                self.dead_letters += 1;
+                *self.dead_by_reason.entry(d.reason_key()).or_default() += 1;
+                if self.dead_letters <= 10 {
+                    tracing::warn!("dead letter: {d}");
+                }
+                match self.files.as_mut() {
+                    Some(f) => write_line(&mut f.dead_letters, &d),
+                    None => Ok(()),
+                }
+            }
+            Output::DriverTotals(t) => {
+                self.per_driver
+                    .entry(t.driver.to_string())
+                    .or_default()
+                    .records += t.records;
+                if t.records > 0 {
+                    self.first_event_ms = Some(
+                        self.first_event_ms
+                            .map_or(t.first_ms, |m| m.min(t.first_ms)),
+                    );
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            self.write_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Prints the live progress line when it is due.
+    pub fn tick(&mut self) {
+        if self.console != Console::Live || self.last_print.elapsed() < self.interval {
+            return;
+        }
+        self.last_print = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        println!(
+            "[{secs:7.1}s] records {:>10}  ({:>9.0}/s)  alerts raised: high {} · medium {} · low {}  dead letters {}",
+            self.records,
+            self.records as f64 / secs.max(1e-9),
+            self.raised["high"],
+            self.raised["medium"],
+            self.raised["low"],
+            self.dead_letters
+        );
+    }
+
+    /// Flushes the files and writes `summary.json`; returns the summary.
+    pub fn finish(
+        mut self,
+        input: String,
+        filtered_rows: u64,
+        workers: usize,
+        processes: usize,
+        wheel_spin_mode: String,
+    ) -> Result<Summary, String> {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let summary = Summary {
+            input,
+            rows: self.records + self.dead_letters + filtered_rows,
+            records: self.records,
+            filtered_rows,
+            drivers: self.per_driver.values().filter(|d| d.records > 0).count(),
+            dead_letters: self.dead_letters,
+            dead_letters_by_reason: std::mem::take(&mut self.dead_by_reason),
+            alerts: self.by_severity.values().sum(),
+            alerts_by_severity: self.by_severity.clone(),
+            alerts_by_type: self.by_type.clone(),
+            windows: self.windows,
+            seconds,
+            records_per_second: self.records as f64 / seconds.max(1e-9),
+            workers,
+            processes,
+            wheel_spin_mode,
+            first_event_ms: self.first_event_ms,
+            last_event_ms: self.last_event_ms,
+            per_driver: std::mem::take(&mut self.per_driver),
+        };
+        if let Some(mut f) = self.files.take() {
+            let flushed = f
+                .alerts
+                .flush()
+                .and_then(|_| f.windows.flush())
+                .and_then(|_| f.dead_letters.flush())
+                .and_then(|_| {
+                    let mut file = BufWriter::new(File::create(f.dir.join("summary.json"))?);
+                    serde_json::to_writer_pretty(&mut file, &summary)?;
+                    file.write_all(b"\n")?;
+                    file.flush()
+                });
+            if let Err(e) = flushed {
+                self.write_error.get_or_insert_with(|| e.to_string());
+            }
+            if let Some(e) = self.write_error {
+                return Err(format!("writing to {}: {e}", f.dir.display()));
+            }
+        }
+        Ok(summary)
+    }
+}
+
+fn write_line<T: Serialize>(w: &mut BufWriter<File>, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *w, value)?;
+    w.write_all(b"\n")
+}
+
+/// The readable end-of-run summary.
+pub fn print_summary(s: &Summary) {
+    println!();
+    println!("pitwall run: {}", s.input);
+    println!(
+        "  {} records from {} drivers in {:.3} s ({:.0} records/s, {} worker(s) in {} process(es))",
+        s.records, s.drivers, s.seconds, s.records_per_second, s.workers, s.processes
+    );
+    println!(
+        "  rows {}  dead letters {}  left out by --drivers {}",
+        s.rows, s.dead_letters, s.filtered_rows
+    );
+    for (reason, n) in &s.dead_letters_by_reason {
+        println!("    {n:>8}  {reason}");
+    }
+    println!("  windows {}", s.windows);
+    println!(
+        "  alerts {}  (high {} · medium {} · low {}; wheel spin mode: {})",
+        s.alerts,
+        s.alerts_by_severity["high"],
+        s.alerts_by_severity["medium"],
+        s.alerts_by_severity["low"],
+        s.wheel_spin_mode
+    );
+    for (kind, n) in &s.alerts_by_type {
+        println!("    {n:>8}  {kind}");
+    }
+    println!("  per driver (records / alerts):");
+    let cells: Vec<String> = s
+        .per_driver
+        .iter()
+        .map(|(d, v)| format!("{d:<6}{:>8} /{:>5}", v.records, v.alerts))
+        .collect();
+    for row in cells.chunks(4) {
+        println!("    {}", row.join("   "));
+    }
+}
