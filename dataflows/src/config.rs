@@ -6,7 +6,7 @@
 use crate::alert::Severity;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     pub windows: WindowConfig,
@@ -137,17 +137,6 @@ impl Default for AlertConfig {
     }
 }
 
-impl Default for DetectorConfig {
-    fn default() -> Self {
-        DetectorConfig {
-            windows: WindowConfig::default(),
-            wheel_spin: WheelSpinConfig::default(),
-            gear: GearConfig::default(),
-            alerts: AlertConfig::default(),
-        }
-    }
-}
-
 impl DetectorConfig {
     /// Checks the values that would make a detector meaningless; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
@@ -168,7 +157,7 @@ impl DetectorConfig {
         if s.gear_ratios.iter().any(|&r| !(r > 0.0 && r.is_finite())) {
             return Err("wheel_spin.gear_ratios must be 8 positive numbers".into());
         }
-        if !(s.spin_factor > 1.0) {
+        if s.spin_factor.is_nan() || s.spin_factor <= 1.0 {
             return Err(format!(
                 "wheel_spin.spin_factor = {} must be above 1.0",
                 s.spin_factor

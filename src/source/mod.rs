@@ -77,7 +77,7 @@ impl InputSpec {
             .map_err(|e| InputError::new(format!("{input}: cannot read: {e}")))?;
         let files = if meta.is_dir() {
             fastf1::car_data_files(path)?
-        } else if fastf1::has_driver_column(path)? {
+        } else if fastf1::check_header(path)? {
             // Open once to check the header; worker 0 opens it again to stream it.
             fastf1::CsvFile::open(path, None, filter, stats)?;
             return Ok(InputSpec::Merged(path.to_path_buf()));

@@ -49,7 +49,7 @@ impl Default for SimConfig {
             wheel_radius_m: 0.33,
             traction_loss_chance: 0.04,
             lugging_chance: 0.01,
-            over_rev_chance: 0.05,
+            over_rev_chance: 0.1,
         }
     }
 }
@@ -167,7 +167,7 @@ fn profile_at(profile: &[f64], s: f64) -> f64 {
 
 fn in_drs_zone(s: f64) -> bool {
     let s = s.rem_euclid(LAP_M);
-    s >= DRS_FROM_M || s < DRS_TO_M
+    !(DRS_TO_M..DRS_FROM_M).contains(&s)
 }
 
 #[derive(Clone, Debug)]
@@ -185,6 +185,7 @@ struct Car {
     lugging: u32,
     over_rev: u32,
     over_rev_armed: bool,
+    over_rev_samples: u32,
     was_braking: bool,
     finished: bool,
 }
@@ -229,6 +230,7 @@ impl Simulator {
                     lugging: 0,
                     over_rev: 0,
                     over_rev_armed: false,
+                    over_rev_samples: 0,
                     was_braking: false,
                     finished: false,
                 }
@@ -243,6 +245,7 @@ impl Simulator {
         }
     }
 
+    #[cfg(test)]
     pub fn injected(&self) -> Injected {
         self.injected
     }
@@ -321,7 +324,8 @@ fn drive(
     // Gear from shift points, unless a gear is being held.
     if car.lugging == 0 {
         let rpm_in = |g: u8| speed_kmh / kmh_per_rpm[g as usize - 1];
-        while car.gear < 8 && rpm_in(car.gear) > UPSHIFT_RPM {
+        let holding = car.over_rev > 0;
+        while !holding && car.gear < 8 && rpm_in(car.gear) > UPSHIFT_RPM {
             car.gear += 1;
         }
         while car.gear > 1 && rpm_in(car.gear) < DOWNSHIFT_RPM {
@@ -345,14 +349,24 @@ fn drive(
         car.lugging -= 1;
         rpm = rpm.min(7_500.0);
     }
+    // An over-rev is a missed upshift: the gear is held (above) while the car accelerates,
+    // so rpm stays coupled to speed and climbs past the limit.
     if car.over_rev_armed && (2..=4).contains(&car.gear) && throttle >= 100.0 && !braking {
         car.over_rev_armed = false;
-        car.over_rev = 2;
-        injected.over_revs += 1;
+        car.over_rev = 10;
+        car.over_rev_samples = 0;
     }
     if car.over_rev > 0 {
         car.over_rev -= 1;
-        rpm = rpm.max(13_300.0);
+        if braking {
+            car.over_rev = 0;
+        } else if rpm > 13_050.0 {
+            car.over_rev_samples += 1;
+            if car.over_rev_samples == 2 {
+                injected.over_revs += 1;
+                car.over_rev = 0;
+            }
+        }
     }
     rpm = (rpm + (car.rng.unit() - 0.5) * 60.0).clamp(0.0, 15_000.0);
 
@@ -422,6 +436,67 @@ mod tests {
         whole.sort_by_key(key);
         split.sort_by_key(key);
         assert_eq!(whole, split);
+    }
+
+    #[test]
+    fn the_detectors_find_what_the_simulator_injected() {
+        use pitwall_dataflows::alert::{AlertStatus, AlertType};
+        use pitwall_dataflows::analysis::DriverAnalysis;
+        use pitwall_dataflows::{DetectorConfig, Output};
+        use std::collections::HashMap;
+        let cfg = SimConfig {
+            cars: 6,
+            laps: 25,
+            ..Default::default()
+        };
+        let mut sim = Simulator::new(&cfg, |_| true);
+        let mut items = Vec::new();
+        while sim.fill(&mut items, 4096) {}
+        let injected = sim.injected();
+        let detectors = DetectorConfig::default();
+        let mut drivers: HashMap<DriverId, DriverAnalysis> = HashMap::new();
+        let mut found: HashMap<AlertType, u64> = HashMap::new();
+        let mut count = |o: Output| {
+            if let Output::Alert(a) = o {
+                if a.status == AlertStatus::Cleared {
+                    *found.entry(a.alert_type).or_default() += 1;
+                }
+            }
+        };
+        for item in &items {
+            if let Ingest::Record(s) = item {
+                drivers
+                    .entry(s.driver)
+                    .or_insert_with(|| DriverAnalysis::new(s.driver, &detectors))
+                    .observe(s, &mut count);
+            }
+        }
+        for d in drivers.values_mut() {
+            d.finish(&mut count);
+        }
+        let got = |t| found.get(&t).copied().unwrap_or(0);
+        assert!(injected.traction_losses >= 20, "{injected:?}");
+        // A traction loss in a gear not yet calibrated (early in the race) can go unseen.
+        let spins = got(AlertType::WheelSpin);
+        assert!(
+            spins as f64 >= 0.8 * injected.traction_losses as f64
+                && spins <= injected.traction_losses,
+            "wheel spin {spins} vs injected {injected:?}"
+        );
+        // A traction loss in a low gear (rpm × 1.3) over-revs the engine as well.
+        let over_revs = got(AlertType::OverRevving);
+        assert!(
+            over_revs >= injected.over_revs
+                && over_revs <= injected.over_revs + injected.traction_losses,
+            "over-revving {over_revs} vs {injected:?}"
+        );
+        let lugging = got(AlertType::Lugging);
+        assert!(
+            lugging >= injected.luggings && injected.luggings > 0,
+            "lugging {lugging} vs {injected:?}"
+        );
+        assert!(got(AlertType::DrsActivated) > 0);
+        assert_eq!(got(AlertType::InvalidGear), 0);
     }
 
     #[test]
