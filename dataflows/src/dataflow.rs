@@ -46,6 +46,12 @@ pub fn analyze<'scope>(
                                         .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
                                         .observe(&s, |o| session.give(o));
                                 }
+                                Ingest::Replay(s) => {
+                                    drivers
+                                        .entry(s.driver)
+                                        .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
+                                        .replay(&s);
+                                }
                                 Ingest::Dead(d) => session.give(Output::DeadLetter(d)),
                             }
                         }

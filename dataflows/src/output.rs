@@ -23,8 +23,57 @@ pub struct DeadLetter {
     pub reason: String,
     /// The offending value or detail, for a person.
     pub detail: String,
-    /// The original line or message, lossily as UTF-8.
-    pub raw: String,
+    /// The original line or message bytes (written to JSON as lossy UTF-8 text).
+    #[serde(with = "text_or_bytes")]
+    pub raw: Vec<u8>,
+}
+
+/// Bytes as text in human-readable formats (JSON files), as bytes between workers (bincode).
+mod text_or_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&String::from_utf8_lossy(bytes))
+        } else {
+            s.serialize_bytes(bytes)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        if d.is_human_readable() {
+            String::deserialize(d).map(String::into_bytes)
+        } else {
+            serde_bytes_vec(d)
+        }
+    }
+
+    fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
 }
 
 impl DeadLetter {
@@ -55,6 +104,9 @@ impl std::fmt::Display for DeadLetter {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Ingest {
     Record(Telemetry),
+    /// A record read again after a restart only to rebuild state: its outputs were delivered
+    /// before, so they are not emitted again.
+    Replay(Telemetry),
     Dead(Box<DeadLetter>),
 }
 
@@ -62,7 +114,7 @@ impl Ingest {
     /// Exchange key: a driver's records all go to one worker; dead letters to worker 0.
     pub fn route(&self) -> u64 {
         match self {
-            Ingest::Record(r) => r.driver.route(),
+            Ingest::Record(r) | Ingest::Replay(r) => r.driver.route(),
             Ingest::Dead(_) => 0,
         }
     }
@@ -89,4 +141,32 @@ pub enum Output {
         max_event_ms: i64,
     },
     DriverTotals(DriverTotals),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_bytes_are_text_in_json_and_bytes_between_workers() {
+        let d = DeadLetter {
+            origin: "f1-telemetry".into(),
+            partition: Some(2),
+            position: 41,
+            field: None,
+            reason: "invalid JSON".into(),
+            detail: String::new(),
+            raw: b"{\"speed\": oops}".to_vec(),
+        };
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["raw"], "{\"speed\": oops}");
+        assert_eq!(serde_json::from_value::<DeadLetter>(json).unwrap(), d);
+        let bin = bincode_round_trip(&d);
+        assert_eq!(bin, d);
+    }
+
+    fn bincode_round_trip(d: &DeadLetter) -> DeadLetter {
+        // The encoding timely uses between processes.
+        bincode::deserialize(&bincode::serialize(d).unwrap()).unwrap()
+    }
 }

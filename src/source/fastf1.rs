@@ -5,6 +5,7 @@
 //! record is a [`DeadLetter`] naming the line, the field and what was wrong; the file goes on.
 //! A file that cannot be read at all, or lacks the required columns, is an [`InputError`].
 
+use super::validate::{self, FieldError, Limit};
 use super::{InputError, RecordSource, SourceStats};
 use crate::source::timefmt::{parse_timedelta_ms, parse_utc_ms};
 use csv::ByteRecord;
@@ -124,19 +125,8 @@ impl Columns {
     }
 }
 
-/// What is wrong with one field of a row.
-struct FieldError {
-    field: &'static str,
-    reason: String,
-    value: String,
-}
-
 fn field_error(field: &'static str, reason: impl Into<String>, value: &[u8]) -> FieldError {
-    FieldError {
-        field,
-        reason: reason.into(),
-        value: String::from_utf8_lossy(value).into_owned(),
-    }
+    FieldError::new(field, reason, String::from_utf8_lossy(value))
 }
 
 fn get<'r>(rec: &'r ByteRecord, idx: usize, field: &'static str) -> Result<&'r [u8], FieldError> {
@@ -158,28 +148,15 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-fn number(raw: &[u8], field: &'static str, min: f64, max: f64) -> Result<f64, FieldError> {
+fn number(raw: &[u8], limit: &Limit) -> Result<f64, FieldError> {
     let value = std::str::from_utf8(raw)
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| field_error(field, "not a number", raw))?;
-    if value < min || value > max {
-        return Err(field_error(
-            field,
-            format!("out of range {min}..={max}"),
-            raw,
-        ));
-    }
-    Ok(value)
-}
-
-fn integer(raw: &[u8], field: &'static str, min: f64, max: f64) -> Result<f64, FieldError> {
-    let value = number(raw, field, min, max)?;
-    if value.fract() != 0.0 {
-        return Err(field_error(field, "not a whole number", raw));
-    }
-    Ok(value)
+        .ok_or_else(|| field_error(limit.field, "not a number", raw))?;
+    limit.check(value).map_err(|mut e| {
+        e.value = String::from_utf8_lossy(raw).into_owned();
+        e
+    })
 }
 
 fn boolean(raw: &[u8], field: &'static str) -> Result<bool, FieldError> {
@@ -217,26 +194,24 @@ fn parse_row(rec: &ByteRecord, c: &Columns, fixed: Option<DriverId>) -> Result<R
     let date = get(rec, c.date, "Date")?;
     let ts_ms =
         parse_utc_ms(date).ok_or_else(|| field_error("Date", "not an ISO 8601 UTC time", date))?;
-    let speed = number(get(rec, c.speed, "Speed")?, "Speed", 0.0, 450.0)?;
-    let rpm = number(get(rec, c.rpm, "RPM")?, "RPM", 0.0, 20_000.0)?;
-    let gear = integer(get(rec, c.gear, "nGear")?, "nGear", 0.0, 255.0)?;
-    let throttle = number(get(rec, c.throttle, "Throttle")?, "Throttle", 0.0, 104.0)?;
+    let speed = number(get(rec, c.speed, "Speed")?, &validate::SPEED)?;
+    let rpm = number(get(rec, c.rpm, "RPM")?, &validate::RPM)?;
+    let gear = number(get(rec, c.gear, "nGear")?, &validate::GEAR)?;
+    let throttle = number(get(rec, c.throttle, "Throttle")?, &validate::THROTTLE)?;
     let brake = boolean(get(rec, c.brake, "Brake")?, "Brake")?;
-    let drs = integer(get(rec, c.drs, "DRS")?, "DRS", 0.0, 15.0)?;
+    let drs = number(get(rec, c.drs, "DRS")?, &validate::DRS)?;
     let lap = match c.lap.and_then(|i| rec.get(i)).map(trim) {
         None | Some(b"") => None,
-        Some(raw) => Some(integer(raw, "LapNumber", 0.0, 500.0)? as u16),
+        Some(raw) => Some(number(raw, &validate::LAP)? as u16),
     };
-    let optional = |idx: Option<usize>, field: &'static str, min: f64, max: f64| match idx
-        .and_then(|i| rec.get(i))
-        .map(trim)
+    let optional = |idx: Option<usize>, limit: &Limit| match idx.and_then(|i| rec.get(i)).map(trim)
     {
         None | Some(b"") => Ok(None),
-        Some(raw) => number(raw, field, min, max).map(|v| Some(v as f32)),
+        Some(raw) => number(raw, limit).map(|v| Some(v as f32)),
     };
-    let brake_temp = optional(c.brake_temp, "BrakeTemp", -50.0, 2000.0)?;
-    let x = optional(c.x, "X", -1e6, 1e6)?;
-    let y = optional(c.y, "Y", -1e6, 1e6)?;
+    let brake_temp = optional(c.brake_temp, &validate::BRAKE_TEMP)?;
+    let x = optional(c.x, &validate::X)?;
+    let y = optional(c.y, &validate::Y)?;
     let session_time_ms = match c.session_time.and_then(|i| rec.get(i)).map(trim) {
         None | Some(b"") => None,
         Some(raw) => Some(
@@ -339,12 +314,7 @@ impl CsvFile {
     }
 
     fn dead(&self, line: u64, field: Option<&str>, reason: String, detail: String) -> Ingest {
-        let raw = self
-            .record
-            .iter()
-            .map(|f| String::from_utf8_lossy(f))
-            .collect::<Vec<_>>()
-            .join(",");
+        let raw = self.record.iter().collect::<Vec<_>>().join(&b',');
         Ingest::Dead(Box::new(DeadLetter {
             origin: self.origin.clone(),
             partition: None,
@@ -691,7 +661,7 @@ mod tests {
             .iter()
             .filter_map(|i| match i {
                 Ingest::Record(s) => Some(*s),
-                Ingest::Dead(_) => None,
+                _ => None,
             })
             .collect()
     }

@@ -6,6 +6,7 @@
 pub mod fastf1;
 pub mod sim;
 pub mod timefmt;
+pub mod validate;
 
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::{DriverId, Ingest};
@@ -214,7 +215,9 @@ pub fn ingest<'scope>(
 
 fn epoch_of(item: &Ingest, current: Epoch, epoch_ms: i64) -> Epoch {
     match item {
-        Ingest::Record(s) => current.max(s.ts_ms.max(0).div_euclid(epoch_ms) as Epoch),
+        Ingest::Record(s) | Ingest::Replay(s) => {
+            current.max(s.ts_ms.max(0).div_euclid(epoch_ms) as Epoch)
+        }
         Ingest::Dead(_) => current,
     }
 }
@@ -225,7 +228,9 @@ fn due_in(item: &Ingest, clock: &mut Option<(Instant, i64)>, speed: f64) -> Opti
     if speed <= 0.0 {
         return None;
     }
-    let Ingest::Record(s) = item else { return None };
+    let (Ingest::Record(s) | Ingest::Replay(s)) = item else {
+        return None;
+    };
     let (start, origin_ms) = *clock.get_or_insert((Instant::now(), s.ts_ms));
     let offset_ms = ((s.ts_ms - origin_ms) as f64 / speed).max(0.0);
     let due = start + Duration::from_secs_f64(offset_ms / 1000.0);

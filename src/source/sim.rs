@@ -417,7 +417,7 @@ mod tests {
         out.into_iter()
             .map(|i| match i {
                 Ingest::Record(s) => s,
-                Ingest::Dead(d) => panic!("simulator made a dead letter: {d}"),
+                other => panic!("simulator made {other:?}"),
             })
             .collect()
     }
