@@ -1,6 +1,7 @@
 //! One typed configuration, loaded from `config/pitwall.toml` (embedded) or `--config PATH`,
 //! then overridden by flags, and validated before anything starts.
 
+use crate::kafka::KafkaConfig;
 use crate::source::sim::SimConfig;
 use pitwall_dataflows::config::{AlertConfig, GearConfig, WheelSpinConfig, WindowConfig};
 use pitwall_dataflows::DetectorConfig;
@@ -37,6 +38,7 @@ pub struct PitwallConfig {
     pub wheel_spin: WheelSpinConfig,
     pub gear: GearConfig,
     pub alerts: AlertConfig,
+    pub kafka: KafkaConfig,
 }
 
 impl PitwallConfig {
@@ -68,6 +70,7 @@ impl PitwallConfig {
             return Err("engine.batch must be at least 1".into());
         }
         self.simulator.validate()?;
+        self.kafka.validate()?;
         self.detectors().validate()
     }
 

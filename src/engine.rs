@@ -1,6 +1,9 @@
 //! `pitwall run`: builds the dataflow on every worker and runs it to the end of its input.
 
 use crate::config::PitwallConfig;
+use crate::kafka::sink::{kafka_sink, Deliveries};
+use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
+use crate::kafka::KafkaConfig;
 use crate::report::{Collector, Console, Summary};
 use crate::source::{ingest, InputError, InputSpec, Pace, SourceStats};
 use pitwall_dataflows::dataflow::{analyze, Epoch};
@@ -9,11 +12,13 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::ProbeHandle;
 
 /// Timely's own cluster flags, as a user of timely expects them.
 #[derive(Clone, Debug, Default)]
@@ -53,8 +58,18 @@ impl Cluster {
     }
 }
 
+/// Kafka in a run: where to read (unless a file or the simulator is the input) and write.
+pub struct KafkaRun {
+    pub cfg: KafkaConfig,
+    /// Read the telemetry topic (else the `input` is read and only the sinks are Kafka).
+    pub read: bool,
+    pub until_idle: Option<Duration>,
+}
+
 pub struct RunOptions {
     pub input: String,
+    pub kafka: Option<KafkaRun>,
+    pub stop: Arc<AtomicBool>,
     pub speed: f64,
     pub drivers: Option<Vec<DriverId>>,
     pub out: Option<PathBuf>,
@@ -83,12 +98,23 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         .drivers
         .map(|d| Arc::new(d.into_iter().collect::<HashSet<_>>()));
     let stats = Arc::new(SourceStats::default());
-    let spec = Arc::new(InputSpec::resolve(
-        &opts.input,
-        &cfg.simulator,
-        filter.clone(),
-        stats.clone(),
-    )?);
+    let kafka = opts.kafka.map(Arc::new);
+    let reads_kafka = kafka.as_ref().is_some_and(|k| k.read);
+    let spec = if reads_kafka {
+        None
+    } else {
+        Some(Arc::new(InputSpec::resolve(
+            &opts.input,
+            &cfg.simulator,
+            filter.clone(),
+            stats.clone(),
+        )?))
+    };
+    let describe = match (&spec, &kafka) {
+        (Some(s), _) => s.describe(),
+        (None, Some(k)) => format!("kafka {} on {}", k.cfg.topics.telemetry.name, k.cfg.brokers),
+        (None, None) => String::new(),
+    };
     let detectors = cfg.detectors();
     let pace = Pace {
         speed: opts.speed,
@@ -100,6 +126,8 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let console = opts.console;
     let processes = opts.cluster.processes.max(1);
     let mode = format!("{:?}", detectors.wheel_spin.mode).to_lowercase();
+    let stop = opts.stop.clone();
+    let deliveries = Arc::new(Deliveries::default());
 
     if let Some(dir) = &out {
         std::fs::create_dir_all(dir)
@@ -109,7 +137,16 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
-        let source = spec.open(index, peers, filter.clone(), stats.clone())?;
+        let reader = match &kafka {
+            Some(k) if k.read => Some(Rc::new(RefCell::new(
+                KafkaReader::open(&k.cfg, index, peers).map_err(InputError::new)?,
+            ))),
+            _ => None,
+        };
+        let source = match &spec {
+            Some(spec) => spec.open(index, peers, filter.clone(), stats.clone())?,
+            None => None,
+        };
         let collector = if index == 0 {
             let c = Collector::new(out.as_deref(), console, interval)
                 .map_err(|e| InputError::new(format!("--out: {e}")))?;
@@ -118,8 +155,28 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             None
         };
         let sink = collector.clone();
+        let durable: ProbeHandle<Epoch> = ProbeHandle::new();
         worker.dataflow::<Epoch, _, _>(|scope| {
-            let outputs = analyze(ingest(scope, source, pace), &detectors);
+            let records = match (&reader, &kafka) {
+                (Some(r), Some(k)) => kafka_ingest(
+                    scope,
+                    r.clone(),
+                    durable.clone(),
+                    StopWhen {
+                        idle: k.until_idle,
+                        signal: stop.clone(),
+                    },
+                    pace.epoch_ms,
+                    k.cfg.consumer.poll_batch,
+                ),
+                _ => ingest(scope, source, pace, stop.clone()),
+            };
+            let outputs = analyze(records, &detectors);
+            if let Some(k) = &kafka {
+                kafka_sink(outputs.clone(), &k.cfg, deliveries.clone())
+                    .map_err(InputError::new)?
+                    .probe_with(&durable);
+            }
             outputs.sink(
                 Exchange::new(|_: &Output| 0),
                 "Collect",
@@ -134,11 +191,17 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                     });
                 },
             );
-        });
+            Ok::<_, InputError>(())
+        })?;
         while worker.step_or_park(Some(Duration::from_millis(50))) {
             if let Some(c) = &collector {
                 c.borrow_mut().tick();
             }
+        }
+        if let Some(r) = &reader {
+            // Every output has been acknowledged: the dataflow only ends once the sinks let go.
+            let committed = r.borrow_mut().commit_all();
+            tracing::info!(worker = index, ?committed, "committed offsets");
         }
         let Some(collector) = collector else {
             return Ok(None);
@@ -148,7 +211,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             .into_inner();
         let summary = collector
             .finish(
-                spec.describe(),
+                describe.clone(),
                 stats.filtered.load(Ordering::Relaxed),
                 peers,
                 processes,
@@ -164,7 +227,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         match result {
             Ok(Ok(Some(s))) => summary = Some(s),
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => return Err(RunError::Failed(e.0)),
+            Ok(Err(e)) => return Err(RunError::Input(e.0)),
             Err(panic) => return Err(RunError::Failed(format!("a worker failed: {panic}"))),
         }
     }

@@ -2,18 +2,22 @@
 
 mod config;
 mod engine;
+mod kafka;
 mod messages;
 mod report;
 mod source;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use config::PitwallConfig;
-use engine::{Cluster, RunError, RunOptions};
+use engine::{Cluster, KafkaRun, RunError, RunOptions};
 use pitwall_dataflows::config::WheelSpinMode;
 use pitwall_dataflows::DriverId;
 use report::Console;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -28,18 +32,96 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the engine on the simulator (default) or a FastF1 file or folder.
+    /// Run the engine on the simulator (default), a FastF1 file or folder, or Kafka.
     Run(RunArgs),
+    /// Replay telemetry (simulator or FastF1 files) into the telemetry topic.
+    Produce(ProduceArgs),
+    /// Create or list the topics of the configuration.
+    Topics(TopicsArgs),
+    /// Print a topic's messages as JSON lines, consuming in a named group.
+    Tail(TailArgs),
+}
+
+#[derive(Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers (default: kafka.brokers of the configuration).
+    #[arg(long, env = "PITWALL_BROKERS")]
+    brokers: Option<String>,
+    /// Configuration file (default: the embedded config/pitwall.toml).
+    #[arg(long, env = "PITWALL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    fn load(&self) -> Result<PitwallConfig, RunError> {
+        let mut cfg = PitwallConfig::load(self.config.as_deref()).map_err(RunError::Input)?;
+        if let Some(b) = &self.brokers {
+            cfg.kafka.brokers = b.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    /// `sim` or a FastF1 CSV file or folder, as for `run`.
+    #[arg(long, default_value = "sim")]
+    input: String,
+    /// Replay speed: 1.0 = the original spacing, 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    speed: f64,
+    /// Only these drivers, e.g. VER,HAM,LEC.
+    #[arg(long, value_delimiter = ',')]
+    drivers: Vec<String>,
+    /// Simulator: laps per car.
+    #[arg(long)]
+    laps: Option<u32>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[derive(Args)]
+struct TopicsArgs {
+    #[arg(value_parser = ["create", "list"])]
+    action: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[derive(Args)]
+struct TailArgs {
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    group: String,
+    /// Start from the earliest offset when the group has none committed (else the latest).
+    #[arg(long)]
+    from_beginning: bool,
+    /// Stop after this many messages.
+    #[arg(long)]
+    max: Option<u64>,
+    /// Stop after this many seconds without a message.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 #[derive(Args)]
 // `-h` is timely's hostfile flag, so help is `--help` only.
 #[command(disable_help_flag = true)]
 struct RunArgs {
-    /// `sim`, a FastF1 CSV file (plain or .gz, merged or per-driver car_data), or a folder of
-    /// car_data files.
-    #[arg(long, default_value = "sim")]
-    input: String,
+    /// `sim` (default), a FastF1 CSV file (plain or .gz, merged or per-driver car_data), or a
+    /// folder of car_data files. With --brokers and no --input, the telemetry topic.
+    #[arg(long)]
+    input: Option<String>,
+    /// Kafka bootstrap servers: read the telemetry topic (unless --input is given) and write
+    /// alerts, windows and dead letters to their topics.
+    #[arg(long, env = "PITWALL_BROKERS")]
+    brokers: Option<String>,
+    /// Kafka: stop cleanly (flush, commit, summary) once no message has come for SECS.
+    #[arg(long, value_name = "SECS")]
+    until_idle: Option<f64>,
     /// Replay speed: 1.0 = the original spacing of the timestamps, 2.0 twice as fast,
     /// 0 = as fast as possible.
     #[arg(long, default_value_t = 0.0)]
@@ -98,6 +180,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Produce(args) => produce(args),
+        Command::Topics(args) => topics(args),
+        Command::Tail(args) => tail(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,27 +219,40 @@ fn run(args: RunArgs) -> Result<(), RunError> {
             args.speed
         )));
     }
-    let drivers = if args.drivers.is_empty() {
-        None
-    } else {
-        let ids = args
-            .drivers
-            .iter()
-            .map(|d| {
-                DriverId::new(d.trim()).map_err(|e| RunError::Input(format!("--drivers: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Some(ids)
+    let drivers = parse_drivers(&args.drivers)?;
+    if let Some(b) = &args.brokers {
+        cfg.kafka.brokers = b.clone();
+    }
+    let until_idle = match args.until_idle {
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(RunError::Input(format!(
+                "--until-idle {s} must be a positive number of seconds"
+            )))
+        }
+        None => None,
     };
+    let kafka = args.brokers.is_some().then(|| KafkaRun {
+        cfg: cfg.kafka.clone(),
+        read: args.input.is_none(),
+        until_idle,
+    });
     let console = if args.quiet {
         Console::Quiet
     } else {
         Console::Live
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| RunError::Failed(format!("signal handler: {e}")))?;
+    }
     let summary = engine::run(
         &cfg,
         RunOptions {
-            input: args.input,
+            input: args.input.unwrap_or_else(|| "sim".to_string()),
+            kafka,
+            stop,
             speed: args.speed,
             drivers,
             out: args.out.clone(),
@@ -176,5 +274,89 @@ fn run(args: RunArgs) -> Result<(), RunError> {
             );
         }
     }
+    Ok(())
+}
+
+fn parse_drivers(list: &[String]) -> Result<Option<Vec<DriverId>>, RunError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    list.iter()
+        .map(|d| DriverId::new(d.trim()).map_err(|e| RunError::Input(format!("--drivers: {e}"))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn produce(args: ProduceArgs) -> Result<(), RunError> {
+    let mut cfg = args.kafka.load()?;
+    cfg.simulator.laps = args.laps.unwrap_or(cfg.simulator.laps);
+    if !(args.speed >= 0.0 && args.speed.is_finite()) {
+        return Err(RunError::Input(format!(
+            "--speed {} must be 0 or a positive factor",
+            args.speed
+        )));
+    }
+    let filter = parse_drivers(&args.drivers)?.map(|d| Arc::new(d.into_iter().collect()));
+    let spec = source::InputSpec::resolve(&args.input, &cfg.simulator, filter, Default::default())?;
+    let stats = kafka::produce::produce(&cfg.kafka, &spec, args.speed, cfg.engine.batch)
+        .map_err(RunError::Failed)?;
+    println!(
+        "produced {} messages ({} bytes) to {} in {:.2} s: {:.0} msg/s; acknowledged {}, failed {}, skipped dead letters {}",
+        stats.messages,
+        stats.bytes,
+        cfg.kafka.topics.telemetry.name,
+        stats.seconds,
+        stats.messages_per_second,
+        stats.acknowledged,
+        stats.failed,
+        stats.skipped_dead_letters
+    );
+    if stats.failed > 0 {
+        return Err(RunError::Failed(format!(
+            "{} messages were not delivered",
+            stats.failed
+        )));
+    }
+    Ok(())
+}
+
+fn topics(args: TopicsArgs) -> Result<(), RunError> {
+    let cfg = args.kafka.load()?;
+    if args.action == "create" {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RunError::Failed(e.to_string()))?;
+        for line in runtime
+            .block_on(kafka::admin::create_topics(&cfg.kafka))
+            .map_err(RunError::Failed)?
+        {
+            println!("{line}");
+        }
+    }
+    for (name, partitions) in kafka::admin::list_topics(&cfg.kafka).map_err(RunError::Failed)? {
+        println!("{name}\t{partitions} partitions");
+    }
+    Ok(())
+}
+
+fn tail(args: TailArgs) -> Result<(), RunError> {
+    let cfg = args.kafka.load()?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(RunError::Input(format!(
+            "--timeout {} must be a positive number of seconds",
+            args.timeout
+        )));
+    }
+    let opts = kafka::tail::TailOptions {
+        topic: args.topic,
+        group: args.group,
+        from_beginning: args.from_beginning,
+        max: args.max,
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let n = kafka::tail::tail(&cfg.kafka, &opts, &mut std::io::stdout().lock())
+        .map_err(RunError::Failed)?;
+    tracing::info!("{n} messages from {}", opts.topic);
     Ok(())
 }

@@ -13,7 +13,7 @@ use pitwall_dataflows::{DriverId, Ingest};
 use sim::{SimConfig, Simulator};
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::dataflow::operators::generic::operator::source;
@@ -160,6 +160,7 @@ pub fn ingest<'scope>(
     scope: Scope<'scope, Epoch>,
     source_for_worker: Option<Box<dyn RecordSource>>,
     pace: Pace,
+    stop: Arc<AtomicBool>,
 ) -> Stream<'scope, Epoch, Vec<Ingest>> {
     source(scope, "Ingest", move |capability, info| {
         let activator = scope.activator_for(info.address);
@@ -177,7 +178,7 @@ pub fn ingest<'scope>(
                     pending.extend(fill_buf.drain(..));
                 }
             }
-            if pending.is_empty() && exhausted {
+            if (pending.is_empty() && exhausted) || stop.load(Ordering::Relaxed) {
                 cap = None;
                 src = None;
                 return;
@@ -213,7 +214,7 @@ pub fn ingest<'scope>(
     .container::<Vec<_>>()
 }
 
-fn epoch_of(item: &Ingest, current: Epoch, epoch_ms: i64) -> Epoch {
+pub fn epoch_of(item: &Ingest, current: Epoch, epoch_ms: i64) -> Epoch {
     match item {
         Ingest::Record(s) | Ingest::Replay(s) => {
             current.max(s.ts_ms.max(0).div_euclid(epoch_ms) as Epoch)
@@ -224,7 +225,7 @@ fn epoch_of(item: &Ingest, current: Epoch, epoch_ms: i64) -> Epoch {
 
 /// With pacing, how long until this item's turn (`None` when due). The first record sets the
 /// origin of the replay clock.
-fn due_in(item: &Ingest, clock: &mut Option<(Instant, i64)>, speed: f64) -> Option<Duration> {
+pub fn due_in(item: &Ingest, clock: &mut Option<(Instant, i64)>, speed: f64) -> Option<Duration> {
     if speed <= 0.0 {
         return None;
     }

@@ -1,0 +1,147 @@
+//! `pitwall produce`: replays telemetry into the telemetry topic, keyed by driver.
+
+use super::KafkaConfig;
+use crate::messages::TelemetryMessage;
+use crate::source::{due_in, InputSpec, RecordSource};
+use pitwall_dataflows::Ingest;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counts what the broker acknowledged.
+#[derive(Default)]
+pub struct Deliveries {
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+pub struct CountingContext(pub Arc<Deliveries>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Err((e, _)) => {
+                tracing::error!("delivery failed: {e}");
+                self.0.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ProduceStats {
+    pub messages: u64,
+    pub acknowledged: u64,
+    pub failed: u64,
+    pub skipped_dead_letters: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+}
+
+/// Sends one message, waiting while librdkafka's local queue is full.
+pub fn send_blocking<C: ProducerContext>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'_, [u8], [u8], C::DeliveryOpaque>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                producer.poll(Duration::from_millis(5));
+                record = back;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+pub fn produce(
+    cfg: &KafkaConfig,
+    spec: &InputSpec,
+    speed: f64,
+    batch: usize,
+) -> Result<ProduceStats, String> {
+    let deliveries = Arc::new(Deliveries::default());
+    let mut pcfg = cfg.producer_config();
+    // A replay gives up on a message after two minutes rather than never ending.
+    if cfg.producer.message_timeout_ms == 0 {
+        pcfg.set("message.timeout.ms", "120000");
+    }
+    let producer: BaseProducer<CountingContext> = pcfg
+        .create_with_context(CountingContext(deliveries.clone()))
+        .map_err(|e| format!("kafka producer for {}: {e}", cfg.brokers))?;
+    let mut source: Box<dyn RecordSource> = spec
+        .open(0, 1, None, Default::default())
+        .map_err(|e| e.0)?
+        .ok_or("no source for this input")?;
+    let topic = &cfg.topics.telemetry.name;
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now();
+    let mut stats = ProduceStats::default();
+    let mut clock = None;
+    let mut session_start = None;
+    let mut buf: Vec<Ingest> = Vec::with_capacity(batch);
+    let mut payload = Vec::with_capacity(512);
+    loop {
+        let more = source.fill(&mut buf, batch);
+        for item in buf.drain(..) {
+            let Ingest::Record(s) = item else {
+                stats.skipped_dead_letters += 1;
+                continue;
+            };
+            while let Some(wait) = due_in(&Ingest::Record(s), &mut clock, speed) {
+                producer.poll(wait.min(Duration::from_millis(50)));
+            }
+            let start = *session_start.get_or_insert(s.ts_ms);
+            payload.clear();
+            serde_json::to_writer(&mut payload, &TelemetryMessage::new(&s, start))
+                .map_err(|e| e.to_string())?;
+            let key = s.driver.as_str().as_bytes();
+            send_blocking(
+                &producer,
+                BaseRecord::to(topic).key(key).payload(&payload[..]),
+            )
+            .map_err(|e| format!("producing to {topic}: {e}"))?;
+            stats.messages += 1;
+            stats.bytes += payload.len() as u64;
+            if stats.messages % 1024 == 0 {
+                producer.poll(Duration::ZERO);
+                if tty && last_progress.elapsed() > Duration::from_millis(250) {
+                    last_progress = Instant::now();
+                    let secs = started.elapsed().as_secs_f64();
+                    eprint!(
+                        "\r  produced {:>10} messages  {:>9.0} msg/s  acked {:>10}",
+                        stats.messages,
+                        stats.messages as f64 / secs,
+                        deliveries.acked.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .map_err(|e| format!("flushing to {}: {e}", cfg.brokers))?;
+    if tty {
+        eprintln!();
+    }
+    stats.acknowledged = deliveries.acked.load(Ordering::Relaxed);
+    stats.failed = deliveries.failed.load(Ordering::Relaxed);
+    stats.seconds = started.elapsed().as_secs_f64();
+    stats.messages_per_second = stats.messages as f64 / stats.seconds.max(1e-9);
+    let _ = std::io::stderr().flush();
+    Ok(stats)
+}

@@ -1,0 +1,216 @@
+//! The engine's Kafka sinks: alerts (partition by severity, key alert id), window aggregates
+//! (key driver) and dead letters (original bytes, reason in headers).
+//!
+//! Each worker produces what its own operators emitted. The operator keeps a timely
+//! capability for every epoch whose messages are not all acknowledged yet, so the probe after
+//! it marks what is durable; the Kafka source commits offsets only up to there. Deliveries
+//! that fail are sent again; the broker being away only delays them (no message timeout).
+
+use super::produce::send_blocking;
+use super::KafkaConfig;
+use crate::messages::AlertMessage;
+use pitwall_dataflows::dataflow::Epoch;
+use pitwall_dataflows::Output;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+/// A message to send again.
+struct Retry {
+    topic: String,
+    partition: i32,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+    epoch: Epoch,
+}
+
+#[derive(Default)]
+pub struct Deliveries {
+    in_flight: Mutex<HashMap<Epoch, usize>>,
+    retries: Mutex<Vec<Retry>>,
+    pub acked: AtomicU64,
+    pub failed_attempts: AtomicU64,
+}
+
+struct SinkContext(Arc<Deliveries>);
+
+impl ClientContext for SinkContext {}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
+        let epoch = epoch as Epoch;
+        match result {
+            Ok(_) => {
+                self.0.acked.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut f) = self.0.in_flight.lock() {
+                    if let Some(n) = f.get_mut(&epoch) {
+                        *n -= 1;
+                        if *n == 0 {
+                            f.remove(&epoch);
+                        }
+                    }
+                }
+            }
+            Err((e, m)) => {
+                self.0.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("delivery to {} failed, sending again: {e}", m.topic());
+                if let Ok(mut r) = self.0.retries.lock() {
+                    r.push(Retry {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                        headers: m.headers().map(|h| h.detach()),
+                        epoch,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Produces the outputs of this worker; the returned stream carries no data, only the
+/// frontier of what the broker has acknowledged.
+pub fn kafka_sink<'scope>(
+    outputs: Stream<'scope, Epoch, Vec<Output>>,
+    cfg: &KafkaConfig,
+    deliveries: Arc<Deliveries>,
+) -> Result<Stream<'scope, Epoch, Vec<()>>, String> {
+    let producer: BaseProducer<SinkContext> = cfg
+        .producer_config()
+        .create_with_context(SinkContext(deliveries.clone()))
+        .map_err(|e| format!("kafka producer for {}: {e}", cfg.brokers))?;
+    let alerts = cfg.topics.alerts.name.clone();
+    let windows = cfg.topics.windows.name.clone();
+    let dead = cfg.topics.dead_letters.name.clone();
+    let scope = outputs.scope();
+    Ok(
+        outputs.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Pipeline,
+            "KafkaSink",
+            move |_initial, info| {
+                let activator = scope.activator_for(info.address);
+                let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
+                let mut payload = Vec::with_capacity(1024);
+                move |(input, frontier), _output| {
+                    input.for_each(|cap, data| {
+                        // A batch may carry several times: its least one covers them all.
+                        let Some(&epoch) = cap.least() else { return };
+                        let mut sent = 0usize;
+                        for o in data.drain(..) {
+                            payload.clear();
+                            let result = match &o {
+                                Output::Alert(a) => {
+                                    let _ =
+                                        serde_json::to_writer(&mut payload, &AlertMessage::new(a));
+                                    let key = a.alert_id.to_string();
+                                    let record =
+                                        BaseRecord::with_opaque_to(&alerts, epoch as usize)
+                                            .partition(a.severity.partition())
+                                            .key(key.as_bytes())
+                                            .payload(&payload[..]);
+                                    send_blocking(&producer, record)
+                                }
+                                Output::Window(w) => {
+                                    let _ = serde_json::to_writer(&mut payload, w);
+                                    let record =
+                                        BaseRecord::with_opaque_to(&windows, epoch as usize)
+                                            .key(w.driver.as_str().as_bytes())
+                                            .payload(&payload[..]);
+                                    send_blocking(&producer, record)
+                                }
+                                Output::DeadLetter(d) => {
+                                    let position = d.position.to_string();
+                                    let partition =
+                                        d.partition.map(|p| p.to_string()).unwrap_or_default();
+                                    let field = d.field.clone().unwrap_or_default();
+                                    let headers = OwnedHeaders::new()
+                                        .insert(Header {
+                                            key: "pitwall.origin",
+                                            value: Some(d.origin.as_str()),
+                                        })
+                                        .insert(Header {
+                                            key: "pitwall.partition",
+                                            value: Some(partition.as_str()),
+                                        })
+                                        .insert(Header {
+                                            key: "pitwall.offset",
+                                            value: Some(position.as_str()),
+                                        })
+                                        .insert(Header {
+                                            key: "pitwall.field",
+                                            value: Some(field.as_str()),
+                                        })
+                                        .insert(Header {
+                                            key: "pitwall.reason",
+                                            value: Some(d.reason.as_str()),
+                                        })
+                                        .insert(Header {
+                                            key: "pitwall.detail",
+                                            value: Some(d.detail.as_str()),
+                                        });
+                                    let record = BaseRecord::with_opaque_to(&dead, epoch as usize)
+                                        .payload(&d.raw[..])
+                                        .headers(headers);
+                                    send_blocking(&producer, record)
+                                }
+                                Output::Progress { .. } | Output::DriverTotals(_) => continue,
+                            };
+                            match result {
+                                Ok(()) => sent += 1,
+                                Err(e) => tracing::error!("producing {o:?}: {e}"),
+                            }
+                        }
+                        if sent > 0 {
+                            if let Ok(mut f) = deliveries.in_flight.lock() {
+                                *f.entry(epoch).or_default() += sent;
+                            }
+                            if let Some(c) = cap.retain_least(0) {
+                                held.entry(epoch).or_insert(c);
+                            }
+                        }
+                    });
+                    producer.poll(Duration::ZERO);
+                    let retries = deliveries
+                        .retries
+                        .lock()
+                        .map(|mut r| std::mem::take(&mut *r))
+                        .unwrap_or_default();
+                    for r in retries {
+                        let mut record = BaseRecord::with_opaque_to(&r.topic, r.epoch as usize)
+                            .partition(r.partition)
+                            .payload(&r.payload[..]);
+                        if let Some(k) = &r.key {
+                            record = record.key(&k[..]);
+                        }
+                        if let Some(h) = r.headers {
+                            record = record.headers(h);
+                        }
+                        if let Err(e) = send_blocking(&producer, record) {
+                            tracing::error!("sending again to {}: {e}", r.topic);
+                        }
+                    }
+                    let in_flight = deliveries
+                        .in_flight
+                        .lock()
+                        .map(|f| f.clone())
+                        .unwrap_or_default();
+                    held.retain(|epoch, _| in_flight.contains_key(epoch));
+                    if !held.is_empty() || !frontier.is_empty() && producer.in_flight_count() > 0 {
+                        activator.activate_after(Duration::from_millis(2));
+                    }
+                }
+            },
+        ),
+    )
+}

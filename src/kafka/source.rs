@@ -1,0 +1,275 @@
+//! The engine's Kafka source: each timely worker reads its share of the telemetry topic's
+//! partitions (`partition % peers == worker index`), in batches from a `BaseConsumer`.
+//!
+//! Offsets are committed to the engine's group only once every output derived from them has
+//! been acknowledged by the broker: the sinks hold their timely capabilities until their
+//! deliveries are acknowledged, and a probe after them says which epochs are durable. The
+//! committed offset is the next one to read. After a restart, with `rebuild_state`, each
+//! partition is read again from its start: records below the committed offset only rebuild
+//! the detectors' state (their outputs were delivered before), so the run goes on exactly as
+//! if it had never stopped, re-sending at most what was delivered but not yet committed, with
+//! the same alert ids.
+
+use super::admin::partition_count;
+use super::KafkaConfig;
+use crate::messages::parse_telemetry;
+use crate::source::epoch_of;
+use pitwall_dataflows::dataflow::Epoch;
+use pitwall_dataflows::{DeadLetter, Ingest};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::{Scope, Stream};
+
+/// One worker's consumer and its offsets.
+pub struct KafkaReader {
+    consumer: BaseConsumer,
+    topic: String,
+    /// Next offset to read, per assigned partition.
+    next: BTreeMap<i32, i64>,
+    /// Offsets below these were committed before this run: replayed for state only.
+    replay_until: BTreeMap<i32, i64>,
+    /// (epoch, next offsets after the records given at that epoch), oldest first.
+    uncommitted: VecDeque<(Epoch, Vec<(i32, i64)>)>,
+    committed: BTreeMap<i32, i64>,
+    pub replayed: u64,
+    pub consumed: u64,
+}
+
+impl KafkaReader {
+    pub fn open(cfg: &KafkaConfig, worker: usize, peers: usize) -> Result<KafkaReader, String> {
+        let consumer: BaseConsumer = cfg
+            .consumer_config(&cfg.group_id)
+            .create()
+            .map_err(|e| format!("kafka consumer for {}: {e}", cfg.brokers))?;
+        let topic = cfg.topics.telemetry.name.clone();
+        let partitions: Vec<i32> = (0..partition_count(&consumer, &topic, &cfg.brokers)?)
+            .filter(|p| *p as usize % peers == worker)
+            .collect();
+        let mut wanted = TopicPartitionList::new();
+        for &p in &partitions {
+            wanted.add_partition(&topic, p);
+        }
+        let committed_list = if partitions.is_empty() {
+            TopicPartitionList::new()
+        } else {
+            consumer
+                .committed_offsets(wanted, Duration::from_secs(30))
+                .map_err(|e| {
+                    format!(
+                        "committed offsets of group {} on {topic}: {e}",
+                        cfg.group_id
+                    )
+                })?
+        };
+        let mut committed = BTreeMap::new();
+        for e in committed_list.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                committed.insert(e.partition(), o);
+            }
+        }
+        let mut assignment = TopicPartitionList::new();
+        let mut replay_until = BTreeMap::new();
+        let mut next = BTreeMap::new();
+        for &p in &partitions {
+            let resume = committed.get(&p).copied();
+            let start = match resume {
+                Some(o) if cfg.rebuild_state => {
+                    replay_until.insert(p, o);
+                    Offset::Beginning
+                }
+                Some(o) => Offset::Offset(o),
+                None => Offset::Beginning,
+            };
+            next.insert(p, resume.unwrap_or(0));
+            assignment
+                .add_partition_offset(&topic, p, start)
+                .map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| format!("assigning {topic} partitions {partitions:?}: {e}"))?;
+        tracing::info!(worker, ?partitions, ?committed, "kafka source assigned");
+        Ok(KafkaReader {
+            consumer,
+            topic,
+            next,
+            replay_until,
+            uncommitted: VecDeque::new(),
+            committed,
+            replayed: 0,
+            consumed: 0,
+        })
+    }
+
+    pub fn has_partitions(&self) -> bool {
+        !self.next.is_empty()
+    }
+
+    /// Takes up to `max` messages; returns how many arrived.
+    fn poll(&mut self, out: &mut Vec<Ingest>, max: usize) -> usize {
+        let mut got = 0;
+        while got < max {
+            let message = match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!("kafka source {}: {e}", self.topic);
+                    break;
+                }
+                Some(Ok(m)) => m,
+            };
+            got += 1;
+            let (p, offset) = (message.partition(), message.offset());
+            self.next.insert(p, offset + 1);
+            let replay = self
+                .replay_until
+                .get(&p)
+                .is_some_and(|&until| offset < until);
+            let payload = message.payload().unwrap_or_default();
+            match parse_telemetry(payload) {
+                Ok(s) if replay => {
+                    self.replayed += 1;
+                    out.push(Ingest::Replay(s));
+                }
+                Ok(s) => {
+                    self.consumed += 1;
+                    out.push(Ingest::Record(s));
+                }
+                // Delivered to the dead-letter topic before the restart.
+                Err(_) if replay => {}
+                Err(e) => {
+                    self.consumed += 1;
+                    out.push(Ingest::Dead(Box::new(DeadLetter {
+                        origin: self.topic.clone(),
+                        partition: Some(p),
+                        position: offset as u64,
+                        field: Some(e.field.to_string()),
+                        reason: e.reason,
+                        detail: e.value,
+                        raw: payload.to_vec(),
+                    })));
+                }
+            }
+        }
+        got
+    }
+
+    /// Commits the offsets of every epoch the durable probe has passed.
+    fn commit_durable(&mut self, durable: &ProbeHandle<Epoch>) {
+        let mut latest = None;
+        while let Some((epoch, _)) = self.uncommitted.front() {
+            if durable.less_equal(epoch) {
+                break;
+            }
+            latest = self.uncommitted.pop_front().map(|(_, offsets)| offsets);
+        }
+        if let Some(offsets) = latest {
+            self.commit(offsets, CommitMode::Async);
+        }
+    }
+
+    fn commit(&mut self, offsets: Vec<(i32, i64)>, mode: CommitMode) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            if self.committed.get(&p) == Some(&o) {
+                continue;
+            }
+            if tpl
+                .add_partition_offset(&self.topic, p, Offset::Offset(o))
+                .is_ok()
+            {
+                self.committed.insert(p, o);
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, mode) {
+                tracing::warn!("committing offsets on {}: {e}", self.topic);
+            }
+        }
+    }
+
+    /// Commits everything read: called once the dataflow has delivered all its outputs.
+    pub fn commit_all(&mut self) -> BTreeMap<i32, i64> {
+        let offsets: Vec<(i32, i64)> = self.next.iter().map(|(p, o)| (*p, *o)).collect();
+        self.uncommitted.clear();
+        self.commit(offsets, CommitMode::Sync);
+        self.committed.clone()
+    }
+}
+
+/// When the Kafka source stops.
+#[derive(Clone)]
+pub struct StopWhen {
+    /// No new message for this long (`--until-idle`).
+    pub idle: Option<Duration>,
+    /// SIGINT / SIGTERM.
+    pub signal: Arc<AtomicBool>,
+}
+
+/// The worker's share of the telemetry topic as a timely stream.
+pub fn kafka_ingest<'scope>(
+    scope: Scope<'scope, Epoch>,
+    reader: Rc<RefCell<KafkaReader>>,
+    durable: ProbeHandle<Epoch>,
+    stop: StopWhen,
+    epoch_ms: i64,
+    batch: usize,
+) -> Stream<'scope, Epoch, Vec<Ingest>> {
+    source(scope, "KafkaIngest", move |capability, info| {
+        let activator = scope.activator_for(info.address);
+        // A worker with no partition must not hold the frontier back.
+        let mut cap = reader.borrow().has_partitions().then_some(capability);
+        let mut buf = Vec::with_capacity(batch);
+        let mut last_message = Instant::now();
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            let mut r = reader.borrow_mut();
+            r.commit_durable(&durable);
+            let got = r.poll(&mut buf, batch);
+            if got > 0 {
+                last_message = Instant::now();
+            }
+            let mut items = buf.drain(..).peekable();
+            while let Some(first) = items.peek() {
+                let epoch = epoch_of(first, *c.time(), epoch_ms);
+                if epoch > *c.time() {
+                    c.downgrade(&epoch);
+                }
+                let mut session = output.session(&*c);
+                while let Some(item) = items.next_if(|i| epoch_of(i, epoch, epoch_ms) == epoch) {
+                    session.give(item);
+                }
+            }
+            drop(items);
+            if got > 0 {
+                let offsets = r.next.iter().map(|(p, o)| (*p, *o)).collect();
+                let epoch = *c.time();
+                r.uncommitted.push_back((epoch, offsets));
+            }
+            let idle = stop.idle.is_some_and(|idle| last_message.elapsed() >= idle);
+            if stop.signal.load(Ordering::Relaxed) || idle {
+                tracing::info!(
+                    consumed = r.consumed,
+                    replayed = r.replayed,
+                    "kafka source stops"
+                );
+                cap = None;
+                return;
+            }
+            if got == 0 {
+                activator.activate_after(Duration::from_millis(5));
+            } else {
+                activator.activate();
+            }
+        }
+    })
+    .container::<Vec<_>>()
+}
