@@ -226,7 +226,12 @@ impl DriverAnalysis {
     }
 
     /// The driver's input has ended: closes open windows and episodes, reports totals.
+    /// A driver that was only replayed (after a restart, with nothing new) emits nothing: the
+    /// run before this one closed its windows and episodes already.
     pub fn finish(&mut self, mut out: impl FnMut(Output)) {
+        if self.records == 0 {
+            return;
+        }
         for (i, window) in self.tumbling.iter_mut().enumerate() {
             if let Some(closed) = window.finish() {
                 out(Output::Window(closed));

@@ -58,6 +58,7 @@ pub fn list_topics(cfg: &KafkaConfig) -> Result<Vec<(String, usize)>, String> {
         .map(|t| (t.name().to_string(), t.partitions().len()))
         .collect();
     topics.sort();
+    topics.dedup();
     Ok(topics)
 }
 
