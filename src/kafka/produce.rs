@@ -71,7 +71,7 @@ pub fn produce(
     batch: usize,
 ) -> Result<ProduceStats, String> {
     let deliveries = Arc::new(Deliveries::default());
-    let mut pcfg = cfg.producer_config();
+    let mut pcfg = cfg.producer_config(&cfg.producer);
     // A replay gives up on a message after two minutes rather than never ending.
     if cfg.producer.message_timeout_ms == 0 {
         pcfg.set("message.timeout.ms", "120000");

@@ -87,7 +87,7 @@ pub fn kafka_sink<'scope>(
     deliveries: Arc<Deliveries>,
 ) -> Result<Stream<'scope, Epoch, Vec<()>>, String> {
     let producer: BaseProducer<SinkContext> = cfg
-        .producer_config()
+        .producer_config(&cfg.sink)
         .create_with_context(SinkContext(deliveries.clone()))
         .map_err(|e| format!("kafka producer for {}: {e}", cfg.brokers))?;
     let alerts = cfg.topics.alerts.name.clone();
