@@ -184,6 +184,11 @@ mod tests {
     }
 
     #[test]
+    fn a_record_stays_compact() {
+        assert_eq!(std::mem::size_of::<Telemetry>(), 56);
+    }
+
+    #[test]
     fn routes_differ_between_drivers() {
         let a = DriverId::new("VER").unwrap().route();
         let b = DriverId::new("HAM").unwrap().route();
