@@ -29,6 +29,27 @@ impl Default for EngineConfig {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Points kept per driver for the series endpoints.
+    pub points_per_driver: usize,
+    /// Window aggregates kept per driver.
+    pub windows_per_driver: usize,
+    /// Recent alerts kept.
+    pub max_alerts: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            points_per_driver: 60_000,
+            windows_per_driver: 7_200,
+            max_alerts: 10_000,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PitwallConfig {
@@ -39,6 +60,7 @@ pub struct PitwallConfig {
     pub gear: GearConfig,
     pub alerts: AlertConfig,
     pub kafka: KafkaConfig,
+    pub http: HttpConfig,
 }
 
 impl PitwallConfig {

@@ -1,12 +1,13 @@
 //! `pitwall run`: builds the dataflow on every worker and runs it to the end of its input.
 
 use crate::config::PitwallConfig;
+use crate::http::store::{Store, StoreHook};
 use crate::kafka::sink::{kafka_sink, Deliveries};
 use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
 use crate::kafka::KafkaConfig;
 use crate::report::{Collector, Console, Summary};
 use crate::source::{ingest, InputError, InputSpec, Pace, SourceStats};
-use pitwall_dataflows::dataflow::{analyze, Epoch};
+use pitwall_dataflows::dataflow::{analyze_with, Epoch};
 use pitwall_dataflows::{DriverId, Output};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -68,6 +69,8 @@ pub struct KafkaRun {
 
 pub struct RunOptions {
     pub input: String,
+    /// Serve the query API here (`None`: no HTTP server).
+    pub http: Option<std::net::SocketAddr>,
     pub kafka: Option<KafkaRun>,
     pub stop: Arc<AtomicBool>,
     pub speed: f64,
@@ -127,7 +130,21 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let processes = opts.cluster.processes.max(1);
     let mode = format!("{:?}", detectors.wheel_spin.mode).to_lowercase();
     let stop = opts.stop.clone();
+    let stop_after = opts.stop.clone();
     let deliveries = Arc::new(Deliveries::default());
+    let store = opts.http.map(|_| {
+        Arc::new(Store::new(
+            cfg.http.points_per_driver,
+            cfg.http.windows_per_driver,
+            cfg.http.max_alerts,
+            cfg.windows.tumbling_ms.first().copied().unwrap_or(1000),
+        ))
+    });
+    if let (Some(addr), Some(store)) = (opts.http, &store) {
+        let bound = crate::http::serve(addr, store.clone()).map_err(RunError::Input)?;
+        eprintln!("serving the query API on http://{bound}");
+    }
+    let serving = store.clone();
 
     if let Some(dir) = &out {
         std::fs::create_dir_all(dir)
@@ -139,7 +156,13 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         let peers = worker.peers();
         let reader = match &kafka {
             Some(k) if k.read => Some(Rc::new(RefCell::new(
-                KafkaReader::open(&k.cfg, index, peers).map_err(InputError::new)?,
+                KafkaReader::open(
+                    &k.cfg,
+                    index,
+                    peers,
+                    store.as_ref().map(|s| s.metrics.consumed_offset.clone()),
+                )
+                .map_err(InputError::new)?,
             ))),
             _ => None,
         };
@@ -171,7 +194,10 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                 ),
                 _ => ingest(scope, source, pace, stop.clone()),
             };
-            let outputs = analyze(records, &detectors);
+            let outputs = match &store {
+                Some(store) => analyze_with(records, &detectors, StoreHook::new(store.clone())),
+                None => analyze_with(records, &detectors, pitwall_dataflows::dataflow::NoHook),
+            };
             if let Some(k) = &kafka {
                 kafka_sink(outputs.clone(), &k.cfg, deliveries.clone())
                     .map_err(InputError::new)?
@@ -222,14 +248,25 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     })
     .map_err(RunError::Failed)?;
 
+    let results = guards.join();
     let mut summary = None;
-    for result in guards.join() {
+    for result in results {
         match result {
             Ok(Ok(Some(s))) => summary = Some(s),
             Ok(Ok(None)) => {}
             Ok(Err(e)) => return Err(RunError::Input(e.0)),
             Err(panic) => return Err(RunError::Failed(format!("a worker failed: {panic}"))),
         }
+    }
+    if serving.is_some() && !stop_after.load(Ordering::Relaxed) {
+        if let Some(s) = &summary {
+            crate::report::print_summary(s);
+        }
+        eprintln!("input finished; still serving the query API until Ctrl-C (SIGINT) or SIGTERM");
+        while !stop_after.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return Ok(None);
     }
     Ok(summary)
 }

@@ -2,6 +2,7 @@
 
 mod config;
 mod engine;
+mod http;
 mod kafka;
 mod messages;
 mod report;
@@ -150,6 +151,10 @@ struct RunArgs {
     /// Simulator: samples per second per car.
     #[arg(long)]
     rate_hz: Option<f64>,
+    /// Serve the query API (Grafana, Prometheus) here; `off` for none. With a finite input
+    /// the server keeps serving after the replay ends, until SIGINT/SIGTERM.
+    #[arg(long, env = "PITWALL_HTTP", default_value = "127.0.0.1:5001")]
+    http: String,
     /// Print only the final summary.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -221,6 +226,14 @@ fn run(args: RunArgs) -> Result<(), RunError> {
         )));
     }
     let drivers = parse_drivers(&args.drivers)?;
+    let http = match args.http.as_str() {
+        "off" | "none" | "" => None,
+        addr => Some(addr.parse::<std::net::SocketAddr>().map_err(|e| {
+            RunError::Input(format!(
+                "--http {addr}: {e} (an address like 127.0.0.1:5001, or off)"
+            ))
+        })?),
+    };
     if let Some(b) = &args.brokers {
         cfg.kafka.brokers = b.clone();
     }
@@ -251,6 +264,7 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     let summary = engine::run(
         &cfg,
         RunOptions {
+            http,
             input: args.input.unwrap_or_else(|| "sim".to_string()),
             kafka,
             stop,

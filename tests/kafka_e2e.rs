@@ -63,6 +63,7 @@ impl Setup {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
+        c.env("PITWALL_HTTP", "off");
         c.args(args)
             .env("PITWALL_CONFIG", &self.config)
             .env("PITWALL_BROKERS", &self.brokers)
@@ -131,6 +132,7 @@ fn lines(path: &Path) -> Vec<Value> {
 fn file_mode_alerts(s: &Setup, csv: &Path) -> BTreeMap<String, Value> {
     let out = s.path("file-mode");
     Command::new(bin())
+        .env("PITWALL_HTTP", "off")
         .args([
             "run",
             "-q",

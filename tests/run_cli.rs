@@ -5,6 +5,7 @@ use std::process::Command;
 
 fn pitwall(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .env("PITWALL_HTTP", "off")
         .args(args)
         .env("RUST_LOG", "off")
         .output()
@@ -16,6 +17,7 @@ fn the_default_runs_the_simulator_with_no_broker_and_no_data() {
     let dir = tempfile::tempdir().unwrap();
     // Run from an empty folder: nothing but the binary is needed.
     let out = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .env("PITWALL_HTTP", "off")
         .args(["run", "--laps", "3"])
         .current_dir(dir.path())
         .output()

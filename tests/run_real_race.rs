@@ -20,6 +20,7 @@ fn race() -> PathBuf {
 
 fn pitwall(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pitwall"));
+    cmd.env("PITWALL_HTTP", "off");
     cmd.args(args).env("RUST_LOG", "warn");
     cmd
 }
@@ -252,10 +253,12 @@ fn two_processes_give_the_same_alerts_and_windows() {
         ]
     };
     let mut second: Child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .env("PITWALL_HTTP", "off")
         .args(args("1"))
         .spawn()
         .unwrap();
     let first = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .env("PITWALL_HTTP", "off")
         .args(args("0"))
         .output()
         .unwrap();

@@ -1,10 +1,11 @@
 //! The timely graph: records are exchanged by driver, so that each driver's samples are
 //! analysed in order by one worker, which keeps that driver's state.
 
-use crate::analysis::DriverAnalysis;
+use crate::analysis::{Derived, DriverAnalysis};
 use crate::config::DetectorConfig;
 use crate::output::{Ingest, Output};
 use crate::record::DriverMap;
+use crate::record::Telemetry;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
@@ -12,6 +13,24 @@ use timely::dataflow::Stream;
 
 /// Timely timestamps are coarse epochs of event time, never one per record.
 pub type Epoch = u64;
+
+/// Sees what the analysis of one worker computes, as it computes it (e.g. to keep a query
+/// store); called on the worker's thread, so it must be quick.
+pub trait AnalysisHook: 'static {
+    fn sample(&mut self, s: &Telemetry, derived: &Derived);
+    fn output(&mut self, o: &Output, epoch: Epoch);
+    /// End of an input batch: a good moment to publish what was buffered.
+    fn flush(&mut self);
+}
+
+/// The hook that does nothing.
+pub struct NoHook;
+
+impl AnalysisHook for NoHook {
+    fn sample(&mut self, _: &Telemetry, _: &Derived) {}
+    fn output(&mut self, _: &Output, _: Epoch) {}
+    fn flush(&mut self) {}
+}
 
 /// Analyses every driver's samples: windows, wheel spin, gear anomalies, alerts.
 ///
@@ -21,6 +40,15 @@ pub type Epoch = u64;
 pub fn analyze<'scope>(
     ingest: Stream<'scope, Epoch, Vec<Ingest>>,
     cfg: &DetectorConfig,
+) -> Stream<'scope, Epoch, Vec<Output>> {
+    analyze_with(ingest, cfg, NoHook)
+}
+
+/// [`analyze`], telling `hook` about every sample and output.
+pub fn analyze_with<'scope, H: AnalysisHook>(
+    ingest: Stream<'scope, Epoch, Vec<Ingest>>,
+    cfg: &DetectorConfig,
+    mut hook: H,
 ) -> Stream<'scope, Epoch, Vec<Output>> {
     let cfg = cfg.clone();
     ingest
@@ -33,7 +61,9 @@ pub fn analyze<'scope>(
                 let mut flush_cap = Some(initial);
                 move |(input, frontier), output| {
                     input.for_each(|time, data| {
+                        let epoch = time.least().copied().unwrap_or_default();
                         let mut session = output.session(&time);
+                        let hook = &mut hook;
                         let mut records = 0u64;
                         let mut max_event_ms = i64::MIN;
                         for item in data.drain(..) {
@@ -41,10 +71,14 @@ pub fn analyze<'scope>(
                                 Ingest::Record(s) => {
                                     records += 1;
                                     max_event_ms = max_event_ms.max(s.ts_ms);
-                                    drivers
+                                    let derived = drivers
                                         .entry(s.driver)
                                         .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
-                                        .observe(&s, |o| session.give(o));
+                                        .observe(&s, |o| {
+                                            hook.output(&o, epoch);
+                                            session.give(o)
+                                        });
+                                    hook.sample(&s, &derived);
                                 }
                                 Ingest::Replay(s) => {
                                     drivers
@@ -52,7 +86,11 @@ pub fn analyze<'scope>(
                                         .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
                                         .replay(&s);
                                 }
-                                Ingest::Dead(d) => session.give(Output::DeadLetter(d)),
+                                Ingest::Dead(d) => {
+                                    let o = Output::DeadLetter(d);
+                                    hook.output(&o, epoch);
+                                    session.give(o)
+                                }
                             }
                         }
                         if records > 0 {
@@ -61,18 +99,24 @@ pub fn analyze<'scope>(
                                 max_event_ms,
                             });
                         }
+                        hook.flush();
                     });
 
                     if frontier.is_empty() {
                         if let Some(cap) = flush_cap.take() {
+                            let epoch = *cap.time();
                             let mut session = output.session(&cap);
                             let mut ids: Vec<_> = drivers.keys().copied().collect();
                             ids.sort();
                             for id in ids {
                                 if let Some(state) = drivers.get_mut(&id) {
-                                    state.finish(|o| session.give(o));
+                                    state.finish(|o| {
+                                        hook.output(&o, epoch);
+                                        session.give(o)
+                                    });
                                 }
                             }
+                            hook.flush();
                         }
                     } else if let Some(cap) = flush_cap.as_mut() {
                         if let Some(&least) = frontier.frontier().iter().min() {

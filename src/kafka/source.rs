@@ -12,10 +12,13 @@
 
 use super::admin::partition_count;
 use super::KafkaConfig;
+use crate::http::store::PartitionLabels;
 use crate::messages::parse_telemetry;
 use crate::source::epoch_of;
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::{DeadLetter, Ingest};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -42,10 +45,17 @@ pub struct KafkaReader {
     committed: BTreeMap<i32, i64>,
     pub replayed: u64,
     pub consumed: u64,
+    offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
 }
 
 impl KafkaReader {
-    pub fn open(cfg: &KafkaConfig, worker: usize, peers: usize) -> Result<KafkaReader, String> {
+    /// `offsets_gauge`, when given, is kept at the next offset of each assigned partition.
+    pub fn open(
+        cfg: &KafkaConfig,
+        worker: usize,
+        peers: usize,
+        offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
+    ) -> Result<KafkaReader, String> {
         let consumer: BaseConsumer = cfg
             .consumer_config(&cfg.group_id)
             .create()
@@ -107,6 +117,7 @@ impl KafkaReader {
             committed,
             replayed: 0,
             consumed: 0,
+            offsets_gauge,
         })
     }
 
@@ -243,6 +254,7 @@ pub fn kafka_ingest<'scope>(
                 if epoch > *c.time() {
                     c.downgrade(&epoch);
                 }
+                crate::source::epoch_clock::note(epoch);
                 let mut session = output.session(&*c);
                 while let Some(item) = items.next_if(|i| epoch_of(i, epoch, epoch_ms) == epoch) {
                     session.give(item);
@@ -250,6 +262,15 @@ pub fn kafka_ingest<'scope>(
             }
             drop(items);
             if got > 0 {
+                if let Some(g) = &r.offsets_gauge {
+                    for (p, o) in &r.next {
+                        g.get_or_create(&PartitionLabels {
+                            topic: r.topic.clone(),
+                            partition: p.to_string(),
+                        })
+                        .set(*o);
+                    }
+                }
                 let offsets = r.next.iter().map(|(p, o)| (*p, *o)).collect();
                 let epoch = *c.time();
                 r.uncommitted.push_back((epoch, offsets));

@@ -141,6 +141,35 @@ impl InputSpec {
     }
 }
 
+/// When this process's sources first handed each recent epoch to the dataflow, so that the
+/// time from a source to an output can be measured.
+pub mod epoch_clock {
+    use pitwall_dataflows::dataflow::Epoch;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    static SEEN: Mutex<BTreeMap<Epoch, Instant>> = Mutex::new(BTreeMap::new());
+    const KEEP: usize = 4096;
+
+    pub fn note(epoch: Epoch) {
+        if let Ok(mut seen) = SEEN.lock() {
+            seen.entry(epoch).or_insert_with(Instant::now);
+            while seen.len() > KEEP {
+                seen.pop_first();
+            }
+        }
+    }
+
+    /// Seconds since `epoch` was first handed over in this process, if it was.
+    pub fn age(epoch: Epoch) -> Option<f64> {
+        SEEN.lock()
+            .ok()?
+            .get(&epoch)
+            .map(|t| t.elapsed().as_secs_f64())
+    }
+}
+
 /// How fast to replay, and how coarse the timely timestamps are.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
@@ -194,6 +223,7 @@ pub fn ingest<'scope>(
                 if epoch > *c.time() {
                     c.downgrade(&epoch);
                 }
+                epoch_clock::note(epoch);
                 let mut session = output.session(&*c);
                 while let Some(item) = pending.front() {
                     if sent >= pace.batch

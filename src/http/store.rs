@@ -1,0 +1,480 @@
+//! The query store: what the HTTP endpoints serve, fed by the dataflow's workers.
+//!
+//! Each driver's series is a bounded ring behind its own mutex; workers publish a batch at a
+//! time (one lock per driver per batch) and queries copy out what they need and let go, so a
+//! query never holds up the dataflow for longer than a copy.
+
+use crate::messages::AlertMessage;
+use pitwall_dataflows::alert::{Alert, AlertStatus};
+use pitwall_dataflows::analysis::Derived;
+use pitwall_dataflows::dataflow::{AnalysisHook, Epoch};
+use pitwall_dataflows::window::{WindowKind, WindowStats};
+use pitwall_dataflows::{DriverId, Output, Telemetry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// One sample as the store keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub ts_ms: i64,
+    pub speed: f32,
+    pub rpm: f32,
+    pub throttle: f32,
+    pub brake: f32,
+    pub gear: f32,
+    pub drs: f32,
+    /// NaN when the sample could not be judged.
+    pub expected_speed: f32,
+    pub wheel_spin: f32,
+    pub brake_temp: f32,
+}
+
+/// Metrics a series can be asked for, and how to read each from a point.
+pub const METRICS: [&str; 9] = [
+    "speed",
+    "rpm",
+    "throttle",
+    "brake",
+    "gear",
+    "drs",
+    "expected_speed",
+    "wheel_spin",
+    "brake_temp",
+];
+
+/// Window aggregates served as series, from the first tumbling window.
+pub const WINDOW_METRICS: [&str; 5] = [
+    "window_speed_mean",
+    "window_speed_max",
+    "window_rpm_mean",
+    "window_throttle_mean",
+    "window_brake_ratio",
+];
+
+impl Point {
+    pub fn value(&self, metric: &str) -> Option<f32> {
+        let v = match metric {
+            "speed" => self.speed,
+            "rpm" => self.rpm,
+            "throttle" => self.throttle,
+            "brake" => self.brake,
+            "gear" => self.gear,
+            "drs" => self.drs,
+            "expected_speed" => self.expected_speed,
+            "wheel_spin" => self.wheel_spin,
+            "brake_temp" => self.brake_temp,
+            _ => return None,
+        };
+        Some(v)
+    }
+}
+
+pub fn window_value(w: &WindowStats, metric: &str) -> Option<f32> {
+    Some(match metric {
+        "window_speed_mean" => w.speed.mean,
+        "window_speed_max" => w.speed.max,
+        "window_rpm_mean" => w.rpm.mean,
+        "window_throttle_mean" => w.throttle_mean.unwrap_or(f32::NAN),
+        "window_brake_ratio" => w.brake_ratio,
+        _ => return None,
+    })
+}
+
+#[derive(Default)]
+struct DriverSeries {
+    points: VecDeque<Point>,
+    windows: VecDeque<WindowStats>,
+    last_seen: Option<Instant>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub alert_type: String,
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: String,
+}
+
+pub struct Metrics {
+    pub records: Counter,
+    pub records_per_second: Gauge<f64, AtomicU64>,
+    pub consumed_offset: Family<PartitionLabels, Gauge>,
+    pub lag: Family<PartitionLabels, Gauge>,
+    pub alerts: Family<AlertLabels, Counter>,
+    pub dead_letters: Family<ReasonLabels, Counter>,
+    pub latency: Histogram,
+    pub active_drivers: Gauge,
+    pub uptime: Gauge<f64, AtomicU64>,
+    pub queries: Family<EndpointLabels, Counter>,
+    registry: Registry,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("pitwall");
+        let m = Metrics {
+            records: Counter::default(),
+            records_per_second: Gauge::default(),
+            consumed_offset: Family::default(),
+            lag: Family::default(),
+            alerts: Family::default(),
+            dead_letters: Family::default(),
+            latency: Histogram::new([
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            active_drivers: Gauge::default(),
+            uptime: Gauge::default(),
+            queries: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("records", "Telemetry records analysed", m.records.clone());
+        registry.register(
+            "records_per_second",
+            "Records analysed per second, over the last scrape interval",
+            m.records_per_second.clone(),
+        );
+        registry.register(
+            "consumed_offset",
+            "Next offset to read, per topic partition",
+            m.consumed_offset.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "High watermark minus next offset, where the broker reports it",
+            m.lag.clone(),
+        );
+        registry.register("alerts", "Alert episodes raised", m.alerts.clone());
+        registry.register(
+            "dead_letters",
+            "Input that could not be used, by reason",
+            m.dead_letters.clone(),
+        );
+        registry.register(
+            "source_to_output_latency_seconds",
+            "Time from a source handing an epoch to the dataflow to an alert or window of it being emitted",
+            m.latency.clone(),
+        );
+        registry.register(
+            "active_drivers",
+            "Drivers with a sample in the last 30 s",
+            m.active_drivers.clone(),
+        );
+        registry.register(
+            "uptime_seconds",
+            "Seconds since the engine started",
+            m.uptime.clone(),
+        );
+        registry.register(
+            "http_queries",
+            "HTTP queries answered, by endpoint",
+            m.queries.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+pub struct Store {
+    started: Instant,
+    /// Width of the tumbling windows served as series.
+    window_ms: i64,
+    points_per_driver: usize,
+    windows_per_driver: usize,
+    max_alerts: usize,
+    drivers: RwLock<BTreeMap<DriverId, Arc<Mutex<DriverSeries>>>>,
+    alerts: Mutex<VecDeque<Alert>>,
+    pub metrics: Metrics,
+    rate: Mutex<(Instant, u64)>,
+}
+
+impl Store {
+    pub fn new(
+        points_per_driver: usize,
+        windows_per_driver: usize,
+        max_alerts: usize,
+        window_ms: i64,
+    ) -> Store {
+        Store {
+            started: Instant::now(),
+            window_ms,
+            points_per_driver: points_per_driver.max(1),
+            windows_per_driver: windows_per_driver.max(1),
+            max_alerts: max_alerts.max(1),
+            drivers: RwLock::new(BTreeMap::new()),
+            alerts: Mutex::new(VecDeque::new()),
+            metrics: Metrics::new(),
+            rate: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    pub fn uptime_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn series(&self, driver: DriverId) -> Arc<Mutex<DriverSeries>> {
+        if let Some(s) = self
+            .drivers
+            .read()
+            .ok()
+            .and_then(|d| d.get(&driver).cloned())
+        {
+            return s;
+        }
+        let mut drivers = self.drivers.write().unwrap_or_else(|e| e.into_inner());
+        drivers.entry(driver).or_default().clone()
+    }
+
+    pub fn drivers(&self) -> Vec<(DriverId, usize, Option<i64>)> {
+        let drivers: Vec<_> = self
+            .drivers
+            .read()
+            .map(|d| d.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default();
+        drivers
+            .into_iter()
+            .map(|(id, s)| {
+                let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                (id, s.points.len(), s.points.back().map(|p| p.ts_ms))
+            })
+            .collect()
+    }
+
+    pub fn has_driver(&self, driver: DriverId) -> bool {
+        self.drivers
+            .read()
+            .map(|d| d.contains_key(&driver))
+            .unwrap_or(false)
+    }
+
+    /// Points of a driver within [from, to].
+    pub fn points(&self, driver: DriverId, from: i64, to: i64) -> Vec<Point> {
+        let Some(s) = self
+            .drivers
+            .read()
+            .ok()
+            .and_then(|d| d.get(&driver).cloned())
+        else {
+            return Vec::new();
+        };
+        let s = s.lock().unwrap_or_else(|e| e.into_inner());
+        let start = s.points.partition_point(|p| p.ts_ms < from);
+        s.points
+            .range(start..)
+            .take_while(|p| p.ts_ms <= to)
+            .copied()
+            .collect()
+    }
+
+    /// Window aggregates of a driver within [from, to] (by window end), oldest first.
+    pub fn windows(&self, driver: DriverId, from: i64, to: i64) -> Vec<WindowStats> {
+        let Some(s) = self
+            .drivers
+            .read()
+            .ok()
+            .and_then(|d| d.get(&driver).cloned())
+        else {
+            return Vec::new();
+        };
+        let s = s.lock().unwrap_or_else(|e| e.into_inner());
+        s.windows
+            .iter()
+            .filter(|w| (from..=to).contains(&w.end_ms))
+            .cloned()
+            .collect()
+    }
+
+    /// Alerts (their latest state) whose episode overlaps [from, to], newest first.
+    pub fn alerts(&self, from: i64, to: i64, filter: impl Fn(&Alert) -> bool) -> Vec<Alert> {
+        let alerts = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        alerts
+            .iter()
+            .rev()
+            .filter(|a| a.start_ms <= to && a.end_ms >= from && filter(a))
+            .cloned()
+            .collect()
+    }
+
+    pub fn alert_message(a: &Alert) -> serde_json::Value {
+        serde_json::to_value(AlertMessage::new(a)).unwrap_or_default()
+    }
+
+    /// Prometheus text exposition.
+    pub fn render_metrics(&self) -> String {
+        let m = &self.metrics;
+        m.uptime.set(self.uptime_seconds());
+        let records = m.records.get();
+        if let Ok(mut rate) = self.rate.lock() {
+            let secs = rate.0.elapsed().as_secs_f64();
+            if secs > 0.5 {
+                m.records_per_second.set((records - rate.1) as f64 / secs);
+                *rate = (Instant::now(), records);
+            }
+        }
+        let active = self
+            .drivers
+            .read()
+            .map(|d| {
+                d.values()
+                    .filter(|s| {
+                        s.lock()
+                            .map(|s| s.last_seen.is_some_and(|t| t.elapsed().as_secs() < 30))
+                            .unwrap_or(false)
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        m.active_drivers.set(active as i64);
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &m.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// A worker's side of the store: buffers a batch, publishes it with one lock per driver.
+pub struct StoreHook {
+    store: Arc<Store>,
+    points: Vec<(DriverId, Point)>,
+    windows: Vec<WindowStats>,
+    alerts: Vec<Alert>,
+    records: u64,
+}
+
+impl StoreHook {
+    pub fn new(store: Arc<Store>) -> StoreHook {
+        StoreHook {
+            store,
+            points: Vec::new(),
+            windows: Vec::new(),
+            alerts: Vec::new(),
+            records: 0,
+        }
+    }
+}
+
+impl AnalysisHook for StoreHook {
+    fn sample(&mut self, s: &Telemetry, d: &Derived) {
+        self.records += 1;
+        let spin = d.spin;
+        self.points.push((
+            s.driver,
+            Point {
+                ts_ms: s.ts_ms,
+                speed: s.speed,
+                rpm: s.rpm,
+                throttle: s.throttle,
+                brake: s.brake as u8 as f32,
+                gear: s.gear as f32,
+                drs: s.drs as f32,
+                expected_speed: spin.map_or(f32::NAN, |r| r.expected_kmh as f32),
+                wheel_spin: spin.map_or(f32::NAN, |r| r.spin_pct as f32),
+                brake_temp: d.brake_temp_c as f32,
+            },
+        ));
+    }
+
+    fn output(&mut self, o: &Output, epoch: Epoch) {
+        let m = &self.store.metrics;
+        match o {
+            Output::Alert(a) => {
+                if a.status == AlertStatus::Raised {
+                    m.alerts
+                        .get_or_create(&AlertLabels {
+                            alert_type: a.alert_type.as_str().to_string(),
+                            severity: a.severity.as_str().to_string(),
+                        })
+                        .inc();
+                    if let Some(age) = crate::source::epoch_clock::age(epoch) {
+                        m.latency.observe(age);
+                    }
+                }
+                self.alerts.push(a.clone());
+            }
+            Output::Window(w)
+                if w.kind == WindowKind::Tumbling && w.size == self.store.window_ms =>
+            {
+                self.windows.push(w.clone());
+            }
+            Output::DeadLetter(d) => {
+                m.dead_letters
+                    .get_or_create(&ReasonLabels {
+                        reason: d.reason_key(),
+                    })
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        let store = &self.store;
+        store.metrics.records.inc_by(self.records);
+        self.records = 0;
+        self.points.sort_by_key(|(d, p)| (*d, p.ts_ms));
+        let mut i = 0;
+        while i < self.points.len() {
+            let driver = self.points[i].0;
+            let end = i + self.points[i..]
+                .iter()
+                .take_while(|(d, _)| *d == driver)
+                .count();
+            let series = store.series(driver);
+            let mut s = series.lock().unwrap_or_else(|e| e.into_inner());
+            for (_, p) in &self.points[i..end] {
+                if s.points.len() == store.points_per_driver {
+                    s.points.pop_front();
+                }
+                s.points.push_back(*p);
+            }
+            s.last_seen = Some(Instant::now());
+            i = end;
+        }
+        self.points.clear();
+        for w in self.windows.drain(..) {
+            let series = store.series(w.driver);
+            let mut s = series.lock().unwrap_or_else(|e| e.into_inner());
+            if s.windows.len() == store.windows_per_driver {
+                s.windows.pop_front();
+            }
+            s.windows.push_back(w);
+        }
+        if !self.alerts.is_empty() {
+            let mut alerts = store.alerts.lock().unwrap_or_else(|e| e.into_inner());
+            for a in self.alerts.drain(..) {
+                // A cleared alert replaces its raised self.
+                if a.status == AlertStatus::Cleared {
+                    if let Some(pos) = alerts.iter().rposition(|x| x.alert_id == a.alert_id) {
+                        alerts[pos] = a;
+                        continue;
+                    }
+                }
+                if alerts.len() == store.max_alerts {
+                    alerts.pop_front();
+                }
+                alerts.push_back(a);
+            }
+        }
+    }
+}
