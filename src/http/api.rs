@@ -486,3 +486,156 @@ pub fn handle(
         Err(r) => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::store::StoreHook;
+    use pitwall_dataflows::analysis::DriverAnalysis;
+    use pitwall_dataflows::dataflow::AnalysisHook;
+    use pitwall_dataflows::{DetectorConfig, Telemetry};
+    use std::sync::Arc;
+
+    #[test]
+    fn downsampling_keeps_each_buckets_extremes_in_time_order() {
+        let points: Vec<(i64, f32)> = (0..1000).map(|i| (i, ((i * 37) % 101) as f32)).collect();
+        let out = downsample(&points, 10);
+        assert!(out.len() <= 10);
+        assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
+        for b in 0..5 {
+            let chunk = &points[b * 200..(b + 1) * 200];
+            let max = chunk.iter().map(|p| p.1).fold(f32::MIN, f32::max);
+            let min = chunk.iter().map(|p| p.1).fold(f32::MAX, f32::min);
+            assert!(out
+                .iter()
+                .any(|p| p.1 == max && (b as i64 * 200..(b as i64 + 1) * 200).contains(&p.0)));
+            assert!(out
+                .iter()
+                .any(|p| p.1 == min && (b as i64 * 200..(b as i64 + 1) * 200).contains(&p.0)));
+        }
+        assert_eq!(
+            downsample(&points[..5], 10),
+            points[..5].to_vec(),
+            "fewer points than asked: all"
+        );
+    }
+
+    /// A store fed as the dataflow feeds it: 40 samples of HAM with a lugging episode.
+    fn store() -> Store {
+        let store = Arc::new(Store::new(100, 100, 100, 1000));
+        let mut hook = StoreHook::new(store.clone());
+        let driver = DriverId::new("HAM").unwrap();
+        let mut a = DriverAnalysis::new(driver, &DetectorConfig::default());
+        for i in 0..40i64 {
+            let lug = (10..15).contains(&i);
+            let s = Telemetry {
+                driver,
+                ts_ms: 1_000_000 + i * 250,
+                speed: 100.0 + i as f32,
+                rpm: if lug { 7000.0 } else { 10000.0 },
+                throttle: 50.0,
+                brake_temp: None,
+                position: None,
+                lap: Some(2),
+                gear: 5,
+                drs: 0,
+                brake: false,
+            };
+            let d = a.observe(&s, |o| hook.output(&o, 0));
+            hook.sample(&s, &d);
+        }
+        a.finish(|o| hook.output(&o, 0));
+        hook.flush();
+        drop(hook);
+        Arc::try_unwrap(store).ok().unwrap()
+    }
+
+    fn json(r: &Response) -> Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn series_alerts_and_simple_json_without_a_socket() {
+        let s = store();
+        let r = handle(
+            &s,
+            "GET",
+            "/api/series",
+            Some("driver=HAM&metric=speed&from=1000000&to=1000999"),
+            b"",
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            json(&r),
+            serde_json::json!([
+                {"time": 1000000, "value": 100.0}, {"time": 1000250, "value": 101.0},
+                {"time": 1000500, "value": 102.0}, {"time": 1000750, "value": 103.0}
+            ])
+        );
+        let r = handle(
+            &s,
+            "GET",
+            "/api/alerts",
+            Some("driver=HAM&type=lugging"),
+            b"",
+        );
+        let alerts = json(&r);
+        assert_eq!(alerts.as_array().unwrap().len(), 1);
+        assert_eq!(
+            alerts[0]["status"], "cleared",
+            "the cleared state replaced the raised one"
+        );
+        assert_eq!(alerts[0]["start_ms"], 1_002_500);
+        let r = handle(
+            &s,
+            "POST",
+            "/query",
+            None,
+            br#"{"targets": [{"target": "rpm:HAM"}], "maxDataPoints": 4}"#,
+        );
+        let q = json(&r);
+        assert_eq!(q[0]["target"], "rpm:HAM");
+        let values: Vec<f64> = q[0]["datapoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_f64().unwrap())
+            .collect();
+        assert!(
+            values.len() <= 4 && values.contains(&7000.0) && values.contains(&10000.0),
+            "{values:?}"
+        );
+        let r = handle(
+            &s,
+            "POST",
+            "/annotations",
+            None,
+            br#"{"range": {"from": "1970-01-01T00:00:00Z", "to": "1970-01-02T00:00:00Z"}}"#,
+        );
+        assert_eq!(
+            json(&r)[0]["tags"],
+            serde_json::json!(["low", "lugging", "HAM"])
+        );
+        assert_eq!(handle(&s, "DELETE", "/api/series", None, b"").status, 405);
+        assert_eq!(
+            handle(
+                &s,
+                "GET",
+                "/api/series",
+                Some("driver=HAM&metric=speed&maxDataPoints=0"),
+                b""
+            )
+            .status,
+            400
+        );
+    }
+
+    #[test]
+    fn query_strings_are_decoded() {
+        let q = parse_query(Some("driver=V%45R&metric=speed+x&empty="));
+        assert_eq!(q["driver"], "VER");
+        assert_eq!(q["metric"], "speed x");
+        assert_eq!(q["empty"], "");
+        assert_eq!(parse_query(Some("a=%zz"))["a"], "%zz");
+    }
+}

@@ -121,7 +121,6 @@ pub struct Metrics {
     pub records: Counter,
     pub records_per_second: Gauge<f64, AtomicU64>,
     pub consumed_offset: Family<PartitionLabels, Gauge>,
-    pub lag: Family<PartitionLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
     pub dead_letters: Family<ReasonLabels, Counter>,
     pub latency: Histogram,
@@ -138,7 +137,6 @@ impl Metrics {
             records: Counter::default(),
             records_per_second: Gauge::default(),
             consumed_offset: Family::default(),
-            lag: Family::default(),
             alerts: Family::default(),
             dead_letters: Family::default(),
             latency: Histogram::new([
@@ -159,11 +157,6 @@ impl Metrics {
             "consumed_offset",
             "Next offset to read, per topic partition",
             m.consumed_offset.clone(),
-        );
-        registry.register(
-            "consumer_lag",
-            "High watermark minus next offset, where the broker reports it",
-            m.lag.clone(),
         );
         registry.register("alerts", "Alert episodes raised", m.alerts.clone());
         registry.register(
