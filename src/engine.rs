@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
@@ -69,6 +69,10 @@ pub struct KafkaRun {
 
 pub struct RunOptions {
     pub input: String,
+    /// Write summary.json here (alone, without `--out`'s other files).
+    pub summary: Option<PathBuf>,
+    /// Benchmarks: every worker reads the (merged) file and analyses its own copy.
+    pub clone_drivers: bool,
     /// Serve the query API here (`None`: no HTTP server).
     pub http: Option<std::net::SocketAddr>,
     pub kafka: Option<KafkaRun>,
@@ -106,11 +110,12 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let spec = if reads_kafka {
         None
     } else {
-        Some(Arc::new(InputSpec::resolve(
+        Some(Arc::new(InputSpec::resolve_cloned(
             &opts.input,
             &cfg.simulator,
             filter.clone(),
             stats.clone(),
+            opts.clone_drivers,
         )?))
     };
     let describe = match (&spec, &kafka) {
@@ -126,6 +131,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     };
     let interval = Duration::from_millis(cfg.engine.progress_interval_ms.max(1));
     let out = opts.out.clone();
+    let summary_path = opts.summary.clone();
     let console = opts.console;
     let processes = opts.cluster.processes.max(1);
     let mode = format!("{:?}", detectors.wheel_spin.mode).to_lowercase();
@@ -203,14 +209,42 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                     .map_err(InputError::new)?
                     .probe_with(&durable);
             }
-            outputs.sink(
+            // Without files to write, window aggregates are only counted: no need to send them
+            // all to worker 0.
+            let writes_files = out.is_some();
+            let to_collect = outputs.unary(Pipeline, "CountWindows", move |_, _| {
+                move |input, output| {
+                    input.for_each(|time, data| {
+                        let mut session = output.session(&time);
+                        let mut windows = 0;
+                        for o in data.drain(..) {
+                            match o {
+                                Output::Window(_) if !writes_files => windows += 1,
+                                o => session.give(o),
+                            }
+                        }
+                        if windows > 0 {
+                            session.give(Output::Progress {
+                                records: 0,
+                                max_event_ms: i64::MIN,
+                                windows,
+                            });
+                        }
+                    });
+                }
+            });
+            to_collect.sink(
                 Exchange::new(|_: &Output| 0),
                 "Collect",
                 move |(input, _frontier)| {
-                    input.for_each(|_time, data| {
+                    input.for_each(|time, data| {
                         if let Some(c) = &sink {
+                            let age = time
+                                .least()
+                                .and_then(|e| crate::source::epoch_clock::age(*e));
                             let mut c = c.borrow_mut();
                             for o in data.drain(..) {
+                                c.observe_latency(&o, age);
                                 c.observe(o);
                             }
                         }
@@ -237,6 +271,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             .into_inner();
         let summary = collector
             .finish(
+                summary_path.as_deref(),
                 describe.clone(),
                 stats.filtered.load(Ordering::Relaxed),
                 peers,

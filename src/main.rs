@@ -1,12 +1,6 @@
 //! `pitwall`: real-time stream processing of Formula 1 car telemetry on timely dataflow.
 
-mod config;
-mod engine;
-mod http;
-mod kafka;
-mod messages;
-mod report;
-mod source;
+use pitwall::{bench, config, engine, kafka, report, source};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use config::PitwallConfig;
@@ -41,6 +35,64 @@ enum Command {
     Topics(TopicsArgs),
     /// Print a topic's messages as JSON lines, consuming in a named group.
     Tail(TailArgs),
+    /// Benchmarks: weak scaling over workers and processes, or Kafka end to end.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Workers 1, 2, … (and processes), the work growing with them: efficiency = T1 / Tn.
+    WeakScaling(WeakScalingArgs),
+    /// Produce and engine at once through the broker (started by scripts/kafka.sh).
+    Kafka(KafkaBenchArgs),
+}
+
+#[derive(Args)]
+struct WeakScalingArgs {
+    /// Worker counts of single-process scenarios.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    workers: Vec<usize>,
+    /// Process counts of one-worker-per-process scenarios on localhost (e.g. 2).
+    #[arg(long, value_delimiter = ',')]
+    processes: Vec<usize>,
+    /// `sim`, or a merged FastF1 file that every worker reads, its drivers cloned per worker.
+    #[arg(long, default_value = "sim")]
+    input: String,
+    /// Simulator: drivers per worker.
+    #[arg(long, default_value_t = 20)]
+    drivers_per_worker: usize,
+    /// Simulator: laps per car (about 326 samples per driver a lap).
+    #[arg(long, default_value_t = 78)]
+    laps: u32,
+    /// Runs per scenario; the fastest is kept.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Name of the results: bench/results/NAME.csv and NAME.svg.
+    #[arg(long, default_value = "weak-scaling")]
+    name: String,
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
+}
+
+#[derive(Args)]
+struct KafkaBenchArgs {
+    #[arg(long, env = "PITWALL_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// What to produce: `sim` or a FastF1 file.
+    #[arg(long, default_value = "sim")]
+    input: String,
+    /// Messages per second to produce at (0 = as fast as possible); with a rate the
+    /// sample-to-alert-on-topic latency is measured too.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Engine workers.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    #[arg(long, default_value = "kafka")]
+    name: String,
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
 }
 
 #[derive(Args)]
@@ -155,6 +207,13 @@ struct RunArgs {
     /// the server keeps serving after the replay ends, until SIGINT/SIGTERM.
     #[arg(long, env = "PITWALL_HTTP", default_value = "127.0.0.1:5001")]
     http: String,
+    /// Write summary.json to this file (without the other files of --out).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Benchmarks (weak scaling): every worker reads the file and analyses its own copy of the
+    /// race, its drivers renamed CODE#worker.
+    #[arg(long)]
+    clone_drivers: bool,
     /// Print only the final summary.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -189,6 +248,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce(args),
         Command::Topics(args) => topics(args),
         Command::Tail(args) => tail(args),
+        Command::Bench(BenchCommand::WeakScaling(args)) => weak_scaling(args),
+        Command::Bench(BenchCommand::Kafka(args)) => kafka_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,7 +325,9 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     let summary = engine::run(
         &cfg,
         RunOptions {
+            summary: args.summary.clone(),
             http,
+            clone_drivers: args.clone_drivers,
             input: args.input.unwrap_or_else(|| "sim".to_string()),
             kafka,
             stop,
@@ -374,4 +437,46 @@ fn tail(args: TailArgs) -> Result<(), RunError> {
         .map_err(RunError::Failed)?;
     tracing::info!("{n} messages from {}", opts.topic);
     Ok(())
+}
+
+fn report_rows(rows: &[bench::Row], results: &std::path::Path, name: &str) -> Result<(), RunError> {
+    bench::print_table(rows);
+    let (csv, svg) = bench::write_results(results, name, rows).map_err(RunError::Failed)?;
+    println!("wrote {} and {}", csv.display(), svg.display());
+    Ok(())
+}
+
+fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
+    if args.workers.is_empty() || args.workers.contains(&0) || args.processes.contains(&0) {
+        return Err(RunError::Input(
+            "--workers and --processes take counts of at least 1".into(),
+        ));
+    }
+    let ws = bench::WeakScaling {
+        workers: args.workers,
+        processes: args.processes,
+        input: args.input,
+        drivers_per_worker: args.drivers_per_worker.max(1),
+        laps: args.laps.max(1),
+        repeat: args.repeat.max(1),
+    };
+    let rows = bench::weak_scaling(&ws).map_err(RunError::Failed)?;
+    report_rows(&rows, &args.results, &args.name)
+}
+
+fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
+    if !(args.rate >= 0.0 && args.rate.is_finite()) {
+        return Err(RunError::Input(format!(
+            "--rate {} must be 0 or a positive rate",
+            args.rate
+        )));
+    }
+    let kb = bench::KafkaBench {
+        brokers: args.brokers,
+        input: args.input,
+        rate: args.rate,
+        workers: args.workers.max(1),
+    };
+    let row = bench::kafka(&kb).map_err(RunError::Failed)?;
+    report_rows(&[row], &args.results, &args.name)
 }

@@ -39,7 +39,44 @@ pub struct Summary {
     pub wheel_spin_mode: String,
     pub first_event_ms: Option<i64>,
     pub last_event_ms: Option<i64>,
+    /// Source-to-output latency of raised alerts at the collector, ms.
+    pub latency_ms: Option<Percentiles>,
+    /// Peak resident set of this process (Linux: VmHWM), KiB.
+    pub peak_rss_kb: Option<u64>,
     pub per_driver: BTreeMap<String, DriverSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub count: usize,
+}
+
+impl Percentiles {
+    pub fn of(values: &mut [f64]) -> Option<Percentiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Some(Percentiles {
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: values[values.len() - 1],
+            count: values.len(),
+        })
+    }
+}
+
+/// Peak resident set size of this process, from /proc (Linux).
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct OutFiles {
@@ -89,6 +126,7 @@ pub struct Collector {
     first_event_ms: Option<i64>,
     last_event_ms: Option<i64>,
     per_driver: BTreeMap<String, DriverSummary>,
+    latencies_ms: Vec<f64>,
 }
 
 impl Collector {
@@ -118,7 +156,18 @@ impl Collector {
             first_event_ms: None,
             last_event_ms: None,
             per_driver: BTreeMap::new(),
+            latencies_ms: Vec::new(),
         })
+    }
+
+    /// Notes how long ago (seconds) the source handed over the epoch of an output.
+    pub fn observe_latency(&mut self, output: &Output, age_s: Option<f64>) {
+        let counted = matches!(output, Output::Alert(a) if a.status == AlertStatus::Raised);
+        if let (true, Some(age)) = (counted, age_s) {
+            if self.latencies_ms.len() < 2_000_000 {
+                self.latencies_ms.push(age * 1000.0);
+            }
+        }
     }
 
     pub fn observe(&mut self, output: Output) {
@@ -126,8 +175,10 @@ impl Collector {
             Output::Progress {
                 records,
                 max_event_ms,
+                windows,
             } => {
                 self.records += records;
+                self.windows += windows;
                 self.last_event_ms = Some(
                     self.last_event_ms
                         .map_or(max_event_ms, |m| m.max(max_event_ms)),
@@ -207,9 +258,10 @@ impl Collector {
         );
     }
 
-    /// Flushes the files and writes `summary.json`; returns the summary.
+    /// Flushes the files and writes `summary.json` (and `also_summary`, when given).
     pub fn finish(
         mut self,
+        also_summary: Option<&Path>,
         input: String,
         filtered_rows: u64,
         workers: usize,
@@ -236,8 +288,20 @@ impl Collector {
             wheel_spin_mode,
             first_event_ms: self.first_event_ms,
             last_event_ms: self.last_event_ms,
+            latency_ms: Percentiles::of(&mut self.latencies_ms),
+            peak_rss_kb: peak_rss_kb(),
             per_driver: std::mem::take(&mut self.per_driver),
         };
+        if let Some(path) = also_summary {
+            let written = File::create(path).map(BufWriter::new).and_then(|mut f| {
+                serde_json::to_writer_pretty(&mut f, &summary)?;
+                f.write_all(b"\n")?;
+                f.flush()
+            });
+            if let Err(e) = written {
+                return Err(format!("--summary {}: {e}", path.display()));
+            }
+        }
         if let Some(mut f) = self.files.take() {
             let flushed = f
                 .alerts

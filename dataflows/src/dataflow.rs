@@ -97,6 +97,7 @@ pub fn analyze_with<'scope, H: AnalysisHook>(
                             session.give(Output::Progress {
                                 records,
                                 max_event_ms,
+                                windows: 0,
                             });
                         }
                         hook.flush();

@@ -136,9 +136,11 @@ pub enum Output {
     Window(WindowStats),
     DeadLetter(Box<DeadLetter>),
     /// Records analysed in one batch, and the latest event time among them.
+    /// (Window aggregates counted on the way, when they are not sent on themselves.)
     Progress {
         records: u64,
         max_event_ms: i64,
+        windows: u64,
     },
     DriverTotals(DriverTotals),
 }

@@ -101,7 +101,7 @@ impl Default for ConsumerSettings {
         ConsumerSettings {
             session_timeout_ms: 6000,
             poll_batch: 4096,
-            fetch_wait_max_ms: 100,
+            fetch_wait_max_ms: 10,
         }
     }
 }

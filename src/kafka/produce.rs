@@ -45,6 +45,11 @@ pub struct ProduceStats {
     pub bytes: u64,
     pub seconds: f64,
     pub messages_per_second: f64,
+    /// Event time of the first record and the wall time the pacing clock started from it.
+    #[serde(skip)]
+    pub first_event_ms: Option<i64>,
+    #[serde(skip)]
+    pub pacing_origin_wall: Option<std::time::SystemTime>,
 }
 
 /// Sends one message, waiting while librdkafka's local queue is full.
@@ -101,6 +106,10 @@ pub fn produce(
             };
             while let Some(wait) = due_in(&Ingest::Record(s), &mut clock, speed) {
                 producer.poll(wait.min(Duration::from_millis(50)));
+            }
+            if stats.first_event_ms.is_none() {
+                stats.first_event_ms = Some(s.ts_ms);
+                stats.pacing_origin_wall = Some(std::time::SystemTime::now());
             }
             let start = *session_start.get_or_insert(s.ts_ms);
             payload.clear();

@@ -55,8 +55,9 @@ pub struct SourceStats {
 /// What `--input` names, checked before the dataflow starts.
 pub enum InputSpec {
     Sim(SimConfig),
-    /// A merged FastF1 file with a `Driver` column, streamed by worker 0.
-    Merged(PathBuf),
+    /// A merged FastF1 file with a `Driver` column, streamed by worker 0; or, when cloned (for
+    /// weak-scaling benchmarks), read by every worker, each renaming the drivers `CODE#w`.
+    Merged(PathBuf, bool),
     /// Per-driver car_data, loaded and merged in time order before the start.
     CarData(Mutex<Option<fastf1::Loaded>>, Vec<PathBuf>),
 }
@@ -70,6 +71,17 @@ impl InputSpec {
         filter: Option<Arc<HashSet<DriverId>>>,
         stats: Arc<SourceStats>,
     ) -> Result<InputSpec, InputError> {
+        Self::resolve_cloned(input, sim, filter, stats, false)
+    }
+
+    /// [`InputSpec::resolve`]; with `clone`, a merged file is read by every worker.
+    pub fn resolve_cloned(
+        input: &str,
+        sim: &SimConfig,
+        filter: Option<Arc<HashSet<DriverId>>>,
+        stats: Arc<SourceStats>,
+        clone: bool,
+    ) -> Result<InputSpec, InputError> {
         if input == "sim" {
             return Ok(InputSpec::Sim(sim.clone()));
         }
@@ -81,7 +93,7 @@ impl InputSpec {
         } else if fastf1::check_header(path)? {
             // Open once to check the header; worker 0 opens it again to stream it.
             fastf1::CsvFile::open(path, None, filter, stats)?;
-            return Ok(InputSpec::Merged(path.to_path_buf()));
+            return Ok(InputSpec::Merged(path.to_path_buf(), clone));
         } else {
             vec![path.to_path_buf()]
         };
@@ -107,9 +119,14 @@ impl InputSpec {
                         && filter.as_ref().is_none_or(|f| f.contains(&cfg.driver(car)))
                 }))))
             }
-            InputSpec::Merged(path) if worker == 0 => Ok(Some(Box::new(fastf1::CsvFile::open(
-                path, None, filter, stats,
-            )?))),
+            InputSpec::Merged(path, false) if worker == 0 => Ok(Some(Box::new(
+                fastf1::CsvFile::open(path, None, filter, stats)?,
+            ))),
+            InputSpec::Merged(path, true) => Ok(Some(Box::new(CloneDrivers {
+                inner: fastf1::CsvFile::open(path, None, filter, stats)?,
+                worker,
+                names: Default::default(),
+            }))),
             InputSpec::CarData(loaded, _) if worker == 0 => Ok(loaded
                 .lock()
                 .map_err(|_| InputError::new("car_data loader poisoned"))?
@@ -125,7 +142,8 @@ impl InputSpec {
                 "sim ({} cars, {} laps, seed {})",
                 cfg.cars, cfg.laps, cfg.seed
             ),
-            InputSpec::Merged(p) => p.display().to_string(),
+            InputSpec::Merged(p, false) => p.display().to_string(),
+            InputSpec::Merged(p, true) => format!("{} (cloned per worker)", p.display()),
             InputSpec::CarData(_, files) => match files.as_slice() {
                 [one] => one.display().to_string(),
                 many => format!(
@@ -167,6 +185,29 @@ pub mod epoch_clock {
             .ok()?
             .get(&epoch)
             .map(|t| t.elapsed().as_secs_f64())
+    }
+}
+
+/// Every worker's own copy of a file's race, drivers renamed `CODE#worker`.
+struct CloneDrivers<S> {
+    inner: S,
+    worker: usize,
+    names: pitwall_dataflows::record::DriverMap<DriverId>,
+}
+
+impl<S: RecordSource> RecordSource for CloneDrivers<S> {
+    fn fill(&mut self, out: &mut Vec<Ingest>, max: usize) -> bool {
+        let start = out.len();
+        let more = self.inner.fill(out, max);
+        for item in &mut out[start..] {
+            if let Ingest::Record(s) = item {
+                let worker = self.worker;
+                s.driver = *self.names.entry(s.driver).or_insert_with(|| {
+                    DriverId::new(&format!("{}#{worker}", s.driver)).unwrap_or(s.driver)
+                });
+            }
+        }
+        more
     }
 }
 
