@@ -65,36 +65,33 @@ impl Engine {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        match ureq::get(&url).call() {
-            Ok(r) => (
-                r.status(),
-                serde_json::from_str::<Value>(&r.into_string().unwrap()).unwrap(),
-            ),
-            Err(ureq::Error::Status(code, r)) => (
-                code,
-                serde_json::from_str::<Value>(&r.into_string().unwrap()).unwrap(),
-            ),
-            Err(e) => panic!("{url}: {e}"),
-        }
+        Self::answer(
+            &format!("{}{path}", self.base),
+            ureq::get(&format!("{}{path}", self.base)).call(),
+        )
     }
 
     fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
-        match ureq::post(&url)
-            .set("content-type", "application/json")
-            .send_string(body)
-        {
-            Ok(r) => (
-                r.status(),
-                serde_json::from_str::<Value>(&r.into_string().unwrap()).unwrap(),
-            ),
-            Err(ureq::Error::Status(code, r)) => (
-                code,
-                serde_json::from_str::<Value>(&r.into_string().unwrap()).unwrap(),
-            ),
+        Self::answer(
+            &url,
+            ureq::post(&url)
+                .set("content-type", "application/json")
+                .send_string(body),
+        )
+    }
+
+    /// Status and JSON body, whether the status is a success or not.
+    fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+        let (status, response) = match result {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(code, r)) => (code, r),
             Err(e) => panic!("{url}: {e}"),
-        }
+        };
+        (
+            status,
+            serde_json::from_str(&response.into_string().unwrap()).unwrap(),
+        )
     }
 
     fn metrics_text(&self) -> String {

@@ -82,6 +82,25 @@ impl Setup {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// The engine on the test's topics until 2 s without a message: its --out folder and summary.
+    fn run_until_idle(&self, name: &str) -> (PathBuf, Value) {
+        let out = self.path(name);
+        self.check(&[
+            "run",
+            "-q",
+            "--brokers",
+            &self.brokers,
+            "--until-idle",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let summary =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        (out, summary)
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -169,19 +188,7 @@ fn the_race_through_kafka_gives_file_modes_alerts_on_severity_partitions() {
     let csv = race_prefix(s.dir.path(), 40_000);
     let produced = s.check(&["produce", "--input", csv.to_str().unwrap()]);
     assert!(produced.contains("produced 40000 messages"), "{produced}");
-    let out = s.path("engine");
-    s.check(&[
-        "run",
-        "-q",
-        "--brokers",
-        &s.brokers,
-        "--until-idle",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let (out, summary) = s.run_until_idle("engine");
     assert_eq!(summary["records"], 40_000);
 
     let reference = file_mode_alerts(&s, &csv);
@@ -338,19 +345,7 @@ fn malformed_messages_go_to_the_dead_letter_topic_and_the_rest_is_processed() {
         }
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-    let out = s.path("engine");
-    s.check(&[
-        "run",
-        "-q",
-        "--brokers",
-        &s.brokers,
-        "--until-idle",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let (_, summary) = s.run_until_idle("engine");
     assert_eq!(
         summary["records"], 50,
         "every valid message around the bad ones"
