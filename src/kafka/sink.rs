@@ -200,12 +200,9 @@ pub fn kafka_sink<'scope>(
                             tracing::error!("sending again to {}: {e}", r.topic);
                         }
                     }
-                    let in_flight = deliveries
-                        .in_flight
-                        .lock()
-                        .map(|f| f.clone())
-                        .unwrap_or_default();
-                    held.retain(|epoch, _| in_flight.contains_key(epoch));
+                    if let Ok(in_flight) = deliveries.in_flight.lock() {
+                        held.retain(|epoch, _| in_flight.contains_key(epoch));
+                    }
                     if !held.is_empty() || !frontier.is_empty() && producer.in_flight_count() > 0 {
                         activator.activate_after(Duration::from_millis(2));
                     }
