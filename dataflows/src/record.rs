@@ -16,6 +16,18 @@ impl std::hash::Hash for DriverId {
     }
 }
 
+/// The increment of splitmix64's state.
+pub const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// splitmix64's output for a state: well mixed, cheap, the same everywhere. Used for routing,
+/// hashing and the simulator's random numbers.
+pub fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(SPLITMIX_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Hasher for maps keyed by [`DriverId`]: one mix of the packed code.
 #[derive(Default, Clone, Copy)]
 pub struct DriverHasher(u64);
@@ -30,9 +42,7 @@ impl std::hash::Hasher for DriverHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        let mut z = v ^ self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        self.0 = z ^ (z >> 27);
+        self.0 = splitmix64(v ^ self.0);
     }
 }
 
@@ -86,11 +96,7 @@ impl DriverId {
 
     /// A well-mixed hash that is the same in every process, used to exchange records.
     pub fn route(&self) -> u64 {
-        // splitmix64 finaliser over the packed code.
-        let mut z = u64::from_le_bytes(self.0).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        splitmix64(u64::from_le_bytes(self.0))
     }
 }
 

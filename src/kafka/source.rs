@@ -14,7 +14,7 @@ use super::admin::partition_count;
 use super::KafkaConfig;
 use crate::http::store::PartitionLabels;
 use crate::messages::parse_telemetry;
-use crate::source::epoch_of;
+use crate::source::give_in_epochs;
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::{DeadLetter, Ingest};
 use prometheus_client::metrics::family::Family;
@@ -239,6 +239,7 @@ pub fn kafka_ingest<'scope>(
         // A worker with no partition must not hold the frontier back.
         let mut cap = reader.borrow().has_partitions().then_some(capability);
         let mut buf = Vec::with_capacity(batch);
+        let mut pending = VecDeque::with_capacity(batch);
         let mut last_message = Instant::now();
         move |output| {
             let Some(c) = cap.as_mut() else { return };
@@ -248,19 +249,8 @@ pub fn kafka_ingest<'scope>(
             if got > 0 {
                 last_message = Instant::now();
             }
-            let mut items = buf.drain(..).peekable();
-            while let Some(first) = items.peek() {
-                let epoch = epoch_of(first, *c.time(), epoch_ms);
-                if epoch > *c.time() {
-                    c.downgrade(&epoch);
-                }
-                crate::source::epoch_clock::note(epoch);
-                let mut session = output.session(&*c);
-                while let Some(item) = items.next_if(|i| epoch_of(i, epoch, epoch_ms) == epoch) {
-                    session.give(item);
-                }
-            }
-            drop(items);
+            pending.extend(buf.drain(..));
+            give_in_epochs(c, output, &mut pending, epoch_ms, usize::MAX, |_| true);
             if got > 0 {
                 if let Some(g) = &r.offsets_gauge {
                     for (p, o) in &r.next {

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::generic::OutputBuilderSession;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 
 /// Input that cannot be used at all: the run does not start (exit code 2).
@@ -253,36 +256,55 @@ pub fn ingest<'scope>(
                 src = None;
                 return;
             }
-            let mut sent = 0;
-            while sent < pace.batch {
-                let Some(front) = pending.front() else { break };
-                let epoch = epoch_of(front, *c.time(), pace.epoch_ms);
-                if let Some(delay) = due_in(front, &mut clock, pace.speed) {
-                    activator.activate_after(delay);
-                    return;
-                }
-                if epoch > *c.time() {
-                    c.downgrade(&epoch);
-                }
-                epoch_clock::note(epoch);
-                let mut session = output.session(&*c);
-                while let Some(item) = pending.front() {
-                    if sent >= pace.batch
-                        || epoch_of(item, epoch, pace.epoch_ms) != epoch
-                        || due_in(item, &mut clock, pace.speed).is_some()
-                    {
-                        break;
-                    }
-                    if let Some(item) = pending.pop_front() {
-                        session.give(item);
-                    }
-                    sent += 1;
-                }
+            give_in_epochs(c, output, &mut pending, pace.epoch_ms, pace.batch, |item| {
+                due_in(item, &mut clock, pace.speed).is_none()
+            });
+            match pending
+                .front()
+                .and_then(|item| due_in(item, &mut clock, pace.speed))
+            {
+                Some(delay) => activator.activate_after(delay),
+                None => activator.activate(),
             }
-            activator.activate();
         }
     })
     .container::<Vec<_>>()
+}
+
+/// Gives items from the front of `pending` to the dataflow, each at its epoch (event time,
+/// never going back: an older record goes at the current epoch), at most `max`, stopping at
+/// the first item `ready` says is not due yet. Every source hands over records through this.
+pub fn give_in_epochs(
+    cap: &mut Capability<Epoch>,
+    output: &mut OutputBuilderSession<'_, Epoch, CapacityContainerBuilder<Vec<Ingest>>>,
+    pending: &mut VecDeque<Ingest>,
+    epoch_ms: i64,
+    max: usize,
+    mut ready: impl FnMut(&Ingest) -> bool,
+) -> usize {
+    let mut sent = 0;
+    while sent < max {
+        let epoch = match pending.front() {
+            Some(item) if ready(item) => epoch_of(item, *cap.time(), epoch_ms),
+            _ => break,
+        };
+        if epoch > *cap.time() {
+            cap.downgrade(&epoch);
+        }
+        epoch_clock::note(epoch);
+        let mut session = output.session(&*cap);
+        while sent < max {
+            match pending.front() {
+                Some(item) if epoch_of(item, epoch, epoch_ms) == epoch && ready(item) => {}
+                _ => break,
+            }
+            if let Some(item) = pending.pop_front() {
+                session.give(item);
+                sent += 1;
+            }
+        }
+    }
+    sent
 }
 
 pub fn epoch_of(item: &Ingest, current: Epoch, epoch_ms: i64) -> Epoch {

@@ -11,6 +11,7 @@
 //! generator depends only on (seed, car), so any number of workers produces the same race.
 
 use super::RecordSource;
+use pitwall_dataflows::record::{splitmix64, SPLITMIX_GAMMA};
 use pitwall_dataflows::{DriverId, Ingest, Telemetry};
 use serde::{Deserialize, Serialize};
 
@@ -111,11 +112,9 @@ struct Rng(u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let out = splitmix64(self.0);
+        self.0 = self.0.wrapping_add(SPLITMIX_GAMMA);
+        out
     }
 
     fn unit(&mut self) -> f64 {
