@@ -293,14 +293,8 @@ impl Collector {
             per_driver: std::mem::take(&mut self.per_driver),
         };
         if let Some(path) = also_summary {
-            let written = File::create(path).map(BufWriter::new).and_then(|mut f| {
-                serde_json::to_writer_pretty(&mut f, &summary)?;
-                f.write_all(b"\n")?;
-                f.flush()
-            });
-            if let Err(e) = written {
-                return Err(format!("--summary {}: {e}", path.display()));
-            }
+            write_summary(path, &summary)
+                .map_err(|e| format!("--summary {}: {e}", path.display()))?;
         }
         if let Some(mut f) = self.files.take() {
             let flushed = f
@@ -308,12 +302,7 @@ impl Collector {
                 .flush()
                 .and_then(|_| f.windows.flush())
                 .and_then(|_| f.dead_letters.flush())
-                .and_then(|_| {
-                    let mut file = BufWriter::new(File::create(f.dir.join("summary.json"))?);
-                    serde_json::to_writer_pretty(&mut file, &summary)?;
-                    file.write_all(b"\n")?;
-                    file.flush()
-                });
+                .and_then(|_| write_summary(&f.dir.join("summary.json"), &summary));
             if let Err(e) = flushed {
                 self.write_error.get_or_insert_with(|| e.to_string());
             }
@@ -323,6 +312,13 @@ impl Collector {
         }
         Ok(summary)
     }
+}
+
+fn write_summary(path: &Path, summary: &Summary) -> std::io::Result<()> {
+    let mut file = BufWriter::new(File::create(path)?);
+    serde_json::to_writer_pretty(&mut file, summary)?;
+    file.write_all(b"\n")?;
+    file.flush()
 }
 
 fn write_line<T: Serialize>(w: &mut BufWriter<File>, value: &T) -> std::io::Result<()> {

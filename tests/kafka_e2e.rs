@@ -82,19 +82,24 @@ impl Setup {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// The engine on the test's topics until 2 s without a message: its --out folder and summary.
-    fn run_until_idle(&self, name: &str) -> (PathBuf, Value) {
-        let out = self.path(name);
-        self.check(&[
+    /// `pitwall run` on the test's topics until `idle` seconds without a message, into `out`.
+    fn engine_args<'a>(&'a self, idle: &'a str, out: &'a Path) -> [&'a str; 8] {
+        [
             "run",
             "-q",
             "--brokers",
             &self.brokers,
             "--until-idle",
-            "2",
+            idle,
             "--out",
             out.to_str().unwrap(),
-        ]);
+        ]
+    }
+
+    /// The engine on the test's topics until 2 s without a message: its --out folder and summary.
+    fn run_until_idle(&self, name: &str) -> (PathBuf, Value) {
+        let out = self.path(name);
+        self.check(&self.engine_args("2", &out));
         let summary =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
@@ -272,19 +277,7 @@ fn a_killed_engine_resumes_from_its_commits_and_loses_nothing() {
     );
     assert!(producer.wait().unwrap().success());
     let out = s.path("restart");
-    let restart = s
-        .command(&[
-            "run",
-            "-q",
-            "--brokers",
-            &s.brokers,
-            "--until-idle",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let restart = s.command(&s.engine_args("2", &out)).output().unwrap();
     assert!(
         restart.status.success(),
         "{}",
@@ -465,16 +458,7 @@ fn the_engine_rides_out_a_broker_outage_and_loses_nothing() {
         .unwrap();
     let out = s.path("engine");
     let engine = s
-        .command(&[
-            "run",
-            "-q",
-            "--brokers",
-            &s.brokers,
-            "--until-idle",
-            "15",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .command(&s.engine_args("15", &out))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -417,41 +417,21 @@ struct LapTable {
 
 impl LapTable {
     fn load(path: &Path) -> Result<LapTable, InputError> {
-        let origin = path.display().to_string();
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(open_maybe_gzip(path)?);
-        let headers = reader
-            .byte_headers()
-            .map_err(|e| InputError::new(format!("{origin}: {e}")))?
-            .clone();
-        let find = |n: &str| headers.iter().position(|h| h == n.as_bytes());
-        let (Some(d), Some(l), Some(s)) = (find("Driver"), find("LapNumber"), find("LapStartTime"))
-        else {
-            return Err(InputError::new(format!(
-                "{origin}: a laps table needs Driver, LapNumber and LapStartTime columns"
-            )));
-        };
         let mut table = LapTable::default();
-        let mut rec = ByteRecord::new();
-        while reader
-            .read_byte_record(&mut rec)
-            .map_err(|e| InputError::new(format!("{origin}: {e}")))?
-        {
-            let driver = rec.get(d).and_then(DriverId::from_bytes);
-            let lap = rec
-                .get(l)
-                .and_then(|v| std::str::from_utf8(v).ok())
+        read_table(path, &["Driver", "LapNumber", "LapStartTime"], |f| {
+            let driver = DriverId::from_bytes(f[0]);
+            let lap = std::str::from_utf8(f[1])
+                .ok()
                 .and_then(|v| v.parse::<f64>().ok());
-            let start = rec.get(s).and_then(parse_timedelta_ms);
-            if let (Some(driver), Some(lap), Some(start)) = (driver, lap, start) {
+            if let (Some(driver), Some(lap), Some(start)) = (driver, lap, parse_timedelta_ms(f[2]))
+            {
                 table
                     .starts
                     .entry(driver)
                     .or_default()
                     .push((start, lap as u16));
             }
-        }
+        })?;
         for laps in table.starts.values_mut() {
             laps.sort_unstable();
         }
@@ -468,31 +448,51 @@ impl LapTable {
 
 /// Car numbers to three-letter codes, from FastF1's driver_info export.
 fn load_driver_info(path: &Path) -> Result<HashMap<String, DriverId>, InputError> {
+    let mut map = HashMap::new();
+    read_table(path, &["RacingNumber", "Tla"], |f| {
+        if let (Ok(number), Some(code)) = (
+            std::str::from_utf8(trim(f[0])),
+            DriverId::from_bytes(trim(f[1])),
+        ) {
+            map.insert(number.to_string(), code);
+        }
+    })?;
+    Ok(map)
+}
+
+/// Reads a FastF1 side table (laps, driver info): `row` gets the named columns of each row,
+/// in the order asked for; a table without them is an error naming them.
+fn read_table(
+    path: &Path,
+    columns: &[&str],
+    mut row: impl FnMut(&[&[u8]]),
+) -> Result<(), InputError> {
     let origin = path.display().to_string();
+    let fail = |e: csv::Error| InputError::new(format!("{origin}: {e}"));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(open_maybe_gzip(path)?);
-    let headers = reader
-        .headers()
-        .map_err(|e| InputError::new(format!("{origin}: {e}")))?
-        .clone();
-    let find = |n: &str| headers.iter().position(|h| h == n);
-    let (Some(num), Some(tla)) = (find("RacingNumber"), find("Tla")) else {
-        return Err(InputError::new(format!(
-            "{origin}: driver_info needs RacingNumber and Tla columns"
-        )));
-    };
-    let mut map = HashMap::new();
-    for rec in reader.records() {
-        let rec = rec.map_err(|e| InputError::new(format!("{origin}: {e}")))?;
-        if let (Some(n), Some(code)) = (
-            rec.get(num),
-            rec.get(tla).and_then(|t| DriverId::new(t).ok()),
-        ) {
-            map.insert(n.trim().to_string(), code);
-        }
+    let headers = reader.byte_headers().map_err(fail)?.clone();
+    let idx: Option<Vec<usize>> = columns
+        .iter()
+        .map(|c| headers.iter().position(|h| trim(h) == c.as_bytes()))
+        .collect();
+    let idx = idx.ok_or_else(|| {
+        InputError::new(format!(
+            "{origin}: this table needs the columns {}",
+            columns.join(", ")
+        ))
+    })?;
+    let mut rec = ByteRecord::new();
+    // Side tables are small (a few thousand rows): a Vec a row is fine here.
+    while reader.read_byte_record(&mut rec).map_err(fail)? {
+        let fields: Vec<&[u8]> = idx
+            .iter()
+            .map(|&i| rec.get(i).unwrap_or_default())
+            .collect();
+        row(&fields);
     }
-    Ok(map)
+    Ok(())
 }
 
 /// The car number in `car_data_2023_driver_44.csv.gz`.
