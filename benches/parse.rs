@@ -2,9 +2,9 @@
 //! telemetry JSON message.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use pitwall::messages::{parse_telemetry, TelemetryMessage};
+use pitwall::format::messages::{parse_telemetry, TelemetryMessage};
+use pitwall::ingest::RecordSource;
 use pitwall::source::fastf1::CsvFile;
-use pitwall::source::RecordSource;
 use std::io::{BufRead, Write};
 use std::path::Path;
 

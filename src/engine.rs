@@ -2,13 +2,15 @@
 
 use crate::config::PitwallConfig;
 use crate::http::store::{Store, StoreHook};
+use crate::ingest::{ingest, EpochClock, InputError, Pace, SourceStats};
 use crate::kafka::sink::{kafka_sink, Deliveries};
 use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
 use crate::kafka::KafkaConfig;
 use crate::report::{Collector, Console, Summary};
-use crate::source::{ingest, InputError, InputSpec, Pace, SourceStats};
+use crate::sinks::collect::collect;
+use crate::source::InputSpec;
 use pitwall_dataflows::dataflow::{analyze_with, Epoch};
-use pitwall_dataflows::{DriverId, Output};
+use pitwall_dataflows::DriverId;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -16,8 +18,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
@@ -138,6 +138,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let stop = opts.stop.clone();
     let stop_after = opts.stop.clone();
     let deliveries = Arc::new(Deliveries::default());
+    let epochs = EpochClock::default();
     let store = opts.http.map(|_| {
         Arc::new(Store::new(
             cfg.http.points_per_driver,
@@ -197,11 +198,16 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                     },
                     pace.epoch_ms,
                     k.cfg.consumer.poll_batch,
+                    epochs.clone(),
                 ),
-                _ => ingest(scope, source, pace, stop.clone()),
+                _ => ingest(scope, source, pace, epochs.clone(), stop.clone()),
             };
             let outputs = match &store {
-                Some(store) => analyze_with(records, &detectors, StoreHook::new(store.clone())),
+                Some(store) => analyze_with(
+                    records,
+                    &detectors,
+                    StoreHook::new(store.clone(), epochs.clone()),
+                ),
                 None => analyze_with(records, &detectors, pitwall_dataflows::dataflow::NoHook),
             };
             if let Some(k) = &kafka {
@@ -209,48 +215,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                     .map_err(InputError::new)?
                     .probe_with(&durable);
             }
-            // Without files to write, window aggregates are only counted: no need to send them
-            // all to worker 0.
-            let writes_files = out.is_some();
-            let to_collect = outputs.unary(Pipeline, "CountWindows", move |_, _| {
-                move |input, output| {
-                    input.for_each(|time, data| {
-                        let mut session = output.session(&time);
-                        let mut windows = 0;
-                        for o in data.drain(..) {
-                            match o {
-                                Output::Window(_) if !writes_files => windows += 1,
-                                o => session.give(o),
-                            }
-                        }
-                        if windows > 0 {
-                            session.give(Output::Progress {
-                                records: 0,
-                                max_event_ms: i64::MIN,
-                                windows,
-                            });
-                        }
-                    });
-                }
-            });
-            to_collect.sink(
-                Exchange::new(|_: &Output| 0),
-                "Collect",
-                move |(input, _frontier)| {
-                    input.for_each(|time, data| {
-                        if let Some(c) = &sink {
-                            let age = time
-                                .least()
-                                .and_then(|e| crate::source::epoch_clock::age(*e));
-                            let mut c = c.borrow_mut();
-                            for o in data.drain(..) {
-                                c.observe_latency(&o, age);
-                                c.observe(o);
-                            }
-                        }
-                    });
-                },
-            );
+            collect(outputs, sink, out.is_some(), epochs.clone());
             Ok::<_, InputError>(())
         })?;
         while worker.step_or_park(Some(Duration::from_millis(50))) {

@@ -1,11 +1,23 @@
-//! The pieces of the `pitwall` binary: configuration, sources, Kafka, the HTTP query API, the
-//! engine that wires them to the dataflows of `pitwall-dataflows`, and the benchmarks.
+//! The pieces of the `pitwall` binary, in floors that only point down:
+//!
+//! - bottom: [`ingest`] (the record-source trait, pacing, epochs), [`format`] (JSON shapes,
+//!   times, field validation), [`metrics`] (the Prometheus registry), [`config`];
+//! - sources and sinks: [`source`] (simulator, FastF1 files), [`kafka`] (topics, source,
+//!   sink, producer, tail), [`sinks`] (the `--out` files and worker 0's collector),
+//!   [`http`] (the query store and API);
+//! - top: [`engine`], which wires them to the dataflows of `pitwall-dataflows`, the
+//!   end-of-run [`report`], and [`bench`].
+//!
+//! See ARCHITECTURE.md for the map.
 
 pub mod bench;
 pub mod config;
 pub mod engine;
+pub mod format;
 pub mod http;
+pub mod ingest;
 pub mod kafka;
-pub mod messages;
+pub mod metrics;
 pub mod report;
+pub mod sinks;
 pub mod source;

@@ -1,14 +1,13 @@
-//! Worker 0's end of the dataflow: counts everything, writes `--out` files, prints the live
-//! console summary, and makes `summary.json`.
+//! Worker 0's end of the dataflow: counts everything, hands `--out` files their lines
+//! ([`crate::sinks::files`]), prints the live console summary, and makes the typed
+//! [`Summary`] that `summary.json` holds.
 
-use crate::messages::AlertMessage;
+use crate::sinks::files::{write_summary, OutFiles};
 use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
 use pitwall_dataflows::Output;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -77,27 +76,6 @@ pub fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-struct OutFiles {
-    dir: PathBuf,
-    alerts: BufWriter<File>,
-    windows: BufWriter<File>,
-    dead_letters: BufWriter<File>,
-}
-
-impl OutFiles {
-    fn create(dir: &Path) -> std::io::Result<OutFiles> {
-        std::fs::create_dir_all(dir)?;
-        let open =
-            |name: &str| File::create(dir.join(name)).map(|f| BufWriter::with_capacity(1 << 20, f));
-        Ok(OutFiles {
-            dir: dir.to_path_buf(),
-            alerts: open("alerts.jsonl")?,
-            windows: open("windows.jsonl")?,
-            dead_letters: open("dead_letters.jsonl")?,
-        })
-    }
 }
 
 /// How the live summary is shown.
@@ -198,7 +176,7 @@ impl Collector {
                         .or_default()
                         .alerts += 1;
                     match self.files.as_mut() {
-                        Some(f) => write_line(&mut f.alerts, &AlertMessage::new(&alert)),
+                        Some(f) => f.alert(&alert),
                         None => Ok(()),
                     }
                 }
@@ -206,7 +184,7 @@ impl Collector {
             Output::Window(w) => {
                 self.windows += 1;
                 match self.files.as_mut() {
-                    Some(f) => write_line(&mut f.windows, &w),
+                    Some(f) => f.window(&w),
                     None => Ok(()),
                 }
             }
@@ -217,7 +195,7 @@ impl Collector {
                     tracing::warn!("dead letter: {d}");
                 }
                 match self.files.as_mut() {
-                    Some(f) => write_line(&mut f.dead_letters, &d),
+                    Some(f) => f.dead_letter(&d),
                     None => Ok(()),
                 }
             }
@@ -296,34 +274,17 @@ impl Collector {
             write_summary(path, &summary)
                 .map_err(|e| format!("--summary {}: {e}", path.display()))?;
         }
-        if let Some(mut f) = self.files.take() {
-            let flushed = f
-                .alerts
-                .flush()
-                .and_then(|_| f.windows.flush())
-                .and_then(|_| f.dead_letters.flush())
-                .and_then(|_| write_summary(&f.dir.join("summary.json"), &summary));
-            if let Err(e) = flushed {
+        if let Some(f) = self.files.take() {
+            let dir = f.dir().to_path_buf();
+            if let Err(e) = f.finish(&summary) {
                 self.write_error.get_or_insert_with(|| e.to_string());
             }
             if let Some(e) = self.write_error {
-                return Err(format!("writing to {}: {e}", f.dir.display()));
+                return Err(format!("writing to {}: {e}", dir.display()));
             }
         }
         Ok(summary)
     }
-}
-
-fn write_summary(path: &Path, summary: &Summary) -> std::io::Result<()> {
-    let mut file = BufWriter::new(File::create(path)?);
-    serde_json::to_writer_pretty(&mut file, summary)?;
-    file.write_all(b"\n")?;
-    file.flush()
-}
-
-fn write_line<T: Serialize>(w: &mut BufWriter<File>, value: &T) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *w, value)?;
-    w.write_all(b"\n")
 }
 
 /// The readable end-of-run summary.

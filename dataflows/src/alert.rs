@@ -20,15 +20,6 @@ pub enum Severity {
 impl Severity {
     pub const ALL: [Severity; 3] = [Severity::High, Severity::Medium, Severity::Low];
 
-    /// Partition of the alerts topic this severity is routed to.
-    pub fn partition(self) -> i32 {
-        match self {
-            Severity::High => 0,
-            Severity::Medium => 1,
-            Severity::Low => 2,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::High => "high",
@@ -182,12 +173,5 @@ mod tests {
             a,
             Alert::id_for(ver, AlertType::OverRevving, Severity::Low, 1000)
         );
-    }
-
-    #[test]
-    fn severities_route_to_partitions() {
-        assert_eq!(Severity::High.partition(), 0);
-        assert_eq!(Severity::Medium.partition(), 1);
-        assert_eq!(Severity::Low.partition(), 2);
     }
 }

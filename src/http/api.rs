@@ -5,7 +5,7 @@
 //! `/annotations`, also used by the simPod JSON datasource).
 
 use super::store::{window_value, Point, Store, METRICS, WINDOW_METRICS};
-use crate::source::timefmt::parse_utc_ms;
+use crate::format::timefmt::parse_utc_ms;
 use pitwall_dataflows::alert::{Alert, AlertType};
 use pitwall_dataflows::DriverId;
 use serde::Deserialize;
@@ -390,7 +390,7 @@ pub fn handle(
     store
         .metrics
         .queries
-        .get_or_create(&super::store::EndpointLabels {
+        .get_or_create(&crate::metrics::EndpointLabels {
             endpoint: endpoint.to_string(),
         })
         .inc();
@@ -523,7 +523,7 @@ mod tests {
     /// A store fed as the dataflow feeds it: 40 samples of HAM with a lugging episode.
     fn store() -> Store {
         let store = Arc::new(Store::new(100, 100, 100, 1000));
-        let mut hook = StoreHook::new(store.clone());
+        let mut hook = StoreHook::new(store.clone(), crate::ingest::EpochClock::default());
         let driver = DriverId::new("HAM").unwrap();
         let mut a = DriverAnalysis::new(driver, &DetectorConfig::default());
         for i in 0..40i64 {

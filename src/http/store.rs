@@ -4,20 +4,15 @@
 //! time (one lock per driver per batch) and queries copy out what they need and let go, so a
 //! query never holds up the dataflow for longer than a copy.
 
-use crate::messages::AlertMessage;
+use crate::format::messages::AlertMessage;
+use crate::ingest::EpochClock;
+use crate::metrics::{AlertLabels, Metrics, ReasonLabels};
 use pitwall_dataflows::alert::{Alert, AlertStatus};
 use pitwall_dataflows::analysis::Derived;
 use pitwall_dataflows::dataflow::{AnalysisHook, Epoch};
 use pitwall_dataflows::window::{WindowKind, WindowStats};
 use pitwall_dataflows::{DriverId, Output, Telemetry};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -93,99 +88,6 @@ struct DriverSeries {
     points: VecDeque<Point>,
     windows: VecDeque<WindowStats>,
     last_seen: Option<Instant>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AlertLabels {
-    pub alert_type: String,
-    pub severity: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PartitionLabels {
-    pub topic: String,
-    pub partition: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EndpointLabels {
-    pub endpoint: String,
-}
-
-pub struct Metrics {
-    pub records: Counter,
-    pub records_per_second: Gauge<f64, AtomicU64>,
-    pub consumed_offset: Family<PartitionLabels, Gauge>,
-    pub alerts: Family<AlertLabels, Counter>,
-    pub dead_letters: Family<ReasonLabels, Counter>,
-    pub latency: Histogram,
-    pub active_drivers: Gauge,
-    pub uptime: Gauge<f64, AtomicU64>,
-    pub queries: Family<EndpointLabels, Counter>,
-    registry: Registry,
-}
-
-impl Metrics {
-    fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("pitwall");
-        let m = Metrics {
-            records: Counter::default(),
-            records_per_second: Gauge::default(),
-            consumed_offset: Family::default(),
-            alerts: Family::default(),
-            dead_letters: Family::default(),
-            latency: Histogram::new([
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            active_drivers: Gauge::default(),
-            uptime: Gauge::default(),
-            queries: Family::default(),
-            registry: Registry::default(),
-        };
-        registry.register("records", "Telemetry records analysed", m.records.clone());
-        registry.register(
-            "records_per_second",
-            "Records analysed per second, over the last scrape interval",
-            m.records_per_second.clone(),
-        );
-        registry.register(
-            "consumed_offset",
-            "Next offset to read, per topic partition",
-            m.consumed_offset.clone(),
-        );
-        registry.register("alerts", "Alert episodes raised", m.alerts.clone());
-        registry.register(
-            "dead_letters",
-            "Input that could not be used, by reason",
-            m.dead_letters.clone(),
-        );
-        registry.register(
-            "source_to_output_latency_seconds",
-            "Time from a source handing an epoch to the dataflow to an alert or window of it being emitted",
-            m.latency.clone(),
-        );
-        registry.register(
-            "active_drivers",
-            "Drivers with a sample in the last 30 s",
-            m.active_drivers.clone(),
-        );
-        registry.register(
-            "uptime_seconds",
-            "Seconds since the engine started",
-            m.uptime.clone(),
-        );
-        registry.register(
-            "http_queries",
-            "HTTP queries answered, by endpoint",
-            m.queries.clone(),
-        );
-        Metrics { registry, ..m }
-    }
 }
 
 pub struct Store {
@@ -338,17 +240,14 @@ impl Store {
             })
             .unwrap_or(0);
         m.active_drivers.set(active as i64);
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &m.registry).is_err() {
-            text.clear();
-        }
-        text
+        m.encode()
     }
 }
 
 /// A worker's side of the store: buffers a batch, publishes it with one lock per driver.
 pub struct StoreHook {
     store: Arc<Store>,
+    epochs: EpochClock,
     points: Vec<(DriverId, Point)>,
     windows: Vec<WindowStats>,
     alerts: Vec<Alert>,
@@ -356,9 +255,10 @@ pub struct StoreHook {
 }
 
 impl StoreHook {
-    pub fn new(store: Arc<Store>) -> StoreHook {
+    pub fn new(store: Arc<Store>, epochs: EpochClock) -> StoreHook {
         StoreHook {
             store,
+            epochs,
             points: Vec::new(),
             windows: Vec::new(),
             alerts: Vec::new(),
@@ -399,7 +299,7 @@ impl AnalysisHook for StoreHook {
                             severity: a.severity.as_str().to_string(),
                         })
                         .inc();
-                    if let Some(age) = crate::source::epoch_clock::age(epoch) {
+                    if let Some(age) = self.epochs.age(epoch) {
                         m.latency.observe(age);
                     }
                 }

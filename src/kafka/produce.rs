@@ -1,8 +1,9 @@
 //! `pitwall produce`: replays telemetry into the telemetry topic, keyed by driver.
 
 use super::KafkaConfig;
-use crate::messages::TelemetryMessage;
-use crate::source::{due_in, InputSpec, RecordSource};
+use crate::format::messages::TelemetryMessage;
+use crate::ingest::{due_in, RecordSource};
+use crate::source::InputSpec;
 use pitwall_dataflows::Ingest;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};

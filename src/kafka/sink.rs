@@ -8,7 +8,8 @@
 
 use super::produce::send_blocking;
 use super::KafkaConfig;
-use crate::messages::AlertMessage;
+use crate::format::messages::AlertMessage;
+use pitwall_dataflows::alert::Severity;
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::Output;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -22,6 +23,15 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
+
+/// Partition of the alerts topic a severity is routed to (the topic has one per severity).
+pub fn alerts_partition(severity: Severity) -> i32 {
+    match severity {
+        Severity::High => 0,
+        Severity::Medium => 1,
+        Severity::Low => 2,
+    }
+}
 
 /// A message to send again.
 struct Retry {
@@ -116,7 +126,7 @@ pub fn kafka_sink<'scope>(
                                     let key = a.alert_id.to_string();
                                     let record =
                                         BaseRecord::with_opaque_to(&alerts, epoch as usize)
-                                            .partition(a.severity.partition())
+                                            .partition(alerts_partition(a.severity))
                                             .key(key.as_bytes())
                                             .payload(&payload[..]);
                                     send_blocking(&producer, record)
@@ -210,4 +220,16 @@ pub fn kafka_sink<'scope>(
             },
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_route_to_partitions() {
+        assert_eq!(alerts_partition(Severity::High), 0);
+        assert_eq!(alerts_partition(Severity::Medium), 1);
+        assert_eq!(alerts_partition(Severity::Low), 2);
+    }
 }

@@ -12,9 +12,9 @@
 
 use super::admin::partition_count;
 use super::KafkaConfig;
-use crate::http::store::PartitionLabels;
-use crate::messages::parse_telemetry;
-use crate::source::give_in_epochs;
+use crate::format::messages::parse_telemetry;
+use crate::ingest::{give_in_epochs, EpochClock};
+use crate::metrics::PartitionLabels;
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::{DeadLetter, Ingest};
 use prometheus_client::metrics::family::Family;
@@ -233,6 +233,7 @@ pub fn kafka_ingest<'scope>(
     stop: StopWhen,
     epoch_ms: i64,
     batch: usize,
+    epochs: EpochClock,
 ) -> Stream<'scope, Epoch, Vec<Ingest>> {
     source(scope, "KafkaIngest", move |capability, info| {
         let activator = scope.activator_for(info.address);
@@ -250,7 +251,15 @@ pub fn kafka_ingest<'scope>(
                 last_message = Instant::now();
             }
             pending.extend(buf.drain(..));
-            give_in_epochs(c, output, &mut pending, epoch_ms, usize::MAX, |_| true);
+            give_in_epochs(
+                c,
+                output,
+                &mut pending,
+                epoch_ms,
+                usize::MAX,
+                &epochs,
+                |_| true,
+            );
             if got > 0 {
                 if let Some(g) = &r.offsets_gauge {
                     for (p, o) in &r.next {

@@ -5,9 +5,9 @@
 //! record is a [`DeadLetter`] naming the line, the field and what was wrong; the file goes on.
 //! A file that cannot be read at all, or lacks the required columns, is an [`InputError`].
 
-use super::validate::{self, FieldError, Limit};
-use super::{InputError, RecordSource, SourceStats};
-use crate::source::timefmt::{parse_timedelta_ms, parse_utc_ms};
+use crate::format::timefmt::{parse_timedelta_ms, parse_utc_ms};
+use crate::format::validate::{self, FieldError, Limit};
+use crate::ingest::{InputError, RecordSource, SourceStats};
 use csv::ByteRecord;
 use flate2::read::MultiGzDecoder;
 use pitwall_dataflows::record::DriverMap;

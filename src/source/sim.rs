@@ -10,7 +10,7 @@
 //! a slow corner) and the odd over-rev. Cars are dealt to workers by index, and every car's
 //! generator depends only on (seed, car), so any number of workers produces the same race.
 
-use super::RecordSource;
+use crate::ingest::RecordSource;
 use pitwall_dataflows::record::{splitmix64, SPLITMIX_GAMMA};
 use pitwall_dataflows::{DriverId, Ingest, Telemetry};
 use serde::{Deserialize, Serialize};

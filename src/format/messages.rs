@@ -1,7 +1,7 @@
 //! The JSON shapes pitwall writes: one place, whatever the sink (files now, Kafka later).
 
-use crate::source::timefmt::{format_utc_ms, parse_utc_ms};
-use crate::source::validate::{self, FieldError, Limit};
+use super::timefmt::{format_utc_ms, parse_utc_ms};
+use super::validate::{self, FieldError, Limit};
 use pitwall_dataflows::alert::Alert;
 use pitwall_dataflows::{DriverId, Telemetry};
 use serde::{Deserialize, Serialize};
