@@ -1,0 +1,239 @@
+//! One FastF1 CSV row to a record: where the columns are, and each field checked against the
+//! shared limits of [`crate::format::validate`], without allocating.
+
+use crate::format::timefmt::{parse_timedelta_ms, parse_utc_ms};
+use crate::format::validate::{self, FieldError, Limit};
+use crate::ingest::InputError;
+use csv::ByteRecord;
+use pitwall_dataflows::{DriverId, Telemetry};
+
+const REQUIRED: [&str; 7] =
+    ["Date", "RPM", "Speed", "nGear", "Throttle", "Brake", "DRS"];
+/// Columns FastF1 writes that pitwall reads nothing from.
+const KNOWN_UNUSED: [&str; 7] = [
+    "SessionTime",
+    "DriverNumber",
+    "Source",
+    "Status",
+    "Distance",
+    "Z",
+    "",
+];
+
+/// Where each column is, by FastF1's names.
+#[derive(Clone, Debug)]
+pub(super) struct Columns {
+    pub(super) date: usize,
+    pub(super) driver: Option<usize>,
+    pub(super) rpm: usize,
+    pub(super) speed: usize,
+    pub(super) gear: usize,
+    pub(super) throttle: usize,
+    pub(super) brake: usize,
+    pub(super) drs: usize,
+    pub(super) lap: Option<usize>,
+    /// car_data's session-relative `Time` of the feed chunk.
+    pub(super) session_time: Option<usize>,
+    pub(super) brake_temp: Option<usize>,
+    pub(super) x: Option<usize>,
+    pub(super) y: Option<usize>,
+    pub(super) width: usize,
+}
+
+impl Columns {
+    pub(super) fn from_header(
+        header: &ByteRecord,
+        origin: &str,
+    ) -> Result<(Columns, Vec<String>), InputError> {
+        let names: Vec<String> = header
+            .iter()
+            .map(|f| {
+                String::from_utf8_lossy(f)
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_string()
+            })
+            .collect();
+        let find = |name: &str| names.iter().position(|n| n == name);
+        let missing: Vec<&str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|n| find(n).is_none())
+            .collect();
+        if missing.len() == REQUIRED.len() {
+            return Err(InputError::new(format!(
+                "{origin}: not FastF1 telemetry: none of the required columns {} (found: {})",
+                REQUIRED.join(","),
+                names.join(",")
+            )));
+        }
+        if !missing.is_empty() {
+            return Err(InputError::new(format!(
+                "{origin}: missing required column(s) {} (found: {})",
+                missing.join(","),
+                names.join(",")
+            )));
+        }
+        let req = |name: &str| find(name).unwrap_or_default();
+        let cols = Columns {
+            date: req("Date"),
+            driver: find("Driver"),
+            rpm: req("RPM"),
+            speed: req("Speed"),
+            gear: req("nGear"),
+            throttle: req("Throttle"),
+            brake: req("Brake"),
+            drs: req("DRS"),
+            lap: find("LapNumber"),
+            session_time: find("Time"),
+            brake_temp: find("BrakeTemp"),
+            x: find("X"),
+            y: find("Y"),
+            width: names.len(),
+        };
+        let used = [
+            "Date",
+            "Driver",
+            "RPM",
+            "Speed",
+            "nGear",
+            "Throttle",
+            "Brake",
+            "DRS",
+            "LapNumber",
+            "Time",
+            "BrakeTemp",
+            "X",
+            "Y",
+        ];
+        let unknown = names
+            .iter()
+            .filter(|n| !used.contains(&n.as_str()) && !KNOWN_UNUSED.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        Ok((cols, unknown))
+    }
+}
+
+fn field_error(
+    field: &'static str,
+    reason: impl Into<String>,
+    value: &[u8],
+) -> FieldError {
+    FieldError::new(field, reason, String::from_utf8_lossy(value))
+}
+
+fn get<'r>(
+    rec: &'r ByteRecord,
+    idx: usize,
+    field: &'static str,
+) -> Result<&'r [u8], FieldError> {
+    match rec.get(idx).map(trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(field_error(field, "missing", b"")),
+    }
+}
+
+pub(super) fn trim(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+fn number(raw: &[u8], limit: &Limit) -> Result<f64, FieldError> {
+    let value = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .ok_or_else(|| field_error(limit.field, "not a number", raw))?;
+    limit.check(value).map_err(|mut e| {
+        e.value = String::from_utf8_lossy(raw).into_owned();
+        e
+    })
+}
+
+fn boolean(raw: &[u8], field: &'static str) -> Result<bool, FieldError> {
+    match raw {
+        b"1" | b"True" | b"true" | b"TRUE" | b"1.0" => Ok(true),
+        b"0" | b"False" | b"false" | b"FALSE" | b"0.0" => Ok(false),
+        _ => Err(field_error(field, "not a boolean (0/1/True/False)", raw)),
+    }
+}
+
+/// A parsed row: the record, and car_data's session-relative chunk time when present.
+pub(super) struct Row {
+    pub(super) sample: Telemetry,
+    pub(super) session_time_ms: Option<i64>,
+}
+
+pub(super) fn parse_row(
+    rec: &ByteRecord,
+    c: &Columns,
+    fixed: Option<DriverId>,
+) -> Result<Row, FieldError> {
+    if rec.len() != c.width {
+        return Err(FieldError {
+            field: "row",
+            reason: "wrong number of fields".into(),
+            value: format!("{} fields, header has {}", rec.len(), c.width),
+        });
+    }
+    let driver = match (fixed, c.driver) {
+        (Some(d), _) => d,
+        (None, Some(idx)) => {
+            let raw = get(rec, idx, "Driver")?;
+            DriverId::from_bytes(raw).ok_or_else(|| {
+                field_error("Driver", "not a driver code (1-8 letters/digits)", raw)
+            })?
+        }
+        (None, None) => return Err(field_error("Driver", "missing", b"")),
+    };
+    let date = get(rec, c.date, "Date")?;
+    let ts_ms =
+        parse_utc_ms(date).ok_or_else(|| field_error("Date", "not an ISO 8601 UTC time", date))?;
+    let speed = number(get(rec, c.speed, "Speed")?, &validate::SPEED)?;
+    let rpm = number(get(rec, c.rpm, "RPM")?, &validate::RPM)?;
+    let gear = number(get(rec, c.gear, "nGear")?, &validate::GEAR)?;
+    let throttle = number(get(rec, c.throttle, "Throttle")?, &validate::THROTTLE)?;
+    let brake = boolean(get(rec, c.brake, "Brake")?, "Brake")?;
+    let drs = number(get(rec, c.drs, "DRS")?, &validate::DRS)?;
+    let lap = match c.lap.and_then(|i| rec.get(i)).map(trim) {
+        None | Some(b"") => None,
+        Some(raw) => Some(number(raw, &validate::LAP)? as u16),
+    };
+    let optional = |idx: Option<usize>, limit: &Limit| match idx.and_then(|i| rec.get(i)).map(trim)
+    {
+        None | Some(b"") => Ok(None),
+        Some(raw) => number(raw, limit).map(|v| Some(v as f32)),
+    };
+    let brake_temp = optional(c.brake_temp, &validate::BRAKE_TEMP)?;
+    let x = optional(c.x, &validate::X)?;
+    let y = optional(c.y, &validate::Y)?;
+    let session_time_ms = match c.session_time.and_then(|i| rec.get(i)).map(trim) {
+        None | Some(b"") => None,
+        Some(raw) => Some(
+            parse_timedelta_ms(raw).ok_or_else(|| field_error("Time", "not a timedelta", raw))?,
+        ),
+    };
+    Ok(Row {
+        sample: Telemetry {
+            driver,
+            ts_ms,
+            speed: speed as f32,
+            rpm: rpm as f32,
+            throttle: throttle as f32,
+            brake_temp,
+            position: x.zip(y).map(|(x, y)| [x, y]),
+            lap,
+            gear: gear as u8,
+            drs: drs as u8,
+            brake,
+        },
+        session_time_ms,
+    })
+}
