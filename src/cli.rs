@@ -50,12 +50,12 @@ pub struct WeakScalingArgs {
     /// `sim`, or a merged FastF1 file that every worker reads, its drivers cloned per worker.
     #[arg(long, default_value = "sim")]
     pub input: String,
-    /// Simulator: drivers per worker.
-    #[arg(long, default_value_t = 20)]
-    pub drivers_per_worker: usize,
-    /// Simulator: laps per car (about 326 samples per driver a lap).
-    #[arg(long, default_value_t = 78)]
-    pub laps: u32,
+    /// Simulator: drivers per worker (default: simulator.cars of the configuration).
+    #[arg(long)]
+    pub drivers_per_worker: Option<usize>,
+    /// Simulator: laps per car, about 326 samples per driver a lap (default: simulator.laps).
+    #[arg(long)]
+    pub laps: Option<u32>,
     /// Runs per scenario; the fastest is kept.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -68,8 +68,6 @@ pub struct WeakScalingArgs {
 
 #[derive(Args)]
 pub struct KafkaBenchArgs {
-    #[arg(long, env = "PITWALL_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
     /// What to produce: `sim` or a FastF1 file.
     #[arg(long, default_value = "sim")]
     pub input: String,
@@ -84,6 +82,8 @@ pub struct KafkaBenchArgs {
     pub name: String,
     #[arg(long, default_value = "bench/results")]
     pub results: PathBuf,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 #[derive(Args)]

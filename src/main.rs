@@ -237,12 +237,16 @@ fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
             "--workers and --processes take counts of at least 1".into(),
         ));
     }
+    // The simulator's defaults come from the embedded configuration, as `pitwall run`'s do.
+    let sim = PitwallConfig::load(None)
+        .map_err(RunError::Input)?
+        .simulator;
     let ws = bench::WeakScaling {
         workers: args.workers,
         processes: args.processes,
         input: args.input,
-        drivers_per_worker: args.drivers_per_worker.max(1),
-        laps: args.laps.max(1),
+        drivers_per_worker: args.drivers_per_worker.unwrap_or(sim.cars).max(1),
+        laps: args.laps.unwrap_or(sim.laps).max(1),
         repeat: args.repeat.max(1),
     };
     let rows = bench::weak_scaling(&ws).map_err(RunError::Failed)?;
@@ -257,7 +261,7 @@ fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
         )));
     }
     let kb = bench::KafkaBench {
-        brokers: args.brokers,
+        config: args.kafka.load()?,
         input: args.input,
         rate: args.rate,
         workers: args.workers.max(1),

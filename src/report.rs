@@ -5,18 +5,19 @@
 use crate::sinks::files::{write_summary, OutFiles};
 use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
 use pitwall_dataflows::Output;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct DriverSummary {
     pub records: u64,
     pub alerts: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// What `summary.json` holds; [`crate::bench`] reads it back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub input: String,
     /// Rows read or generated: records + dead letters + rows left out by `--drivers`.
@@ -28,8 +29,8 @@ pub struct Summary {
     pub dead_letters_by_reason: BTreeMap<String, u64>,
     /// Episodes (each counted once, when it ended).
     pub alerts: u64,
-    pub alerts_by_severity: BTreeMap<&'static str, u64>,
-    pub alerts_by_type: BTreeMap<&'static str, u64>,
+    pub alerts_by_severity: BTreeMap<String, u64>,
+    pub alerts_by_type: BTreeMap<String, u64>,
     pub windows: u64,
     pub seconds: f64,
     pub records_per_second: f64,
@@ -45,7 +46,7 @@ pub struct Summary {
     pub per_driver: BTreeMap<String, DriverSummary>,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,
@@ -256,8 +257,8 @@ impl Collector {
             dead_letters: self.dead_letters,
             dead_letters_by_reason: std::mem::take(&mut self.dead_by_reason),
             alerts: self.by_severity.values().sum(),
-            alerts_by_severity: self.by_severity.clone(),
-            alerts_by_type: self.by_type.clone(),
+            alerts_by_severity: owned_keys(&self.by_severity),
+            alerts_by_type: owned_keys(&self.by_type),
             windows: self.windows,
             seconds,
             records_per_second: self.records as f64 / seconds.max(1e-9),
@@ -285,6 +286,10 @@ impl Collector {
         }
         Ok(summary)
     }
+}
+
+fn owned_keys(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+    counts.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
 /// The readable end-of-run summary.

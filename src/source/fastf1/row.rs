@@ -7,8 +7,7 @@ use crate::ingest::InputError;
 use csv::ByteRecord;
 use pitwall_dataflows::{DriverId, Telemetry};
 
-const REQUIRED: [&str; 7] =
-    ["Date", "RPM", "Speed", "nGear", "Throttle", "Brake", "DRS"];
+const REQUIRED: [&str; 7] = ["Date", "RPM", "Speed", "nGear", "Throttle", "Brake", "DRS"];
 /// Columns FastF1 writes that pitwall reads nothing from.
 const KNOWN_UNUSED: [&str; 7] = [
     "SessionTime",
@@ -115,19 +114,11 @@ impl Columns {
     }
 }
 
-fn field_error(
-    field: &'static str,
-    reason: impl Into<String>,
-    value: &[u8],
-) -> FieldError {
+fn field_error(field: &'static str, reason: impl Into<String>, value: &[u8]) -> FieldError {
     FieldError::new(field, reason, String::from_utf8_lossy(value))
 }
 
-fn get<'r>(
-    rec: &'r ByteRecord,
-    idx: usize,
-    field: &'static str,
-) -> Result<&'r [u8], FieldError> {
+fn get<'r>(rec: &'r ByteRecord, idx: usize, field: &'static str) -> Result<&'r [u8], FieldError> {
     match rec.get(idx).map(trim) {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(field_error(field, "missing", b"")),
