@@ -102,6 +102,7 @@ impl PitwallConfig {
             wheel_spin: self.wheel_spin.clone(),
             gear: self.gear.clone(),
             alerts: self.alerts.clone(),
+            race: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::config::DetectorConfig;
 use crate::episode::{Episode, Worse};
 use crate::gear::GearAnomalies;
 use crate::output::{DriverTotals, Output};
+use crate::race::lap_tracker::{LapAnomaly, LapTracker};
 use crate::record::{DriverId, Telemetry};
 use crate::wheel_spin::{SpinReading, WheelSpin};
 use crate::window::{Rolling, Tumbling};
@@ -119,6 +120,7 @@ pub struct DriverAnalysis {
     gear: GearAnomalies,
     brake: BrakeThermal,
     episodes: Episodes,
+    race: LapTracker,
     high_speed_kmh: f64,
     brake_medium_c: f64,
     brake_high_c: f64,
@@ -143,6 +145,7 @@ impl DriverAnalysis {
             gear: GearAnomalies::new(&cfg.gear),
             brake: BrakeThermal::default(),
             episodes: Episodes::new(driver, cfg),
+            race: LapTracker::new(driver, &cfg.race),
             high_speed_kmh: cfg.alerts.high_speed_kmh,
             brake_medium_c: cfg.alerts.brake_temp_medium_c,
             brake_high_c: cfg.alerts.brake_temp_high_c,
@@ -185,6 +188,26 @@ impl DriverAnalysis {
         }
 
         let spin = self.spin.observe(s);
+        let race = self.race.observe(s, spin.is_some_and(|r| r.spinning));
+        if let Some(lap) = race.lap {
+            out(Output::Lap(lap));
+        }
+        if let Some(stop) = race.pit {
+            out(Output::PitStop(stop));
+        }
+        if let Some(anomaly) = race.anomaly {
+            let (what, from, to) = match anomaly {
+                LapAnomaly::Backwards { from, to } => ("went backwards", from, to),
+                LapAnomaly::Skipped { from, to } => ("skipped laps", from, to),
+            };
+            tracing::warn!(
+                driver = %self.driver,
+                from,
+                to,
+                ts_ms = s.ts_ms,
+                "lap number {what}: laps in between are not reported, no pit stop is inferred"
+            );
+        }
         let gear = self.gear.observe(s);
         let brake_temp_c = self.brake.observe(s);
         let speed = s.speed as f64;

@@ -13,6 +13,7 @@ pub struct DetectorConfig {
     pub wheel_spin: WheelSpinConfig,
     pub gear: GearConfig,
     pub alerts: AlertConfig,
+    pub race: crate::race::RaceConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

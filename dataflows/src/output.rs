@@ -4,6 +4,7 @@
 //! that bincode cannot honour (`flatten`, `skip_serializing_if`).
 
 use crate::alert::Alert;
+use crate::race::{LapDone, PitStop, RaceUpdate};
 use crate::record::{DriverId, Telemetry};
 use crate::window::WindowStats;
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,12 @@ pub enum Output {
         windows: u64,
     },
     DriverTotals(DriverTotals),
+    /// A lap completed, as the driver's tracker saw it (input of the race views).
+    Lap(LapDone),
+    /// A pit stop made (input of the race views).
+    PitStop(PitStop),
+    /// A change of a race view: lap rows, pit rows, predictions.
+    Race(RaceUpdate),
 }
 
 #[cfg(test)]

@@ -174,7 +174,11 @@ pub fn kafka_sink<'scope>(
                                         .headers(headers);
                                     send_blocking(&producer, record)
                                 }
-                                Output::Progress { .. } | Output::DriverTotals(_) => continue,
+                                Output::Progress { .. }
+                                | Output::DriverTotals(_)
+                                | Output::Lap(_)
+                                | Output::PitStop(_)
+                                | Output::Race(_) => continue,
                             };
                             match result {
                                 Ok(()) => sent += 1,

@@ -1,0 +1,319 @@
+//! The state of the field when each lap ends: green, neutralised (safety car or virtual safety
+//! car), red flag, rain. No car alone says it; the whole field does, at once.
+//!
+//! For the lap a driver completes at time `t`, the field is the latest lap of every car
+//! completed in the lap-long window before `t` (this one included): what the field did over
+//! the last lap, as known at `t`. Its judgement, from the clean laps among them:
+//! - neutralised: the median pace (lap time / the driver's own best) is far off, as all cars
+//!   slow together to a delta or behind the safety car;
+//! - red flag: a large share of the field stood still for a long time on that lap;
+//! - rain: the pace drops less than under a neutralisation while wheel spin across the field
+//!   rises well above the race's own rate on green laps so far.
+//!
+//! It is one reduce over all of the race's laps (a few thousand at most, one key): the field's
+//! state is a question about everyone at once, and the reduce keeps each answer up to date when
+//! a late lap arrives.
+
+use super::{DriverLap, RaceConfig};
+use crate::dataflow::Epoch;
+use crate::record::DriverId;
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+
+/// The window is this many times a typical best lap (‰), so that it holds one lap of the field.
+const WINDOW_PERMILLE: i64 = 1_100;
+/// Before any best lap is known.
+const DEFAULT_WINDOW_MS: i64 = 120_000;
+/// Green laps needed before the race's own wheel-spin rate is trusted.
+const SPIN_BASELINE_LAPS: u64 = 40;
+/// The least green rate assumed (per 10,000 samples): a dry race can have almost no spin.
+const SPIN_BASELINE_FLOOR: u64 = 5;
+
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldState {
+    #[default]
+    Green,
+    Rain,
+    Neutralised,
+    Red,
+}
+
+impl FieldState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FieldState::Green => "green",
+            FieldState::Rain => "rain",
+            FieldState::Neutralised => "neutralised",
+            FieldState::Red => "red",
+        }
+    }
+}
+
+/// The field as seen at the end of one driver's lap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FieldView {
+    pub state: FieldState,
+    /// Cars in the window.
+    pub cars: u16,
+    /// Median pace of their clean laps, ‰ of each driver's best (0 when none).
+    pub pace_permille: u32,
+    /// Wheel-spin samples per 10,000 samples across the window.
+    pub spin_per_10k: u32,
+    /// The race's mean rate on green clean laps so far, same unit (0 until known).
+    pub spin_baseline_per_10k: u32,
+    /// Other cars whose in-lap is in the window: rivals who just stopped.
+    pub rivals_pitted: u16,
+}
+
+/// What the field view needs of a lap, ordered by the time it ended.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FieldEntry {
+    pub end_ms: i64,
+    pub driver: DriverId,
+    pub lap: u16,
+    pub clean: bool,
+    pub pace_permille: u32,
+    pub best_ms: i64,
+    pub stationary_ms: i64,
+    pub spin_samples: u32,
+    pub samples: u32,
+    pub pit_in: bool,
+}
+
+impl FieldEntry {
+    pub fn of(l: &DriverLap) -> Self {
+        FieldEntry {
+            end_ms: l.done.end_ms,
+            driver: l.done.driver,
+            lap: l.done.lap,
+            clean: l.clean,
+            pace_permille: l.pace_permille,
+            best_ms: l.best_ms,
+            stationary_ms: l.done.stationary_ms,
+            spin_samples: l.done.spin_samples,
+            samples: l.done.samples,
+            pit_in: l.pit_in,
+        }
+    }
+}
+
+fn median<T: Ord + Copy>(v: &mut [T]) -> Option<T> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(v[v.len() / 2])
+}
+
+/// The field's view at the end of every lap, from all laps sorted by end time.
+pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, u16, FieldView)> {
+    let mut out = Vec::with_capacity(entries.len());
+    let (mut green_spin, mut green_samples, mut green_laps) = (0u64, 0u64, 0u64);
+    let mut bests: Vec<i64> = Vec::new();
+    let mut window_start = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        if e.best_ms > 0 {
+            bests.push(e.best_ms);
+        }
+        let window_ms = {
+            let recent = &bests[bests.len().saturating_sub(20)..];
+            let mut r = recent.to_vec();
+            median(&mut r).map_or(DEFAULT_WINDOW_MS, |b| b * WINDOW_PERMILLE / 1000)
+        };
+        while entries[window_start].end_ms <= e.end_ms - window_ms {
+            window_start += 1;
+        }
+        // The latest lap of each car in the window.
+        let mut latest: Vec<&FieldEntry> = Vec::with_capacity(24);
+        for w in entries[window_start..=i].iter().rev() {
+            if !latest.iter().any(|l| l.driver == w.driver) {
+                latest.push(w);
+            }
+        }
+        let mut paces: Vec<u32> = latest
+            .iter()
+            .filter(|l| l.clean && l.pace_permille > 0)
+            .map(|l| l.pace_permille)
+            .collect();
+        let stood = latest
+            .iter()
+            .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
+            .count();
+        let (spins, samples) = latest.iter().fold((0u64, 0u64), |(s, n), l| {
+            (s + l.spin_samples as u64, n + l.samples as u64)
+        });
+        let spin_per_10k = (spins * 10_000).checked_div(samples).unwrap_or(0) as u32;
+        let baseline = if green_laps >= SPIN_BASELINE_LAPS {
+            ((green_spin * 10_000)
+                .checked_div(green_samples)
+                .unwrap_or(0))
+            .max(SPIN_BASELINE_FLOOR) as u32
+        } else {
+            0
+        };
+        let cars = latest.len();
+        let judged = paces.len() >= cfg.min_field_cars;
+        let pace = median(&mut paces).unwrap_or(0);
+        // Rain before neutralised: a wet track can slow the field as much as a safety car
+        // does, but only rain makes the whole field's wheels spin that much. (Behind a safety
+        // car some spin is usual too: cars weave and restart on cold tyres, hence the higher
+        // factor when the field is as slow as a neutralisation.)
+        let state = if cars >= cfg.min_field_cars
+            && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars as u64
+        {
+            FieldState::Red
+        } else if judged
+            && pace >= cfg.rain_pace_permille
+            && baseline > 0
+            && spin_per_10k as f64
+                >= baseline as f64
+                    * if pace >= cfg.neutralised_pace_permille {
+                        cfg.rain_spin_factor_when_slow
+                    } else {
+                        cfg.rain_spin_factor
+                    }
+        {
+            FieldState::Rain
+        } else if judged && pace >= cfg.neutralised_pace_permille {
+            FieldState::Neutralised
+        } else {
+            FieldState::Green
+        };
+        if state == FieldState::Green && e.clean {
+            green_spin += e.spin_samples as u64;
+            green_samples += e.samples as u64;
+            green_laps += 1;
+        }
+        let rivals_pitted = entries[window_start..=i]
+            .iter()
+            .filter(|l| l.pit_in && l.driver != e.driver)
+            .count() as u16;
+        out.push((
+            e.driver,
+            e.lap,
+            FieldView {
+                state,
+                cars: cars as u16,
+                pace_permille: pace,
+                spin_per_10k,
+                spin_baseline_per_10k: baseline,
+                rivals_pitted,
+            },
+        ));
+    }
+    out
+}
+
+/// All laps in, `((driver, lap), view)` out.
+pub fn field_state<'scope>(
+    laps: VecCollection<'scope, Epoch, DriverLap, isize>,
+    cfg: &RaceConfig,
+) -> VecCollection<'scope, Epoch, ((DriverId, u16), FieldView), isize> {
+    let cfg = cfg.clone();
+    laps.map(|l| ((), FieldEntry::of(&l)))
+        .reduce_named("FieldState", move |_unit, input, output| {
+            let entries: Vec<&FieldEntry> = input
+                .iter()
+                .filter(|(_, diff)| *diff > 0)
+                .map(|(e, _)| *e)
+                .collect();
+            for (driver, lap, view) in field_views(&entries, &cfg) {
+                output.push(((driver, lap, view), 1isize));
+            }
+        })
+        .map(|((), (driver, lap, view))| ((driver, lap), view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARS: [&str; 6] = ["VER", "HAM", "LEC", "NOR", "ALO", "SAI"];
+
+    /// Six cars, 80 s laps 1 s apart; laps in `slow` take `factor` ‰ of that.
+    fn race(laps: u16, slow: std::ops::RangeInclusive<u16>, factor: i64) -> Vec<FieldEntry> {
+        let mut v = Vec::new();
+        let mut ends = [0i64; 6];
+        for lap in 1..=laps {
+            for (c, code) in CARS.iter().enumerate() {
+                let t = if slow.contains(&lap) {
+                    80_000 * factor / 1000
+                } else {
+                    80_000
+                };
+                ends[c] = if lap == 1 {
+                    80_000 + c as i64 * 1000
+                } else {
+                    ends[c] + t
+                };
+                v.push(FieldEntry {
+                    end_ms: ends[c],
+                    driver: DriverId::new(code).unwrap(),
+                    lap,
+                    clean: lap > 1,
+                    pace_permille: if lap > 1 {
+                        (t * 1000 / 80_000) as u32
+                    } else {
+                        0
+                    },
+                    best_ms: if lap > 1 { 80_000 } else { 0 },
+                    stationary_ms: 0,
+                    spin_samples: 0,
+                    samples: 320,
+                    pit_in: false,
+                });
+            }
+        }
+        v.sort();
+        v
+    }
+
+    fn states(v: &[FieldEntry]) -> Vec<(u16, FieldState)> {
+        let refs: Vec<_> = v.iter().collect();
+        let mut s: Vec<_> = field_views(&refs, &RaceConfig::default())
+            .into_iter()
+            .filter(|(d, _, _)| d.as_str() == "SAI")
+            .map(|(_, lap, v)| (lap, v.state))
+            .collect();
+        s.dedup_by_key(|x| x.1);
+        s
+    }
+
+    #[test]
+    fn a_field_that_slows_together_is_neutralised_and_green_again_after() {
+        let v = race(12, 5..=7, 1_450);
+        assert_eq!(
+            states(&v),
+            vec![
+                (1, FieldState::Green),
+                (5, FieldState::Neutralised),
+                (8, FieldState::Green)
+            ]
+        );
+    }
+
+    #[test]
+    fn one_slow_car_is_not_a_neutralisation() {
+        let mut v = race(10, 0..=0, 1000);
+        for e in v
+            .iter_mut()
+            .filter(|e| e.driver.as_str() == "HAM" && e.lap > 4)
+        {
+            e.pace_permille = 1_500;
+        }
+        assert_eq!(states(&v), vec![(1, FieldState::Green)]);
+    }
+
+    #[test]
+    fn a_field_standing_still_is_a_red_flag() {
+        let mut v = race(6, 0..=0, 1000);
+        for e in v.iter_mut().filter(|e| e.lap == 4) {
+            e.stationary_ms = 900_000;
+        }
+        let s = states(&v);
+        assert!(s.contains(&(4, FieldState::Red)), "{s:?}");
+    }
+}

@@ -1,0 +1,514 @@
+//! Laps and pit stops of one driver, read from that driver's samples in arrival order.
+//!
+//! This is the hot-path half of race intelligence: a plain struct that the per-driver analysis
+//! calls for every sample, cheap and allocation-free. It hands on two kinds of facts, a
+//! completed lap ([`LapDone`]) and a pit stop ([`PitStop`]); everything that needs more than
+//! one driver (positions, gaps, the field's state, predictions) is computed from those facts
+//! by the differential views next to this file, which never look at samples.
+//!
+//! - A lap ends when the lap number goes up by one. The last lap of a race has no next lap
+//!   number: it is closed when the car has covered a lap's distance (integrated from speed,
+//!   against the median of its own previous laps) and goes on well past it without a new lap
+//!   number, at the moment it covered that distance.
+//! - A pit stop is a passage through the pit lane: the car runs on its speed limiter (a flat
+//!   plateau of speed under load, whatever the circuit's limit is) and stands still in it. The
+//!   stop belongs to the lap the car was on when it entered (FastF1's in-lap), and is reported
+//!   when the car leaves the pit lane at speed: the start grid (no lap yet), the finish (the car
+//!   never leaves) and a car that retires in its garage are therefore not pit stops.
+
+use super::{LapDone, PitStop, RaceConfig};
+use crate::record::{DriverId, Telemetry};
+
+/// Completed laps whose distances estimate the length of the next one.
+const LAP_DISTANCES: usize = 5;
+/// Longest gap between two samples over which distance is integrated: a car that vanishes from
+/// the feed must not be credited with distance it may not have covered.
+const MAX_INTEGRATION_GAP_MS: i64 = 2_000;
+
+/// What the tracker saw of the current lap so far.
+#[derive(Clone, Copy, Debug, Default)]
+struct LapStats {
+    samples: u32,
+    spin_samples: u32,
+    max_speed: f32,
+    top_gear: u8,
+    max_rpm: f32,
+    stationary_ms: i64,
+    hard_decels: u32,
+    glitch_gears: u32,
+}
+
+/// The plateau of a speed limiter: samples whose speeds stay within a narrow band.
+#[derive(Clone, Copy, Debug, Default)]
+struct Plateau {
+    start_ms: i64,
+    lap: Option<u16>,
+    min: f32,
+    max: f32,
+    samples: u32,
+}
+
+/// A stretch of slow running (at most `slow_kmh`), in which a pit passage may be found.
+#[derive(Clone, Copy, Debug)]
+struct SlowStretch {
+    start_ms: i64,
+    start_lap: Option<u16>,
+    /// Lap at the first standstill of the stretch.
+    stop_lap: Option<u16>,
+    stationary_ms: i64,
+}
+
+/// A pit-lane passage under way.
+#[derive(Clone, Copy, Debug)]
+struct Passage {
+    lap: u16,
+    entry_ms: i64,
+    limit_kmh: f32,
+    limiter_ms: i64,
+    stationary_ms: i64,
+}
+
+/// What one sample completed: at most one lap, one pit stop, one anomaly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RaceEvents {
+    pub lap: Option<LapDone>,
+    pub pit: Option<PitStop>,
+    pub anomaly: Option<LapAnomaly>,
+}
+
+/// Why the tracker ignored a lap number; logged by the caller, never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LapAnomaly {
+    /// The lap number went down (`from` → `to`).
+    Backwards { from: u16, to: u16 },
+    /// The lap number skipped laps: the laps in between are not reported.
+    Skipped { from: u16, to: u16 },
+}
+
+#[derive(Clone, Debug)]
+pub struct LapTracker {
+    driver: DriverId,
+    cfg: RaceConfig,
+    lap: Option<u16>,
+    /// The lap number of the previous sample, so that an anomaly is reported once.
+    raw_lap: Option<u16>,
+    lap_start_ms: i64,
+    /// Lap already closed by distance (the last lap): a later lap number change for it is not
+    /// a second completion.
+    closed_by_distance: Option<u16>,
+    distance_m: f64,
+    /// Time at which the current lap reached the expected lap distance.
+    reached_lap_distance_ms: Option<i64>,
+    lap_distances: [f64; LAP_DISTANCES],
+    lap_distance_count: usize,
+    stats: LapStats,
+    last: Option<(i64, f32)>,
+    plateau: Plateau,
+    slow: Option<SlowStretch>,
+    passage: Option<Passage>,
+}
+
+impl LapTracker {
+    pub fn new(driver: DriverId, cfg: &RaceConfig) -> Self {
+        LapTracker {
+            driver,
+            cfg: cfg.clone(),
+            lap: None,
+            raw_lap: None,
+            lap_start_ms: 0,
+            closed_by_distance: None,
+            distance_m: 0.0,
+            reached_lap_distance_ms: None,
+            lap_distances: [0.0; LAP_DISTANCES],
+            lap_distance_count: 0,
+            stats: LapStats::default(),
+            last: None,
+            plateau: Plateau::default(),
+            slow: None,
+            passage: None,
+        }
+    }
+
+    /// The lap the car is on, as far as the tracker follows it.
+    pub fn lap(&self) -> Option<u16> {
+        self.lap
+    }
+
+    /// Whether the car is in a pit-lane passage now.
+    pub fn in_pit_lane(&self) -> bool {
+        self.passage.is_some()
+    }
+
+    /// Takes one sample; `spinning` is the wheel-spin detector's verdict on it.
+    pub fn observe(&mut self, s: &Telemetry, spinning: bool) -> RaceEvents {
+        let mut events = RaceEvents::default();
+        let mut lap_done = |l| events.lap = Some(l);
+        let speed = s.speed.max(0.0);
+        let dt = self.last.map_or(0, |(ts, _)| s.ts_ms - ts);
+        let integrable = (1..=MAX_INTEGRATION_GAP_MS).contains(&dt);
+
+        let mut anomaly = None;
+        self.follow_lap_number(s, &mut lap_done, &mut |a| anomaly = Some(a));
+
+        if integrable {
+            if let Some((_, prev)) = self.last {
+                self.distance_m += (speed + prev) as f64 / 2.0 / 3.6 * dt as f64 / 1000.0;
+                let decel_mps2 = (prev - speed) as f64 / 3.6 / (dt as f64 / 1000.0);
+                if decel_mps2 > self.cfg.hard_decel_mps2 {
+                    self.stats.hard_decels += 1;
+                }
+            }
+            if speed < self.cfg.stationary_kmh {
+                self.stats.stationary_ms += dt;
+            }
+        }
+        self.stats.samples += 1;
+        self.stats.spin_samples += spinning as u32;
+        self.stats.max_speed = self.stats.max_speed.max(speed);
+        if s.gear_is_valid() {
+            self.stats.top_gear = self.stats.top_gear.max(s.gear);
+        } else {
+            self.stats.glitch_gears += 1;
+        }
+        self.stats.max_rpm = self.stats.max_rpm.max(s.rpm);
+
+        self.close_last_lap_by_distance(s.ts_ms, &mut lap_done);
+        let mut pit = None;
+        self.follow_pit_lane(s, speed, if integrable { dt } else { 0 }, &mut |p| {
+            pit = Some(p)
+        });
+        self.last = Some((s.ts_ms, speed));
+        events.anomaly = anomaly;
+        events.pit = pit;
+        events
+    }
+
+    fn follow_lap_number(
+        &mut self,
+        s: &Telemetry,
+        lap_done: &mut impl FnMut(LapDone),
+        anomaly: &mut impl FnMut(LapAnomaly),
+    ) {
+        let Some(now) = s.lap else { return };
+        let repeated = self.raw_lap == Some(now);
+        self.raw_lap = Some(now);
+        match self.lap {
+            None => self.start_lap(now, s.ts_ms),
+            Some(cur) if now == cur => {}
+            Some(cur) if now == cur + 1 => {
+                if self.closed_by_distance != Some(cur) {
+                    lap_done(self.lap_done(cur, s.ts_ms, false));
+                    self.remember_distance();
+                }
+                self.start_lap(now, s.ts_ms);
+            }
+            Some(cur) if now < cur => {
+                if !repeated {
+                    anomaly(LapAnomaly::Backwards { from: cur, to: now })
+                }
+            }
+            Some(cur) => {
+                anomaly(LapAnomaly::Skipped { from: cur, to: now });
+                self.start_lap(now, s.ts_ms);
+            }
+        }
+    }
+
+    fn start_lap(&mut self, lap: u16, ts_ms: i64) {
+        self.lap = Some(lap);
+        self.lap_start_ms = ts_ms;
+        self.distance_m = 0.0;
+        self.reached_lap_distance_ms = None;
+        self.stats = LapStats::default();
+    }
+
+    fn remember_distance(&mut self) {
+        let slot = self.lap_distance_count % LAP_DISTANCES;
+        self.lap_distances[slot] = self.distance_m;
+        self.lap_distance_count += 1;
+    }
+
+    /// Median distance of the last completed laps, once there are enough of them.
+    fn expected_lap_distance(&self) -> Option<f64> {
+        if self.lap_distance_count < 3 {
+            return None;
+        }
+        let n = self.lap_distance_count.min(LAP_DISTANCES);
+        let mut d = self.lap_distances;
+        let d = &mut d[..n];
+        d.sort_by(f64::total_cmp);
+        Some(d[n / 2])
+    }
+
+    fn close_last_lap_by_distance(&mut self, ts_ms: i64, lap_done: &mut impl FnMut(LapDone)) {
+        let (Some(lap), Some(expected)) = (self.lap, self.expected_lap_distance()) else {
+            return;
+        };
+        if self.closed_by_distance == Some(lap) {
+            return;
+        }
+        if self.reached_lap_distance_ms.is_none() && self.distance_m >= expected {
+            self.reached_lap_distance_ms = Some(ts_ms);
+        }
+        if let Some(end_ms) = self.reached_lap_distance_ms {
+            if self.distance_m >= expected * self.cfg.last_lap_overrun {
+                lap_done(self.lap_done(lap, end_ms, true));
+                self.closed_by_distance = Some(lap);
+            }
+        }
+    }
+
+    fn lap_done(&self, lap: u16, end_ms: i64, by_distance: bool) -> LapDone {
+        let st = &self.stats;
+        LapDone {
+            driver: self.driver,
+            lap,
+            start_ms: self.lap_start_ms,
+            end_ms,
+            by_distance,
+            samples: st.samples,
+            spin_samples: st.spin_samples,
+            max_speed_kmh: st.max_speed.round() as u16,
+            top_gear: st.top_gear,
+            max_rpm: st.max_rpm.round().clamp(0.0, u32::MAX as f32) as u32,
+            stationary_ms: st.stationary_ms,
+            hard_decels: st.hard_decels,
+            glitch_gears: st.glitch_gears,
+        }
+    }
+
+    fn follow_pit_lane(
+        &mut self,
+        s: &Telemetry,
+        speed: f32,
+        dt: i64,
+        pit_stop: &mut impl FnMut(PitStop),
+    ) {
+        let c = &self.cfg;
+        if let Some(p) = self.passage.as_mut() {
+            if speed < c.stationary_kmh {
+                p.stationary_ms += dt;
+            }
+            if (speed - p.limit_kmh).abs() <= c.limiter_band_kmh {
+                p.limiter_ms += dt;
+            }
+            if speed > p.limit_kmh + c.pit_exit_margin_kmh {
+                let p = *p;
+                self.passage = None;
+                self.slow = None;
+                if p.limiter_ms >= c.min_limiter_ms && p.stationary_ms >= c.min_stationary_ms {
+                    pit_stop(PitStop {
+                        driver: self.driver,
+                        lap: p.lap,
+                        pit_in_ms: p.entry_ms,
+                        pit_out_ms: s.ts_ms,
+                        stationary_ms: p.stationary_ms,
+                        limit_kmh: p.limit_kmh.round() as u16,
+                    });
+                }
+            }
+            return;
+        }
+
+        // Outside the pit lane: follow slow stretches and limiter plateaus.
+        if speed > c.slow_kmh {
+            self.slow = None;
+            self.plateau.samples = 0;
+            return;
+        }
+        let slow = self.slow.get_or_insert(SlowStretch {
+            start_ms: s.ts_ms,
+            start_lap: s.lap,
+            stop_lap: None,
+            stationary_ms: 0,
+        });
+        if speed < c.stationary_kmh {
+            slow.stationary_ms += dt;
+            if slow.stop_lap.is_none() {
+                slow.stop_lap = s.lap;
+            }
+        }
+
+        let on_limiter_load = (c.limiter_min_kmh..=c.limiter_max_kmh).contains(&speed)
+            && s.throttle_pct()
+                .is_some_and(|t| t >= c.limiter_min_throttle_pct);
+        let pl = &mut self.plateau;
+        if !on_limiter_load {
+            pl.samples = 0;
+            return;
+        }
+        if pl.samples == 0 || speed.max(pl.max) - speed.min(pl.min) > c.limiter_band_kmh {
+            *pl = Plateau {
+                start_ms: s.ts_ms,
+                lap: s.lap,
+                min: speed,
+                max: speed,
+                samples: 1,
+            };
+            return;
+        }
+        pl.samples += 1;
+        pl.min = pl.min.min(speed);
+        pl.max = pl.max.max(speed);
+        if pl.samples >= c.limiter_min_samples && s.ts_ms - pl.start_ms >= c.limiter_detect_ms {
+            // The car is in the pit lane. Its lap is the one it stopped on, when it stood
+            // still before the limiter was seen (a stop straight after the entry), else the
+            // one the limiter was first seen on.
+            let lap = slow.stop_lap.or(pl.lap).or(slow.start_lap);
+            if let Some(lap) = lap {
+                self.passage = Some(Passage {
+                    lap,
+                    entry_ms: slow.start_ms,
+                    limit_kmh: pl.max,
+                    limiter_ms: s.ts_ms - pl.start_ms,
+                    stationary_ms: slow.stationary_ms,
+                });
+            }
+            pl.samples = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Run {
+        laps: Vec<LapDone>,
+        pits: Vec<PitStop>,
+        anomalies: Vec<LapAnomaly>,
+    }
+
+    /// Feeds (speed, throttle, lap) samples at 4 Hz.
+    fn run(samples: &[(f32, f32, Option<u16>)]) -> Run {
+        let mut t = LapTracker::new(DriverId::new("PER").unwrap(), &RaceConfig::default());
+        let mut r = Run {
+            laps: vec![],
+            pits: vec![],
+            anomalies: vec![],
+        };
+        for (i, &(speed, throttle, lap)) in samples.iter().enumerate() {
+            let s = Telemetry {
+                driver: DriverId::new("PER").unwrap(),
+                ts_ms: i as i64 * 250,
+                speed,
+                rpm: 9000.0,
+                throttle,
+                brake_temp: None,
+                position: None,
+                lap,
+                gear: 3,
+                drs: 0,
+                brake: false,
+            };
+            let e = t.observe(&s, false);
+            r.laps.extend(e.lap);
+            r.pits.extend(e.pit);
+            r.anomalies.extend(e.anomaly);
+        }
+        r
+    }
+
+    fn repeat(n: usize, speed: f32, throttle: f32, lap: u16) -> Vec<(f32, f32, Option<u16>)> {
+        vec![(speed, throttle, Some(lap)); n]
+    }
+
+    /// 60 s laps at 180 km/h (3 km each).
+    fn racing_laps(first: u16, count: u16) -> Vec<(f32, f32, Option<u16>)> {
+        (first..first + count)
+            .flat_map(|lap| repeat(240, 180.0, 100.0, lap))
+            .collect()
+    }
+
+    #[test]
+    fn laps_end_when_the_lap_number_goes_up() {
+        let r = run(&racing_laps(1, 4));
+        let laps: Vec<_> = r
+            .laps
+            .iter()
+            .map(|l| (l.lap, l.start_ms, l.end_ms))
+            .collect();
+        assert_eq!(
+            laps,
+            vec![(1, 0, 60_000), (2, 60_000, 120_000), (3, 120_000, 180_000)]
+        );
+        assert!(r.pits.is_empty());
+    }
+
+    #[test]
+    fn the_last_lap_is_closed_by_its_distance() {
+        let mut s = racing_laps(1, 5);
+        // After the flag: a slow lap at 90 km/h, still numbered 5.
+        s.extend(repeat(200, 90.0, 30.0, 5));
+        let r = run(&s);
+        let last = r.laps.last().unwrap();
+        assert_eq!((last.lap, last.by_distance), (5, true));
+        assert!((last.end_ms - 300_000).abs() <= 250, "{}", last.end_ms);
+    }
+
+    #[test]
+    fn a_retired_car_does_not_complete_its_last_lap() {
+        let mut s = racing_laps(1, 4);
+        s.extend(repeat(120, 180.0, 100.0, 5)); // half a lap
+        s.extend(repeat(400, 0.0, 0.0, 5));
+        let r = run(&s);
+        assert_eq!(r.laps.last().unwrap().lap, 4);
+    }
+
+    fn pit_passage(lap: u16, next: u16, stop_samples: usize) -> Vec<(f32, f32, Option<u16>)> {
+        let mut s = vec![];
+        s.extend(repeat(8, 80.0, 0.0, lap)); // braking into the pit entry
+        s.extend(repeat(40, 60.0, 100.0, lap)); // on the limiter
+        s.extend(repeat(stop_samples, 0.0, 0.0, lap)); // the stop
+        s.extend(repeat(20, 59.0, 100.0, lap));
+        s.extend(repeat(20, 60.0, 100.0, next)); // the line is in the pit lane
+        s
+    }
+
+    #[test]
+    fn a_stop_in_the_pit_lane_is_a_pit_stop_of_the_in_lap() {
+        let mut s = racing_laps(1, 3);
+        s.extend(repeat(100, 180.0, 100.0, 4));
+        s.extend(pit_passage(4, 5, 12));
+        s.extend(racing_laps(5, 2));
+        let r = run(&s);
+        assert_eq!(r.pits.len(), 1, "{:?}", r.pits);
+        let p = &r.pits[0];
+        assert_eq!((p.lap, p.limit_kmh), (4, 60));
+        assert_eq!(p.stationary_ms, 12 * 250);
+        assert!(p.pit_out_ms > p.pit_in_ms);
+        assert!(r.laps.iter().any(|l| l.lap == 4));
+    }
+
+    #[test]
+    fn a_drive_on_the_limiter_without_a_stop_or_the_grid_is_not_a_pit_stop() {
+        // Standing on the grid before lap 1 (no lap number), a drive-through, the finish.
+        let mut s: Vec<_> = vec![(0.0, 0.0, None); 200];
+        s.extend(racing_laps(1, 3));
+        s.extend(repeat(60, 60.0, 100.0, 4));
+        s.extend(repeat(200, 180.0, 100.0, 4));
+        // Into the pit lane after the flag and parked: never leaves.
+        s.extend(repeat(60, 60.0, 100.0, 4));
+        s.extend(repeat(400, 0.0, 0.0, 4));
+        let r = run(&s);
+        assert!(r.pits.is_empty(), "{:?}", r.pits);
+    }
+
+    #[test]
+    fn lap_numbers_going_backwards_or_skipping_are_reported_not_laps() {
+        let mut s = racing_laps(1, 3);
+        s.extend(repeat(10, 180.0, 100.0, 2));
+        s.extend(repeat(10, 180.0, 100.0, 3));
+        s.extend(repeat(10, 180.0, 100.0, 7));
+        let r = run(&s);
+        assert_eq!(
+            r.anomalies,
+            vec![
+                LapAnomaly::Backwards { from: 3, to: 2 },
+                LapAnomaly::Skipped { from: 3, to: 7 }
+            ]
+        );
+        let laps: Vec<_> = r.laps.iter().map(|l| l.lap).collect();
+        assert_eq!(laps, vec![1, 2]);
+    }
+}

@@ -1,0 +1,182 @@
+//! Race intelligence: laps, pit stops, running order, the field's state and predictions.
+//!
+//! Two halves, as the engine is built:
+//! - [`lap_tracker`] runs in the per-driver timely analysis, one sample at a time, and hands on
+//!   facts: a lap completed ([`LapDone`]), a pit stop made ([`PitStop`]).
+//! - The views, on differential dataflow, keep what needs more than one driver up to date as
+//!   those facts arrive: [`driver_laps`] (stints, tyre age, pace against the driver's own best),
+//!   [`running_order`] (position, gap, interval at the end of each lap), [`field_state`] (green,
+//!   neutralised, red flag, rain, from the whole field's laps) and [`predict`] (the three models,
+//!   from a lap joined with the field). [`views::race_views`] wires them. A change is an update
+//!   (a retraction and an insertion): a position corrected by a car whose lap was reported late
+//!   flows on to the sinks as such.
+//!
+//! Values crossing differential operators are integers (ms, permille, ppm): they must be `Ord`.
+
+pub mod driver_laps;
+pub mod field_state;
+pub mod lap_tracker;
+pub mod predict;
+pub mod running_order;
+pub mod views;
+
+use crate::record::DriverId;
+use serde::{Deserialize, Serialize};
+
+pub use driver_laps::DriverLap;
+pub use field_state::{FieldState, FieldView};
+pub use predict::{ModelType, Models, PitModel, Prediction};
+pub use running_order::Standing;
+
+/// Parameters of lap and pit-lane detection and of the field's state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaceConfig {
+    /// Below this speed (km/h) the car stands still.
+    pub stationary_kmh: f32,
+    /// A pit-lane passage is looked for in stretches at or below this speed (km/h).
+    pub slow_kmh: f32,
+    /// Speed limiters of every circuit fall in this range (km/h).
+    pub limiter_min_kmh: f32,
+    pub limiter_max_kmh: f32,
+    /// On the limiter the speed stays within this band (km/h) under throttle.
+    pub limiter_band_kmh: f32,
+    pub limiter_min_throttle_pct: f32,
+    /// A plateau this long (ms, and samples) means the limiter is on.
+    pub limiter_detect_ms: i64,
+    pub limiter_min_samples: u32,
+    /// Leaving the pit lane: faster than the limit by this much (km/h).
+    pub pit_exit_margin_kmh: f32,
+    /// A pit stop: at least this long on the limiter and this long stationary (ms).
+    pub min_limiter_ms: i64,
+    pub min_stationary_ms: i64,
+    /// The last lap is closed when the car has gone this far past a lap's distance (× lap).
+    pub last_lap_overrun: f64,
+    /// Deceleration (m/s²) beyond what the car's brakes do on a clean stop: a lock-up or impact.
+    pub hard_decel_mps2: f64,
+    /// The field, judged by the median of its laps' pace (lap time / the driver's best, ‰):
+    /// neutralised (safety car, VSC) at or above this.
+    pub neutralised_pace_permille: u32,
+    /// Rain: pace at or above this, with the field's wheel spin at `rain_spin_factor` × the
+    /// race's rate on green laps (a safety car's slow laps stay well below that).
+    pub rain_pace_permille: u32,
+    pub rain_spin_factor: f64,
+    /// ... and at this factor when the field is as slow as under a neutralisation.
+    pub rain_spin_factor_when_slow: f64,
+    /// Red flag: this share (‰) of the field stood still at least `red_stationary_ms` on its lap.
+    pub red_share_permille: u32,
+    pub red_stationary_ms: i64,
+    /// Fewest cars whose laps make a judgement of the field.
+    pub min_field_cars: usize,
+}
+
+impl Default for RaceConfig {
+    fn default() -> Self {
+        RaceConfig {
+            stationary_kmh: 2.0,
+            slow_kmh: 100.0,
+            limiter_min_kmh: 35.0,
+            limiter_max_kmh: 100.0,
+            limiter_band_kmh: 2.0,
+            limiter_min_throttle_pct: 10.0,
+            limiter_detect_ms: 2_500,
+            limiter_min_samples: 8,
+            pit_exit_margin_kmh: 15.0,
+            min_limiter_ms: 8_000,
+            min_stationary_ms: 1_000,
+            last_lap_overrun: 1.15,
+            hard_decel_mps2: 60.0,
+            neutralised_pace_permille: 1_250,
+            rain_pace_permille: 1_060,
+            rain_spin_factor: 8.0,
+            rain_spin_factor_when_slow: 16.0,
+            red_share_permille: 500,
+            red_stationary_ms: 60_000,
+            min_field_cars: 3,
+        }
+    }
+}
+
+/// A lap completed by one driver, as the per-driver tracker saw it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LapDone {
+    pub driver: DriverId,
+    pub lap: u16,
+    /// Event time (epoch ms) of the lap's start and end.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Closed by distance (the last lap, which has no next lap number).
+    pub by_distance: bool,
+    pub samples: u32,
+    /// Samples the wheel-spin detector flagged.
+    pub spin_samples: u32,
+    pub max_speed_kmh: u16,
+    /// Highest real gear reached.
+    pub top_gear: u8,
+    pub max_rpm: u32,
+    pub stationary_ms: i64,
+    /// Decelerations beyond clean braking (lock-up or impact-like).
+    pub hard_decels: u32,
+    /// Gear values the feed sent that no car has.
+    pub glitch_gears: u32,
+}
+
+impl LapDone {
+    pub fn lap_time_ms(&self) -> i64 {
+        self.end_ms - self.start_ms
+    }
+}
+
+/// A stop in the pit lane.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PitStop {
+    pub driver: DriverId,
+    /// The in-lap: the lap the car entered the pit lane on.
+    pub lap: u16,
+    pub pit_in_ms: i64,
+    pub pit_out_ms: i64,
+    pub stationary_ms: i64,
+    /// The limiter speed the car ran at (km/h).
+    pub limit_kmh: u16,
+}
+
+/// One driver's lap with everything the views know of it: `laps.jsonl`, `/api/laps`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LapRow {
+    pub lap: DriverLap,
+    pub standing: Standing,
+    pub field: FieldView,
+}
+
+/// A pit stop with the field's state on its in-lap: `pit_stops.jsonl`, `/api/pit_stops`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PitRow {
+    pub stop: PitStop,
+    pub field_state: FieldState,
+}
+
+/// What the race views hand the sinks: an insertion (`diff` > 0) or a retraction (< 0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RaceUpdate {
+    pub item: RaceItem,
+    pub diff: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RaceItem {
+    Lap(LapRow),
+    Pit(PitRow),
+    Prediction(Prediction),
+}
+
+impl RaceItem {
+    /// What a newer version of this item replaces: one lap row per driver and lap, one
+    /// prediction per driver, lap and model.
+    pub fn key(&self) -> (u8, DriverId, u16, i64) {
+        match self {
+            RaceItem::Lap(r) => (0, r.lap.done.driver, r.lap.done.lap, 0),
+            RaceItem::Pit(p) => (1, p.stop.driver, p.stop.lap, p.stop.pit_in_ms),
+            RaceItem::Prediction(p) => (2, p.driver, p.lap, p.model as i64),
+        }
+    }
+}
