@@ -13,6 +13,7 @@
 //!
 //! Values crossing differential operators are integers (ms, permille, ppm): they must be `Ord`.
 
+pub mod book;
 pub mod driver_laps;
 pub mod field_state;
 pub mod lap_tracker;
@@ -23,6 +24,7 @@ pub mod views;
 use crate::record::DriverId;
 use serde::{Deserialize, Serialize};
 
+pub use book::RaceBook;
 pub use driver_laps::DriverLap;
 pub use field_state::{FieldState, FieldView};
 pub use predict::{ModelType, Models, PitModel, Prediction};
