@@ -98,7 +98,7 @@ pub struct KafkaArgs {
 
 impl KafkaArgs {
     pub fn load(&self) -> Result<PitwallConfig, RunError> {
-        let mut cfg = PitwallConfig::load(self.config.as_deref()).map_err(RunError::Input)?;
+        let mut cfg = PitwallConfig::load(self.config.as_deref())?;
         if let Some(b) = &self.brokers {
             cfg.kafka.brokers = b.clone();
         }

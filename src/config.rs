@@ -7,30 +7,23 @@ use pitwall_dataflows::config::{AlertConfig, GearConfig, WheelSpinConfig, Window
 use pitwall_dataflows::DetectorConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// The configuration shipped with pitwall.
 pub const DEFAULT_TOML: &str = include_str!("../config/pitwall.toml");
 
+/// `[engine]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     pub epoch_ms: i64,
     pub batch: usize,
     pub progress_interval_ms: u64,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            epoch_ms: 1000,
-            batch: 4096,
-            progress_interval_ms: 1000,
-        }
-    }
-}
-
+/// `[http]`: how much the query store keeps.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Points kept per driver for the series endpoints.
     pub points_per_driver: usize,
@@ -40,18 +33,8 @@ pub struct HttpConfig {
     pub max_alerts: usize,
 }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            points_per_driver: 60_000,
-            windows_per_driver: 7_200,
-            max_alerts: 10_000,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct PitwallConfig {
     pub engine: EngineConfig,
     pub simulator: SimConfig,
@@ -63,24 +46,77 @@ pub struct PitwallConfig {
     pub http: HttpConfig,
 }
 
+/// The embedded file, parsed once.
+fn embedded() -> &'static (toml::Table, PitwallConfig) {
+    static EMBEDDED: OnceLock<(toml::Table, PitwallConfig)> = OnceLock::new();
+    EMBEDDED.get_or_init(|| {
+        let table: toml::Table = toml::from_str(DEFAULT_TOML)
+            .unwrap_or_else(|e| panic!("the embedded config/pitwall.toml: {e}"));
+        let cfg = PitwallConfig::from_table(table.clone())
+            .unwrap_or_else(|e| panic!("the embedded config/pitwall.toml: {e}"));
+        (table, cfg)
+    })
+}
+
+impl Default for PitwallConfig {
+    /// The embedded `config/pitwall.toml`: the one place every default is written.
+    fn default() -> Self {
+        embedded().1.clone()
+    }
+}
+
+/// Lays `over` onto `base`, table by table: what `over` leaves out keeps `base`'s value.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 impl PitwallConfig {
     /// Loads `path`, or the embedded default when `None`.
-    pub fn load(path: Option<&Path>) -> Result<PitwallConfig, String> {
-        let (text, origin) = match path {
-            Some(p) => (
-                std::fs::read_to_string(p)
-                    .map_err(|e| format!("config {}: cannot read: {e}", p.display()))?,
-                p.display().to_string(),
-            ),
+    pub fn load(path: Option<&Path>) -> Result<PitwallConfig, ConfigError> {
+        let (cfg, origin) = match path {
             None => (
-                DEFAULT_TOML.to_string(),
+                PitwallConfig::default(),
                 "embedded config/pitwall.toml".to_string(),
             ),
+            Some(p) => {
+                let origin = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    origin: origin.clone(),
+                    source: e,
+                })?;
+                let cfg = PitwallConfig::parse(&text).map_err(|e| ConfigError::Parse {
+                    origin: origin.clone(),
+                    source: Box::new(e),
+                })?;
+                (cfg, origin)
+            }
         };
-        let cfg: PitwallConfig =
-            toml::from_str(&text).map_err(|e| format!("config {origin}: {e}"))?;
         cfg.validate()
-            .map_err(|e| format!("config {origin}: {e}"))?;
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        Ok(cfg)
+    }
+
+    /// A configuration file's text, every key it leaves out taken from the embedded file;
+    /// unknown keys are errors. Not validated.
+    pub fn parse(text: &str) -> Result<PitwallConfig, toml::de::Error> {
+        let over: toml::Table = toml::from_str(text)?;
+        let mut table = embedded().0.clone();
+        merge(&mut table, over);
+        PitwallConfig::from_table(table)
+    }
+
+    fn from_table(table: toml::Table) -> Result<PitwallConfig, toml::de::Error> {
+        let mut cfg: PitwallConfig = toml::Value::Table(table).try_into()?;
+        // One car model: the simulator drives the car the wheel-spin detector judges.
+        cfg.simulator.gear_ratios = cfg.wheel_spin.gear_ratios;
+        cfg.simulator.wheel_radius_m = cfg.wheel_spin.wheel_radius_m;
         Ok(cfg)
     }
 
@@ -107,6 +143,23 @@ impl PitwallConfig {
     }
 }
 
+/// A configuration that cannot be used: the run does not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {origin}: cannot read: {source}")]
+    Read {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error("config {origin}: {source}")]
+    Parse {
+        origin: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("config {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,12 +171,35 @@ mod tests {
     }
 
     #[test]
+    fn the_detectors_built_in_defaults_are_the_shipped_file() {
+        // pitwall-dataflows cannot read this file; its Default impls must agree with it.
+        assert_eq!(
+            PitwallConfig::default().detectors(),
+            DetectorConfig::default()
+        );
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_shipped_values_of_what_it_leaves_out() {
+        let cfg = PitwallConfig::parse(
+            "[engine]\nbatch = 7\n[kafka.topics]\nalerts = { name = \"a\", partitions = 3 }\n",
+        )
+        .unwrap();
+        let shipped = PitwallConfig::default();
+        assert_eq!(cfg.engine.batch, 7);
+        assert_eq!(cfg.engine.epoch_ms, shipped.engine.epoch_ms);
+        assert_eq!(cfg.kafka.topics.alerts.name, "a");
+        assert_eq!(cfg.kafka.topics.telemetry, shipped.kafka.topics.telemetry);
+        assert_eq!(cfg.simulator.gear_ratios, shipped.wheel_spin.gear_ratios);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let err = toml::from_str::<PitwallConfig>("[gear]\nluging_max_rpm = 1.0\n").unwrap_err();
+        let err = PitwallConfig::parse("[gear]\nluging_max_rpm = 1.0\n").unwrap_err();
         assert!(err.to_string().contains("luging_max_rpm"), "{err}");
-        let cfg: PitwallConfig = toml::from_str("[alerts]\nbrake_temp_high_c = 100.0\n").unwrap();
+        let cfg = PitwallConfig::parse("[alerts]\nbrake_temp_high_c = 100.0\n").unwrap();
         assert!(cfg.validate().unwrap_err().contains("brake_temp_high_c"));
-        let cfg: PitwallConfig = toml::from_str("[windows]\ntumbling_ms = []\n").unwrap();
+        let cfg = PitwallConfig::parse("[windows]\ntumbling_ms = []\n").unwrap();
         assert!(cfg.validate().unwrap_err().contains("tumbling_ms"));
     }
 }

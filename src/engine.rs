@@ -1,6 +1,6 @@
 //! `pitwall run`: builds the dataflow on every worker and runs it to the end of its input.
 
-use crate::config::PitwallConfig;
+use crate::config::{ConfigError, PitwallConfig};
 use crate::http::store::{Store, StoreHook};
 use crate::ingest::{ingest, EpochClock, InputError, Pace, SourceStats};
 use crate::kafka::sink::{kafka_sink, Deliveries};
@@ -84,12 +84,21 @@ pub struct RunOptions {
     pub cluster: Cluster,
 }
 
-#[derive(Debug)]
+/// Why a command failed; the binary maps it to an exit code.
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Bad input or configuration: exit code 2.
+    #[error("{0}")]
     Input(String),
     /// Anything else: exit code 1.
+    #[error("{0}")]
     Failed(String),
+}
+
+impl From<ConfigError> for RunError {
+    fn from(e: ConfigError) -> Self {
+        RunError::Input(e.to_string())
+    }
 }
 
 impl From<InputError> for RunError {
@@ -139,14 +148,9 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let stop_after = opts.stop.clone();
     let deliveries = Arc::new(Deliveries::default());
     let epochs = EpochClock::default();
-    let store = opts.http.map(|_| {
-        Arc::new(Store::new(
-            cfg.http.points_per_driver,
-            cfg.http.windows_per_driver,
-            cfg.http.max_alerts,
-            cfg.windows.tumbling_ms.first().copied().unwrap_or(1000),
-        ))
-    });
+    let store = opts
+        .http
+        .map(|_| Arc::new(Store::new(&cfg.http, &cfg.windows)));
     if let (Some(addr), Some(store)) = (opts.http, &store) {
         let bound = crate::http::serve(addr, store.clone()).map_err(RunError::Input)?;
         eprintln!("serving the query API on http://{bound}");

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<(), RunError> {
-    let mut cfg = PitwallConfig::load(args.config.as_deref()).map_err(RunError::Input)?;
+    let mut cfg = PitwallConfig::load(args.config.as_deref())?;
     if let Some(mode) = &args.wheel_spin {
         cfg.wheel_spin.mode = if mode == "fixed" {
             WheelSpinMode::Fixed
@@ -238,9 +238,7 @@ fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
         ));
     }
     // The simulator's defaults come from the embedded configuration, as `pitwall run`'s do.
-    let sim = PitwallConfig::load(None)
-        .map_err(RunError::Input)?
-        .simulator;
+    let sim = PitwallConfig::default().simulator;
     let ws = bench::WeakScaling {
         workers: args.workers,
         processes: args.processes,

@@ -124,10 +124,12 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::HttpConfig;
     use crate::http::params::parse_query;
     use crate::http::series::downsample;
     use crate::http::store::StoreHook;
     use pitwall_dataflows::analysis::DriverAnalysis;
+    use pitwall_dataflows::config::WindowConfig;
     use pitwall_dataflows::dataflow::AnalysisHook;
     use pitwall_dataflows::DriverId;
     use pitwall_dataflows::{DetectorConfig, Telemetry};
@@ -160,7 +162,14 @@ mod tests {
 
     /// A store fed as the dataflow feeds it: 40 samples of HAM with a lugging episode.
     fn store() -> Store {
-        let store = Arc::new(Store::new(100, 100, 100, 1000));
+        let store = Arc::new(Store::new(
+            &HttpConfig {
+                points_per_driver: 100,
+                windows_per_driver: 100,
+                max_alerts: 100,
+            },
+            &WindowConfig::default(),
+        ));
         let mut hook = StoreHook::new(store.clone(), crate::ingest::EpochClock::default());
         let driver = DriverId::new("HAM").unwrap();
         let mut a = DriverAnalysis::new(driver, &DetectorConfig::default());

@@ -4,11 +4,13 @@
 //! time (one lock per driver per batch) and queries copy out what they need and let go, so a
 //! query never holds up the dataflow for longer than a copy.
 
+use crate::config::HttpConfig;
 use crate::format::messages::AlertMessage;
 use crate::ingest::EpochClock;
 use crate::metrics::{AlertLabels, Metrics, ReasonLabels};
 use pitwall_dataflows::alert::{Alert, AlertStatus};
 use pitwall_dataflows::analysis::Derived;
+use pitwall_dataflows::config::WindowConfig;
 use pitwall_dataflows::dataflow::{AnalysisHook, Epoch};
 use pitwall_dataflows::window::{WindowKind, WindowStats};
 use pitwall_dataflows::{DriverId, Output, Telemetry};
@@ -104,18 +106,14 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(
-        points_per_driver: usize,
-        windows_per_driver: usize,
-        max_alerts: usize,
-        window_ms: i64,
-    ) -> Store {
+    /// A store keeping what `http` says, serving the first tumbling window of `windows`.
+    pub fn new(http: &HttpConfig, windows: &WindowConfig) -> Store {
         Store {
             started: Instant::now(),
-            window_ms,
-            points_per_driver: points_per_driver.max(1),
-            windows_per_driver: windows_per_driver.max(1),
-            max_alerts: max_alerts.max(1),
+            window_ms: windows.tumbling_ms.first().copied().unwrap_or(1000),
+            points_per_driver: http.points_per_driver.max(1),
+            windows_per_driver: http.windows_per_driver.max(1),
+            max_alerts: http.max_alerts.max(1),
             drivers: RwLock::new(BTreeMap::new()),
             alerts: Mutex::new(VecDeque::new()),
             metrics: Metrics::new(),

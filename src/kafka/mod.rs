@@ -20,7 +20,7 @@ pub struct TopicSpec {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct Topics {
     /// Keyed by driver id, so one driver's samples stay on one partition, in order.
     pub telemetry: TopicSpec,
@@ -31,22 +31,6 @@ pub struct Topics {
     pub windows: TopicSpec,
     /// Messages the engine could not use: the original bytes, with the reason in headers.
     pub dead_letters: TopicSpec,
-}
-
-impl Default for Topics {
-    fn default() -> Self {
-        let t = |name: &str, partitions| TopicSpec {
-            name: name.to_string(),
-            partitions,
-        };
-        Topics {
-            telemetry: t("f1-telemetry", 4),
-            alerts: t("f1-alerts", 3),
-            predictions: t("f1-predictions", 3),
-            windows: t("f1-windows", 4),
-            dead_letters: t("f1-dead-letters", 1),
-        }
-    }
 }
 
 impl Topics {
@@ -62,7 +46,7 @@ impl Topics {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct ProducerSettings {
     pub acks: String,
     pub compression: String,
@@ -74,21 +58,8 @@ pub struct ProducerSettings {
     pub message_timeout_ms: u32,
 }
 
-impl Default for ProducerSettings {
-    fn default() -> Self {
-        ProducerSettings {
-            acks: "all".into(),
-            compression: "gzip".into(),
-            linger_ms: 10,
-            batch_size: 16_384,
-            retries: 2_147_483_647,
-            message_timeout_ms: 0,
-        }
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
     pub session_timeout_ms: u32,
     /// Messages a worker takes from its consumer per activation.
@@ -96,18 +67,8 @@ pub struct ConsumerSettings {
     pub fetch_wait_max_ms: u32,
 }
 
-impl Default for ConsumerSettings {
-    fn default() -> Self {
-        ConsumerSettings {
-            session_timeout_ms: 6000,
-            poll_batch: 4096,
-            fetch_wait_max_ms: 10,
-        }
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Overridden by `--brokers` or `PITWALL_BROKERS`.
     pub brokers: String,
@@ -126,24 +87,9 @@ pub struct KafkaConfig {
 }
 
 impl Default for KafkaConfig {
+    /// `[kafka]` of the embedded `config/pitwall.toml`.
     fn default() -> Self {
-        KafkaConfig {
-            brokers: "127.0.0.1:9092".into(),
-            group_id: "pitwall-engine".into(),
-            replication_factor: 1,
-            rebuild_state: true,
-            topics: Topics::default(),
-            producer: ProducerSettings::default(),
-            sink: ProducerSettings {
-                // Window aggregates are ~300 k messages a race: 16 KB batches make a request
-                // every ~45 messages and the broker's round trips the bottleneck (measured:
-                // 3x slower than 256 KB on the local broker).
-                compression: "lz4".into(),
-                batch_size: 262_144,
-                ..ProducerSettings::default()
-            },
-            consumer: ConsumerSettings::default(),
-        }
+        crate::config::PitwallConfig::default().kafka
     }
 }
 

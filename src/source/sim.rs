@@ -15,8 +15,10 @@ use pitwall_dataflows::record::{splitmix64, SPLITMIX_GAMMA};
 use pitwall_dataflows::{DriverId, Ingest, Telemetry};
 use serde::{Deserialize, Serialize};
 
+/// `[simulator]`. Its defaults are the embedded `config/pitwall.toml`'s; the car's gear ratios
+/// and wheel radius are `[wheel_spin]`'s (one car model for the simulator and the detector).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct SimConfig {
     pub cars: usize,
     /// Laps each car drives; 0 = no end (benchmarks).
@@ -26,8 +28,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Event time of the start, epoch ms.
     pub start_ms: i64,
-    /// Overall ratios of gears 1..=8, as the wheel-spin detector's fixed table.
+    /// Overall ratios of gears 1..=8: `wheel_spin.gear_ratios`.
+    #[serde(skip)]
     pub gear_ratios: [f64; 8],
+    /// `wheel_spin.wheel_radius_m`.
+    #[serde(skip)]
     pub wheel_radius_m: f64,
     /// Chance, per corner exit, of a traction loss.
     pub traction_loss_chance: f64,
@@ -39,19 +44,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig {
-            cars: 20,
-            laps: 78,
-            rate_hz: 4.0,
-            seed: 2023,
-            // 2026-05-24T13:00:00Z
-            start_ms: 1_779_627_600_000,
-            gear_ratios: [13.0, 10.5, 8.5, 7.0, 6.0, 5.2, 4.5, 4.0],
-            wheel_radius_m: 0.33,
-            traction_loss_chance: 0.04,
-            lugging_chance: 0.01,
-            over_rev_chance: 0.1,
-        }
+        crate::config::PitwallConfig::default().simulator
     }
 }
 
