@@ -41,10 +41,12 @@ pub enum AlertType {
     OverRevving,
     RapidShifting,
     InvalidGear,
+    Retirement,
+    CarHealth,
 }
 
 impl AlertType {
-    pub const ALL: [AlertType; 9] = [
+    pub const ALL: [AlertType; 11] = [
         AlertType::HighSpeed,
         AlertType::DrsActivated,
         AlertType::DrsDeactivated,
@@ -54,6 +56,8 @@ impl AlertType {
         AlertType::OverRevving,
         AlertType::RapidShifting,
         AlertType::InvalidGear,
+        AlertType::Retirement,
+        AlertType::CarHealth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,8 @@ impl AlertType {
             AlertType::OverRevving => "over_revving",
             AlertType::RapidShifting => "rapid_shifting",
             AlertType::InvalidGear => "invalid_gear",
+            AlertType::Retirement => "retirement",
+            AlertType::CarHealth => "car_health",
         }
     }
 
@@ -80,6 +86,8 @@ impl AlertType {
             AlertType::Lugging | AlertType::OverRevving => "rpm",
             AlertType::RapidShifting => "shifts",
             AlertType::InvalidGear => "gear",
+            AlertType::Retirement => "s stopped",
+            AlertType::CarHealth => "km/h down",
         }
     }
 }

@@ -134,6 +134,11 @@ impl LapTracker {
         self.lap
     }
 
+    /// Whether the car has finished: its last lap was closed by distance.
+    pub fn finished(&self) -> bool {
+        self.lap.is_some() && self.closed_by_distance == self.lap
+    }
+
     /// Whether the car is in a pit-lane passage now.
     pub fn in_pit_lane(&self) -> bool {
         self.passage.is_some()

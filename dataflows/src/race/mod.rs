@@ -18,6 +18,7 @@ pub mod driver_laps;
 pub mod field_state;
 pub mod lap_tracker;
 pub mod predict;
+pub mod retirement;
 pub mod running_order;
 pub mod views;
 
@@ -70,6 +71,10 @@ pub struct RaceConfig {
     pub red_stationary_ms: i64,
     /// Fewest cars whose laps make a judgement of the field.
     pub min_field_cars: usize,
+    /// A car standing with its engine off or in neutral has retired after this long on track
+    /// (ms), or this long in the pit lane, where standing is what a stop is.
+    pub retire_on_track_ms: i64,
+    pub retire_in_pit_ms: i64,
 }
 
 impl Default for RaceConfig {
@@ -95,6 +100,8 @@ impl Default for RaceConfig {
             red_share_permille: 500,
             red_stationary_ms: 60_000,
             min_field_cars: 3,
+            retire_on_track_ms: 8_000,
+            retire_in_pit_ms: 60_000,
         }
     }
 }
