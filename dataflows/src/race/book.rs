@@ -4,7 +4,7 @@
 //! with a positive count are current. Differential sends a change as a retraction and an
 //! insertion at the same time, in either order; counting makes the order irrelevant.
 
-use super::{LapRow, PitRow, Prediction, RaceItem, RaceUpdate};
+use super::{CarHealth, LapRow, PitRow, Prediction, RaceItem, RaceUpdate};
 use crate::record::DriverId;
 use std::collections::BTreeMap;
 
@@ -52,6 +52,13 @@ impl RaceBook {
         })
     }
 
+    pub fn car_health(&self) -> impl Iterator<Item = &CarHealth> {
+        self.current().filter_map(|i| match i {
+            RaceItem::Health(h) => Some(h),
+            _ => None,
+        })
+    }
+
     /// Each driver's latest lap, ordered as the race stands: most laps first, then who
     /// completed that lap first.
     pub fn standings(&self) -> Vec<&LapRow> {
@@ -72,6 +79,7 @@ impl RaceBook {
                 RaceItem::Lap(_) => c.0 += 1,
                 RaceItem::Pit(_) => c.1 += 1,
                 RaceItem::Prediction(_) => c.2 += 1,
+                RaceItem::Health(_) => {}
             }
         }
         c

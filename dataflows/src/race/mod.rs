@@ -14,6 +14,7 @@
 //! Values crossing differential operators are integers (ms, permille, ppm): they must be `Ord`.
 
 pub mod book;
+pub mod car_health;
 pub mod driver_laps;
 pub mod field_state;
 pub mod lap_tracker;
@@ -26,6 +27,7 @@ use crate::record::DriverId;
 use serde::{Deserialize, Serialize};
 
 pub use book::RaceBook;
+pub use car_health::CarHealth;
 pub use driver_laps::DriverLap;
 pub use field_state::{FieldState, FieldView};
 pub use predict::{ModelType, Models, PitModel, Prediction};
@@ -75,6 +77,13 @@ pub struct RaceConfig {
     /// (ms), or this long in the pit lane, where standing is what a stop is.
     pub retire_on_track_ms: i64,
     pub retire_in_pit_ms: i64,
+    /// Car health (see `car_health`): top speed down this much (km/h) against the usual gap to
+    /// the field with a second sign, or `health_strong_kmh` alone; RPM ceiling down this much.
+    pub health_speed_kmh: i32,
+    pub health_strong_kmh: i32,
+    pub health_rpm: i32,
+    /// Closer than this (ms) to the car ahead at the line is traffic.
+    pub health_traffic_ms: i64,
 }
 
 impl Default for RaceConfig {
@@ -102,6 +111,10 @@ impl Default for RaceConfig {
             min_field_cars: 3,
             retire_on_track_ms: 8_000,
             retire_in_pit_ms: 60_000,
+            health_speed_kmh: 8,
+            health_strong_kmh: 15,
+            health_rpm: 400,
+            health_traffic_ms: 1_000,
         }
     }
 }
@@ -176,6 +189,7 @@ pub enum RaceItem {
     Lap(LapRow),
     Pit(PitRow),
     Prediction(Prediction),
+    Health(CarHealth),
 }
 
 impl RaceItem {
@@ -186,6 +200,7 @@ impl RaceItem {
             RaceItem::Lap(r) => (0, r.lap.done.driver, r.lap.done.lap, 0),
             RaceItem::Pit(p) => (1, p.stop.driver, p.stop.lap, p.stop.pit_in_ms),
             RaceItem::Prediction(p) => (2, p.driver, p.lap, p.model as i64),
+            RaceItem::Health(h) => (3, h.driver, 0, 0),
         }
     }
 }

@@ -6,8 +6,10 @@
 //!                                         ├─> field_state ───┼─> lap rows ─> predictions
 //!                                         └──────────────────┘
 //!                     PitStop ──────────────── ⋈ field_state ─> pit rows
+//!                     lap rows ⋈ the field's top speed per lap ─> car_health
 //! ```
 
+use super::car_health::car_health;
 use super::driver_laps::{driver_laps_view, DriverEvent};
 use super::field_state::{field_state, FieldState};
 use super::predict::{predictions, Models};
@@ -84,9 +86,12 @@ pub fn race_views<'scope>(
         .clone()
         .flat_map(move |row| predictions(&row, &models).map(RaceItem::Prediction));
 
+    let health = car_health(rows.clone(), cfg).map(RaceItem::Health);
+
     rows.map(RaceItem::Lap)
         .concat(pits.map(RaceItem::Pit))
         .concat(predicted)
+        .concat(health)
         .inner
         .unary(Pipeline, "RaceUpdates", |_, _| {
             move |input, output| {
