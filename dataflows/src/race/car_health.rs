@@ -96,7 +96,9 @@ fn median(mut v: Vec<i32>) -> i32 {
 /// The first deficit of one driver, from its laps in lap order.
 pub fn first_deficit(driver: DriverId, laps: &[&HealthLap], cfg: &RaceConfig) -> Option<CarHealth> {
     let mut baseline: Vec<&HealthLap> = Vec::new();
-    let mut run: Vec<(&HealthLap, i32, Option<(u8, u8)>, i32)> = Vec::new();
+    // Deficit laps in a row: the lap, its top-speed delta, a gear lost, its RPM delta.
+    type Deficit<'a> = (&'a HealthLap, i32, Option<(u8, u8)>, i32);
+    let mut run: Vec<Deficit> = Vec::new();
     for l in laps.iter().filter(|l| l.eligible) {
         if baseline.len() < BASELINE_LAPS {
             baseline.push(l);
