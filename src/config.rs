@@ -1,8 +1,9 @@
 //! One typed configuration, loaded from `config/pitwall.toml` (embedded) or `--config PATH`,
 //! then overridden by flags, and validated before anything starts.
+//!
+//! Every section's struct is here, at the bottom floor; the modules that use a section add
+//! its methods (`SimConfig::validate` in `source/sim.rs`, `KafkaConfig::client` in `kafka/`).
 
-use crate::kafka::KafkaConfig;
-use crate::source::sim::SimConfig;
 use pitwall_dataflows::config::{AlertConfig, GearConfig, WheelSpinConfig, WindowConfig};
 use pitwall_dataflows::DetectorConfig;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,108 @@ pub struct PitwallConfig {
     pub alerts: AlertConfig,
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
+}
+
+/// `[simulator]`. Its defaults are the embedded `config/pitwall.toml`'s; the car's gear ratios
+/// and wheel radius are `[wheel_spin]`'s (one car model for the simulator and the detector).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    pub cars: usize,
+    /// Laps each car drives; 0 = no end (benchmarks).
+    pub laps: u32,
+    /// Samples per second per car.
+    pub rate_hz: f64,
+    pub seed: u64,
+    /// Event time of the start, epoch ms.
+    pub start_ms: i64,
+    /// Overall ratios of gears 1..=8: `wheel_spin.gear_ratios`.
+    #[serde(skip)]
+    pub gear_ratios: [f64; 8],
+    /// `wheel_spin.wheel_radius_m`.
+    #[serde(skip)]
+    pub wheel_radius_m: f64,
+    /// Chance, per corner exit, of a traction loss.
+    pub traction_loss_chance: f64,
+    /// Chance, per corner entry, of a gear held too long (lugging).
+    pub lugging_chance: f64,
+    /// Chance, per lap, of an over-rev.
+    pub over_rev_chance: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        PitwallConfig::default().simulator
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    /// Keyed by driver id, so one driver's samples stay on one partition, in order.
+    pub telemetry: TopicSpec,
+    /// Partition by severity: high 0, medium 1, low 2; keyed by alert id.
+    pub alerts: TopicSpec,
+    pub predictions: TopicSpec,
+    /// Window aggregates, keyed by driver.
+    pub windows: TopicSpec,
+    /// Messages the engine could not use: the original bytes, with the reason in headers.
+    pub dead_letters: TopicSpec,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    pub acks: String,
+    pub compression: String,
+    pub linger_ms: u32,
+    pub batch_size: u32,
+    pub retries: u32,
+    /// How long a message may wait for delivery; 0 = for ever (the engine's sinks: nothing is
+    /// given up while a broker is away).
+    pub message_timeout_ms: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    pub session_timeout_ms: u32,
+    /// Messages a worker takes from its consumer per activation.
+    pub poll_batch: usize,
+    pub fetch_wait_max_ms: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Overridden by `--brokers` or `PITWALL_BROKERS`.
+    pub brokers: String,
+    /// The engine's consumer group: its committed offsets are where a restart resumes.
+    pub group_id: String,
+    pub replication_factor: i32,
+    /// After a restart, re-read each partition from its start to rebuild the detectors'
+    /// state exactly, emitting nothing for what was committed before.
+    pub rebuild_state: bool,
+    pub topics: Topics,
+    /// `pitwall produce`, the replay producer.
+    pub producer: ProducerSettings,
+    /// The engine's sinks (alerts, windows, dead letters).
+    pub sink: ProducerSettings,
+    pub consumer: ConsumerSettings,
+}
+
+impl Default for KafkaConfig {
+    /// `[kafka]` of the embedded `config/pitwall.toml`.
+    fn default() -> Self {
+        PitwallConfig::default().kafka
+    }
 }
 
 /// The embedded file, parsed once.

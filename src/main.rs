@@ -9,10 +9,10 @@ use cli::{
 };
 use engine::{Cluster, KafkaRun, RunError, RunOptions};
 use pitwall::config::PitwallConfig;
+use pitwall::sinks::collect::Console;
 use pitwall::{bench, engine, kafka, report, source};
 use pitwall_dataflows::config::WheelSpinMode;
 use pitwall_dataflows::DriverId;
-use report::Console;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -161,8 +161,13 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
     }
     let filter = parse_drivers(&args.drivers)?.map(|d| Arc::new(d.into_iter().collect()));
     let spec = source::InputSpec::resolve(&args.input, &cfg.simulator, filter, Default::default())?;
-    let stats = kafka::produce::produce(&cfg.kafka, &spec, args.speed, cfg.engine.batch)
-        .map_err(RunError::Failed)?;
+    let stats = kafka::produce::produce(
+        &cfg.kafka,
+        spec.open_single()?,
+        args.speed,
+        cfg.engine.batch,
+    )
+    .map_err(RunError::Failed)?;
     println!(
         "produced {} messages ({} bytes) to {} in {:.2} s: {:.0} msg/s; acknowledged {}, failed {}, skipped dead letters {}",
         stats.messages,

@@ -124,7 +124,8 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
     std::thread::sleep(Duration::from_secs(3));
     progress(0, 1, "producing");
     let started = Instant::now();
-    let stats = crate::kafka::produce::produce(&cfg, &spec, speed, kb.config.engine.batch)?;
+    let source = spec.open_single().map_err(|e| e.0)?;
+    let stats = crate::kafka::produce::produce(&cfg, source, speed, kb.config.engine.batch)?;
     let status = engine.wait().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64() - idle;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -8,30 +8,9 @@ pub mod sink;
 pub mod source;
 pub mod tail;
 
+pub use crate::config::{ConsumerSettings, KafkaConfig, ProducerSettings, TopicSpec, Topics};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TopicSpec {
-    pub name: String,
-    pub partitions: i32,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Topics {
-    /// Keyed by driver id, so one driver's samples stay on one partition, in order.
-    pub telemetry: TopicSpec,
-    /// Partition by severity: high 0, medium 1, low 2; keyed by alert id.
-    pub alerts: TopicSpec,
-    pub predictions: TopicSpec,
-    /// Window aggregates, keyed by driver.
-    pub windows: TopicSpec,
-    /// Messages the engine could not use: the original bytes, with the reason in headers.
-    pub dead_letters: TopicSpec,
-}
 
 impl Topics {
     pub fn all(&self) -> [&TopicSpec; 5] {
@@ -42,54 +21,6 @@ impl Topics {
             &self.windows,
             &self.dead_letters,
         ]
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProducerSettings {
-    pub acks: String,
-    pub compression: String,
-    pub linger_ms: u32,
-    pub batch_size: u32,
-    pub retries: u32,
-    /// How long a message may wait for delivery; 0 = for ever (the engine's sinks: nothing is
-    /// given up while a broker is away).
-    pub message_timeout_ms: u32,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ConsumerSettings {
-    pub session_timeout_ms: u32,
-    /// Messages a worker takes from its consumer per activation.
-    pub poll_batch: usize,
-    pub fetch_wait_max_ms: u32,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Overridden by `--brokers` or `PITWALL_BROKERS`.
-    pub brokers: String,
-    /// The engine's consumer group: its committed offsets are where a restart resumes.
-    pub group_id: String,
-    pub replication_factor: i32,
-    /// After a restart, re-read each partition from its start to rebuild the detectors'
-    /// state exactly, emitting nothing for what was committed before.
-    pub rebuild_state: bool,
-    pub topics: Topics,
-    /// `pitwall produce`, the replay producer.
-    pub producer: ProducerSettings,
-    /// The engine's sinks (alerts, windows, dead letters).
-    pub sink: ProducerSettings,
-    pub consumer: ConsumerSettings,
-}
-
-impl Default for KafkaConfig {
-    /// `[kafka]` of the embedded `config/pitwall.toml`.
-    fn default() -> Self {
-        crate::config::PitwallConfig::default().kafka
     }
 }
 

@@ -3,7 +3,6 @@
 use super::KafkaConfig;
 use crate::format::messages::TelemetryMessage;
 use crate::ingest::{due_in, RecordSource};
-use crate::source::InputSpec;
 use pitwall_dataflows::Ingest;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -70,9 +69,10 @@ pub fn send_blocking<C: ProducerContext>(
     }
 }
 
+/// Sends every record of `source` to the telemetry topic, paced by `speed`.
 pub fn produce(
     cfg: &KafkaConfig,
-    spec: &InputSpec,
+    mut source: Box<dyn RecordSource>,
     speed: f64,
     batch: usize,
 ) -> Result<ProduceStats, String> {
@@ -85,10 +85,6 @@ pub fn produce(
     let producer: BaseProducer<CountingContext> = pcfg
         .create_with_context(CountingContext(deliveries.clone()))
         .map_err(|e| format!("kafka producer for {}: {e}", cfg.brokers))?;
-    let mut source: Box<dyn RecordSource> = spec
-        .open(0, 1, None, Default::default())
-        .map_err(|e| e.0)?
-        .ok_or("no source for this input")?;
     let topic = &cfg.topics.telemetry.name;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();

@@ -1,14 +1,21 @@
-//! The `Collect` sink: every output worker 0's [`Collector`] needs, exchanged to it.
+//! Worker 0's end of the dataflow: the `Collect` sink exchanges to it every output its
+//! [`Collector`] needs; the collector counts everything, hands the `--out` files their lines
+//! ([`super::files`]), prints the live console line, and makes the [`Summary`].
 //!
 //! Without files to write, window aggregates are only counted on their own worker
 //! (`CountWindows`): no need to send them all to worker 0.
 
+use super::files::{write_summary, OutFiles};
 use crate::ingest::EpochClock;
-use crate::report::Collector;
+use crate::report::{peak_rss_kb, DriverSummary, Percentiles, Summary};
+use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::Output;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
@@ -58,4 +65,219 @@ pub fn collect<'scope>(
             });
         },
     );
+}
+
+/// How the live summary is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// A progress line every interval, and the full summary at the end.
+    Live,
+    /// Only the full summary at the end.
+    Quiet,
+}
+
+pub struct Collector {
+    files: Option<OutFiles>,
+    write_error: Option<String>,
+    console: Console,
+    interval: Duration,
+    started: Instant,
+    last_print: Instant,
+    records: u64,
+    dead_letters: u64,
+    dead_by_reason: BTreeMap<String, u64>,
+    raised: BTreeMap<&'static str, u64>,
+    by_severity: BTreeMap<&'static str, u64>,
+    by_type: BTreeMap<&'static str, u64>,
+    windows: u64,
+    first_event_ms: Option<i64>,
+    last_event_ms: Option<i64>,
+    per_driver: BTreeMap<String, DriverSummary>,
+    latencies_ms: Vec<f64>,
+}
+
+impl Collector {
+    pub fn new(
+        out: Option<&Path>,
+        console: Console,
+        interval: Duration,
+    ) -> std::io::Result<Collector> {
+        let zeroes =
+            |keys: &[&'static str]| keys.iter().map(|&k| (k, 0)).collect::<BTreeMap<_, _>>();
+        let severities: Vec<_> = Severity::ALL.iter().map(|s| s.as_str()).collect();
+        let types: Vec<_> = AlertType::ALL.iter().map(|t| t.as_str()).collect();
+        Ok(Collector {
+            files: out.map(OutFiles::create).transpose()?,
+            write_error: None,
+            console,
+            interval,
+            started: Instant::now(),
+            last_print: Instant::now(),
+            records: 0,
+            dead_letters: 0,
+            dead_by_reason: BTreeMap::new(),
+            raised: zeroes(&severities),
+            by_severity: zeroes(&severities),
+            by_type: zeroes(&types),
+            windows: 0,
+            first_event_ms: None,
+            last_event_ms: None,
+            per_driver: BTreeMap::new(),
+            latencies_ms: Vec::new(),
+        })
+    }
+
+    /// Notes how long ago (seconds) the source handed over the epoch of an output.
+    pub fn observe_latency(&mut self, output: &Output, age_s: Option<f64>) {
+        let counted = matches!(output, Output::Alert(a) if a.status == AlertStatus::Raised);
+        if let (true, Some(age)) = (counted, age_s) {
+            if self.latencies_ms.len() < 2_000_000 {
+                self.latencies_ms.push(age * 1000.0);
+            }
+        }
+    }
+
+    pub fn observe(&mut self, output: Output) {
+        let written = match output {
+            Output::Progress {
+                records,
+                max_event_ms,
+                windows,
+            } => {
+                self.records += records;
+                self.windows += windows;
+                self.last_event_ms = Some(
+                    self.last_event_ms
+                        .map_or(max_event_ms, |m| m.max(max_event_ms)),
+                );
+                Ok(())
+            }
+            Output::Alert(alert) => match alert.status {
+                AlertStatus::Raised => {
+                    *self.raised.entry(alert.severity.as_str()).or_default() += 1;
+                    Ok(())
+                }
+                AlertStatus::Cleared => {
+                    *self.by_severity.entry(alert.severity.as_str()).or_default() += 1;
+                    *self.by_type.entry(alert.alert_type.as_str()).or_default() += 1;
+                    self.per_driver
+                        .entry(alert.driver.to_string())
+                        .or_default()
+                        .alerts += 1;
+                    match self.files.as_mut() {
+                        Some(f) => f.alert(&alert),
+                        None => Ok(()),
+                    }
+                }
+            },
+            Output::Window(w) => {
+                self.windows += 1;
+                match self.files.as_mut() {
+                    Some(f) => f.window(&w),
+                    None => Ok(()),
+                }
+            }
+            Output::DeadLetter(d) => {
+                self.dead_letters += 1;
+                *self.dead_by_reason.entry(d.reason_key()).or_default() += 1;
+                if self.dead_letters <= 10 {
+                    tracing::warn!("dead letter: {d}");
+                }
+                match self.files.as_mut() {
+                    Some(f) => f.dead_letter(&d),
+                    None => Ok(()),
+                }
+            }
+            Output::DriverTotals(t) => {
+                self.per_driver
+                    .entry(t.driver.to_string())
+                    .or_default()
+                    .records += t.records;
+                if t.records > 0 {
+                    self.first_event_ms = Some(
+                        self.first_event_ms
+                            .map_or(t.first_ms, |m| m.min(t.first_ms)),
+                    );
+                }
+                Ok(())
+            }
+            // The race views' inputs and updates: written by the race sink.
+            Output::Lap(_) | Output::PitStop(_) | Output::Race(_) => Ok(()),
+        };
+        if let Err(e) = written {
+            self.write_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Prints the live progress line when it is due.
+    pub fn tick(&mut self) {
+        if self.console != Console::Live || self.last_print.elapsed() < self.interval {
+            return;
+        }
+        self.last_print = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        println!(
+            "[{secs:7.1}s] records {:>10}  ({:>9.0}/s)  alerts raised: high {} · medium {} · low {}  dead letters {}",
+            self.records,
+            self.records as f64 / secs.max(1e-9),
+            self.raised["high"],
+            self.raised["medium"],
+            self.raised["low"],
+            self.dead_letters
+        );
+    }
+
+    /// Flushes the files and writes `summary.json` (and `also_summary`, when given).
+    pub fn finish(
+        mut self,
+        also_summary: Option<&Path>,
+        input: String,
+        filtered_rows: u64,
+        workers: usize,
+        processes: usize,
+        wheel_spin_mode: String,
+    ) -> Result<Summary, String> {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let summary = Summary {
+            input,
+            rows: self.records + self.dead_letters + filtered_rows,
+            records: self.records,
+            filtered_rows,
+            drivers: self.per_driver.values().filter(|d| d.records > 0).count(),
+            dead_letters: self.dead_letters,
+            dead_letters_by_reason: std::mem::take(&mut self.dead_by_reason),
+            alerts: self.by_severity.values().sum(),
+            alerts_by_severity: owned_keys(&self.by_severity),
+            alerts_by_type: owned_keys(&self.by_type),
+            windows: self.windows,
+            seconds,
+            records_per_second: self.records as f64 / seconds.max(1e-9),
+            workers,
+            processes,
+            wheel_spin_mode,
+            first_event_ms: self.first_event_ms,
+            last_event_ms: self.last_event_ms,
+            latency_ms: Percentiles::of(&mut self.latencies_ms),
+            peak_rss_kb: peak_rss_kb(),
+            per_driver: std::mem::take(&mut self.per_driver),
+        };
+        if let Some(path) = also_summary {
+            write_summary(path, &summary)
+                .map_err(|e| format!("--summary {}: {e}", path.display()))?;
+        }
+        if let Some(f) = self.files.take() {
+            let dir = f.dir().to_path_buf();
+            if let Err(e) = f.finish(&summary) {
+                self.write_error.get_or_insert_with(|| e.to_string());
+            }
+            if let Some(e) = self.write_error {
+                return Err(format!("writing to {}: {e}", dir.display()));
+            }
+        }
+        Ok(summary)
+    }
+}
+
+fn owned_keys(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+    counts.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }

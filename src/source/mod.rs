@@ -97,6 +97,12 @@ impl InputSpec {
         }
     }
 
+    /// The whole input as one source, for a single reader (`pitwall produce`).
+    pub fn open_single(&self) -> Result<Box<dyn RecordSource>, InputError> {
+        self.open(0, 1, None, Default::default())?
+            .ok_or_else(|| InputError::new("no source for this input"))
+    }
+
     pub fn describe(&self) -> String {
         match self {
             InputSpec::Sim(cfg) => format!(

@@ -10,43 +10,10 @@
 //! a slow corner) and the odd over-rev. Cars are dealt to workers by index, and every car's
 //! generator depends only on (seed, car), so any number of workers produces the same race.
 
+pub use crate::config::SimConfig;
 use crate::ingest::RecordSource;
 use pitwall_dataflows::record::{splitmix64, SPLITMIX_GAMMA};
 use pitwall_dataflows::{DriverId, Ingest, Telemetry};
-use serde::{Deserialize, Serialize};
-
-/// `[simulator]`. Its defaults are the embedded `config/pitwall.toml`'s; the car's gear ratios
-/// and wheel radius are `[wheel_spin]`'s (one car model for the simulator and the detector).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SimConfig {
-    pub cars: usize,
-    /// Laps each car drives; 0 = no end (benchmarks).
-    pub laps: u32,
-    /// Samples per second per car.
-    pub rate_hz: f64,
-    pub seed: u64,
-    /// Event time of the start, epoch ms.
-    pub start_ms: i64,
-    /// Overall ratios of gears 1..=8: `wheel_spin.gear_ratios`.
-    #[serde(skip)]
-    pub gear_ratios: [f64; 8],
-    /// `wheel_spin.wheel_radius_m`.
-    #[serde(skip)]
-    pub wheel_radius_m: f64,
-    /// Chance, per corner exit, of a traction loss.
-    pub traction_loss_chance: f64,
-    /// Chance, per corner entry, of a gear held too long (lugging).
-    pub lugging_chance: f64,
-    /// Chance, per lap, of an over-rev.
-    pub over_rev_chance: f64,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        crate::config::PitwallConfig::default().simulator
-    }
-}
 
 impl SimConfig {
     pub fn validate(&self) -> Result<(), String> {
