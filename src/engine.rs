@@ -1,11 +1,12 @@
 //! `pitwall run`: builds the dataflow on every worker and runs it to the end of its input.
 
+pub use crate::cluster::Cluster;
 use crate::config::{ConfigError, PitwallConfig};
 use crate::http::store::{Store, StoreHook};
 use crate::ingest::{ingest, EpochClock, InputError, Pace, SourceStats};
 use crate::kafka::sink::{kafka_sink, Deliveries};
 use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
-use crate::kafka::KafkaConfig;
+use crate::kafka::{BrokerError, KafkaConfig};
 use crate::report::Summary;
 use crate::sinks::collect::collect;
 use crate::sinks::collect::{Collector, Console};
@@ -21,44 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
-
-/// Timely's own cluster flags, as a user of timely expects them.
-#[derive(Clone, Debug, Default)]
-pub struct Cluster {
-    pub workers: usize,
-    pub processes: usize,
-    pub process: usize,
-    pub hostfile: Option<PathBuf>,
-}
-
-impl Cluster {
-    /// Builds timely's configuration through timely's own parser, so `-w -n -p -h` mean
-    /// exactly what they mean to timely (a hostfile line per process, default localhost:2101+).
-    pub fn timely_config(&self) -> Result<timely::Config, String> {
-        let mut args = vec![
-            "pitwall".to_string(),
-            "-w".into(),
-            self.workers.max(1).to_string(),
-            "-n".into(),
-            self.processes.max(1).to_string(),
-            "-p".into(),
-            self.process.to_string(),
-        ];
-        if let Some(h) = &self.hostfile {
-            args.push("-h".into());
-            args.push(h.display().to_string());
-        }
-        if self.process >= self.processes.max(1) {
-            return Err(format!(
-                "-p {} must be below -n {}",
-                self.process,
-                self.processes.max(1)
-            ));
-        }
-        timely::Config::from_args(args.into_iter())
-            .map_err(|e| format!("timely configuration: {e}"))
-    }
-}
 
 /// Kafka in a run: where to read (unless a file or the simulator is the input) and write.
 pub struct KafkaRun {
@@ -94,6 +57,12 @@ pub enum RunError {
     /// Anything else: exit code 1.
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<BrokerError> for RunError {
+    fn from(e: BrokerError) -> Self {
+        RunError::Failed(e.to_string())
+    }
 }
 
 impl From<ConfigError> for RunError {
@@ -174,7 +143,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                     peers,
                     store.as_ref().map(|s| s.metrics.consumed_offset.clone()),
                 )
-                .map_err(InputError::new)?,
+                .map_err(|e| InputError::new(e.to_string()))?,
             ))),
             _ => None,
         };
@@ -217,7 +186,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             };
             if let Some(k) = &kafka {
                 kafka_sink(outputs.clone(), &k.cfg, deliveries.clone())
-                    .map_err(InputError::new)?
+                    .map_err(|e| InputError::new(e.to_string()))?
                     .probe_with(&durable);
             }
             collect(outputs, sink, out.is_some(), epochs.clone());

@@ -11,6 +11,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod format;

@@ -166,8 +166,7 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
         spec.open_single()?,
         args.speed,
         cfg.engine.batch,
-    )
-    .map_err(RunError::Failed)?;
+    )?;
     println!(
         "produced {} messages ({} bytes) to {} in {:.2} s: {:.0} msg/s; acknowledged {}, failed {}, skipped dead letters {}",
         stats.messages,
@@ -195,14 +194,11 @@ fn topics(args: TopicsArgs) -> Result<(), RunError> {
             .enable_all()
             .build()
             .map_err(|e| RunError::Failed(e.to_string()))?;
-        for line in runtime
-            .block_on(kafka::admin::create_topics(&cfg.kafka))
-            .map_err(RunError::Failed)?
-        {
+        for line in runtime.block_on(kafka::admin::create_topics(&cfg.kafka))? {
             println!("{line}");
         }
     }
-    for (name, partitions) in kafka::admin::list_topics(&cfg.kafka).map_err(RunError::Failed)? {
+    for (name, partitions) in kafka::admin::list_topics(&cfg.kafka)? {
         println!("{name}\t{partitions} partitions");
     }
     Ok(())
@@ -223,8 +219,7 @@ fn tail(args: TailArgs) -> Result<(), RunError> {
         max: args.max,
         timeout: Duration::from_secs_f64(args.timeout),
     };
-    let n = kafka::tail::tail(&cfg.kafka, &opts, &mut std::io::stdout().lock())
-        .map_err(RunError::Failed)?;
+    let n = kafka::tail::tail(&cfg.kafka, &opts, &mut std::io::stdout().lock())?;
     tracing::info!("{n} messages from {}", opts.topic);
     Ok(())
 }

@@ -53,7 +53,9 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(crate::kafka::admin::create_topics(&cfg))?;
+    runtime
+        .block_on(crate::kafka::admin::create_topics(&cfg))
+        .map_err(|e| e.to_string())?;
 
     let spec = InputSpec::resolve(&kb.input, &kb.config.simulator, None, Default::default())
         .map_err(|e| e.0)?;
@@ -125,7 +127,8 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
     progress(0, 1, "producing");
     let started = Instant::now();
     let source = spec.open_single().map_err(|e| e.0)?;
-    let stats = crate::kafka::produce::produce(&cfg, source, speed, kb.config.engine.batch)?;
+    let stats = crate::kafka::produce::produce(&cfg, source, speed, kb.config.engine.batch)
+        .map_err(|e| e.to_string())?;
     let status = engine.wait().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64() - idle;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! `pitwall topics create|list`.
 
-use super::KafkaConfig;
+use super::{client_error, BrokerError, KafkaConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -8,11 +8,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
 /// Creates every configured topic; a topic that exists already is fine.
-pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<String>, String> {
-    let admin: AdminClient<DefaultClientContext> = cfg
-        .client()
-        .create()
-        .map_err(|e| format!("kafka admin client for {}: {e}", cfg.brokers))?;
+pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<String>, BrokerError> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client().create().map_err(client_error(
+        format!("kafka admin client for {}", cfg.brokers),
+    ))?;
     let topics: Vec<NewTopic> = cfg
         .topics
         .all()
@@ -29,7 +28,7 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<String>, String> {
     let results = admin
         .create_topics(&topics, &opts)
         .await
-        .map_err(|e| format!("creating topics on {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("creating topics on {}", cfg.brokers)))?;
     let mut lines = Vec::new();
     for (spec, result) in cfg.topics.all().iter().zip(results) {
         match result {
@@ -37,21 +36,21 @@ pub async fn create_topics(cfg: &KafkaConfig) -> Result<Vec<String>, String> {
             Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
                 lines.push(format!("{name} exists already"))
             }
-            Err((name, code)) => return Err(format!("creating topic {name}: {code}")),
+            Err((name, code)) => return Err(BrokerError::CreateTopic { topic: name, code }),
         }
     }
     Ok(lines)
 }
 
 /// Topic names and partition counts the cluster reports.
-pub fn list_topics(cfg: &KafkaConfig) -> Result<Vec<(String, usize)>, String> {
+pub fn list_topics(cfg: &KafkaConfig) -> Result<Vec<(String, usize)>, BrokerError> {
     let consumer: BaseConsumer = cfg
         .client()
         .create()
-        .map_err(|e| format!("kafka client for {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("kafka client for {}", cfg.brokers)))?;
     let md = consumer
         .fetch_metadata(None, Duration::from_secs(10))
-        .map_err(|e| format!("metadata from {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("metadata from {}", cfg.brokers)))?;
     let mut topics: Vec<(String, usize)> = md
         .topics()
         .iter()
@@ -63,16 +62,21 @@ pub fn list_topics(cfg: &KafkaConfig) -> Result<Vec<(String, usize)>, String> {
 }
 
 /// Partition count of one topic, or an error a user can act on.
-pub fn partition_count(consumer: &BaseConsumer, topic: &str, brokers: &str) -> Result<i32, String> {
+pub fn partition_count(
+    consumer: &BaseConsumer,
+    topic: &str,
+    brokers: &str,
+) -> Result<i32, BrokerError> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| format!("metadata for {topic} from {brokers}: {e}"))?;
+        .map_err(client_error(format!("metadata for {topic} from {brokers}")))?;
     match md.topics().first() {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(t.partitions().len() as i32)
         }
-        _ => Err(format!(
-            "topic {topic} does not exist on {brokers}: create it with `pitwall topics create`"
-        )),
+        _ => Err(BrokerError::NoSuchTopic {
+            topic: topic.to_string(),
+            brokers: brokers.to_string(),
+        }),
     }
 }

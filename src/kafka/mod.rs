@@ -9,7 +9,38 @@ pub mod source;
 pub mod tail;
 
 pub use crate::config::{ConsumerSettings, KafkaConfig, ProducerSettings, TopicSpec, Topics};
+
+/// What went wrong with the broker or a Kafka client, saying what was being done and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{doing}: {source}")]
+    Client {
+        doing: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("creating topic {topic}: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("topic {topic} does not exist on {brokers}: create it with `pitwall topics create`")]
+    NoSuchTopic { topic: String, brokers: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// `map_err` for a client call: `doing` says what it was doing, and on what.
+pub(crate) fn client_error(
+    doing: impl Into<String>,
+) -> impl FnOnce(rdkafka::error::KafkaError) -> BrokerError {
+    let doing = doing.into();
+    move |source| BrokerError::Client { doing, source }
+}
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 impl Topics {

@@ -1,6 +1,6 @@
 //! `pitwall produce`: replays telemetry into the telemetry topic, keyed by driver.
 
-use super::KafkaConfig;
+use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::TelemetryMessage;
 use crate::ingest::{due_in, RecordSource};
 use pitwall_dataflows::Ingest;
@@ -75,7 +75,7 @@ pub fn produce(
     mut source: Box<dyn RecordSource>,
     speed: f64,
     batch: usize,
-) -> Result<ProduceStats, String> {
+) -> Result<ProduceStats, BrokerError> {
     let deliveries = Arc::new(Deliveries::default());
     let mut pcfg = cfg.producer_config(&cfg.producer);
     // A replay gives up on a message after two minutes rather than never ending.
@@ -84,7 +84,7 @@ pub fn produce(
     }
     let producer: BaseProducer<CountingContext> = pcfg
         .create_with_context(CountingContext(deliveries.clone()))
-        .map_err(|e| format!("kafka producer for {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
     let topic = &cfg.topics.telemetry.name;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -110,14 +110,16 @@ pub fn produce(
             }
             let start = *session_start.get_or_insert(s.ts_ms);
             payload.clear();
-            serde_json::to_writer(&mut payload, &TelemetryMessage::new(&s, start))
-                .map_err(|e| e.to_string())?;
+            serde_json::to_writer(&mut payload, &TelemetryMessage::new(&s, start))?;
             let key = s.driver.as_str().as_bytes();
             send_blocking(
                 &producer,
                 BaseRecord::to(topic).key(key).payload(&payload[..]),
             )
-            .map_err(|e| format!("producing to {topic}: {e}"))?;
+            .map_err(|source| BrokerError::Client {
+                doing: format!("producing to {topic}"),
+                source,
+            })?;
             stats.messages += 1;
             stats.bytes += payload.len() as u64;
             if stats.messages % 1024 == 0 {
@@ -140,7 +142,7 @@ pub fn produce(
     }
     producer
         .flush(Duration::from_secs(120))
-        .map_err(|e| format!("flushing to {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("flushing to {}", cfg.brokers)))?;
     if tty {
         eprintln!();
     }

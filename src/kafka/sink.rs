@@ -7,7 +7,7 @@
 //! that fail are sent again; the broker being away only delays them (no message timeout).
 
 use super::produce::send_blocking;
-use super::KafkaConfig;
+use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
 use pitwall_dataflows::alert::Severity;
 use pitwall_dataflows::dataflow::Epoch;
@@ -95,11 +95,11 @@ pub fn kafka_sink<'scope>(
     outputs: Stream<'scope, Epoch, Vec<Output>>,
     cfg: &KafkaConfig,
     deliveries: Arc<Deliveries>,
-) -> Result<Stream<'scope, Epoch, Vec<()>>, String> {
+) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
     let producer: BaseProducer<SinkContext> = cfg
         .producer_config(&cfg.sink)
         .create_with_context(SinkContext(deliveries.clone()))
-        .map_err(|e| format!("kafka producer for {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
     let alerts = cfg.topics.alerts.name.clone();
     let windows = cfg.topics.windows.name.clone();
     let dead = cfg.topics.dead_letters.name.clone();

@@ -11,7 +11,7 @@
 //! the same alert ids.
 
 use super::admin::partition_count;
-use super::KafkaConfig;
+use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::parse_telemetry;
 use crate::ingest::{give_in_epochs, EpochClock};
 use crate::metrics::PartitionLabels;
@@ -55,11 +55,11 @@ impl KafkaReader {
         worker: usize,
         peers: usize,
         offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
-    ) -> Result<KafkaReader, String> {
+    ) -> Result<KafkaReader, BrokerError> {
         let consumer: BaseConsumer = cfg
             .consumer_config(&cfg.group_id)
             .create()
-            .map_err(|e| format!("kafka consumer for {}: {e}", cfg.brokers))?;
+            .map_err(client_error(format!("kafka consumer for {}", cfg.brokers)))?;
         let topic = cfg.topics.telemetry.name.clone();
         let partitions: Vec<i32> = (0..partition_count(&consumer, &topic, &cfg.brokers)?)
             .filter(|p| *p as usize % peers == worker)
@@ -73,12 +73,10 @@ impl KafkaReader {
         } else {
             consumer
                 .committed_offsets(wanted, Duration::from_secs(30))
-                .map_err(|e| {
-                    format!(
-                        "committed offsets of group {} on {topic}: {e}",
-                        cfg.group_id
-                    )
-                })?
+                .map_err(client_error(format!(
+                    "committed offsets of group {} on {topic}",
+                    cfg.group_id
+                )))?
         };
         let mut committed = BTreeMap::new();
         for e in committed_list.elements() {
@@ -102,11 +100,11 @@ impl KafkaReader {
             next.insert(p, resume.unwrap_or(0));
             assignment
                 .add_partition_offset(&topic, p, start)
-                .map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
+                .map_err(client_error(format!("assigning {topic}/{p}")))?;
         }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| format!("assigning {topic} partitions {partitions:?}: {e}"))?;
+        consumer.assign(&assignment).map_err(client_error(format!(
+            "assigning {topic} partitions {partitions:?}"
+        )))?;
         tracing::info!(worker, ?partitions, ?committed, "kafka source assigned");
         Ok(KafkaReader {
             consumer,

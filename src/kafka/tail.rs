@@ -1,6 +1,6 @@
 //! `pitwall tail`: a console consumer in a named group, one JSON line per message.
 
-use super::KafkaConfig;
+use super::{client_error, BrokerError, KafkaConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
@@ -25,7 +25,11 @@ fn as_json(bytes: Option<&[u8]>) -> Value {
 }
 
 /// Prints messages to `out`; returns how many.
-pub fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -> Result<u64, String> {
+pub fn tail(
+    cfg: &KafkaConfig,
+    opts: &TailOptions,
+    out: &mut impl Write,
+) -> Result<u64, BrokerError> {
     let mut c = cfg.client();
     c.set("group.id", &opts.group)
         .set("enable.auto.commit", "true")
@@ -43,10 +47,10 @@ pub fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -> Resu
         );
     let consumer: BaseConsumer = c
         .create()
-        .map_err(|e| format!("kafka consumer for {}: {e}", cfg.brokers))?;
+        .map_err(client_error(format!("kafka consumer for {}", cfg.brokers)))?;
     consumer
         .subscribe(&[&opts.topic])
-        .map_err(|e| format!("subscribing to {}: {e}", opts.topic))?;
+        .map_err(client_error(format!("subscribing to {}", opts.topic)))?;
     let mut count = 0;
     let mut last = Instant::now();
     while opts.max.is_none_or(|m| count < m) && last.elapsed() < opts.timeout {
@@ -80,10 +84,10 @@ pub fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -> Resu
                     "headers": headers,
                     "value": as_json(m.payload()),
                 });
-                writeln!(out, "{line}").map_err(|e| e.to_string())?;
+                writeln!(out, "{line}")?;
             }
         }
     }
-    out.flush().map_err(|e| e.to_string())?;
+    out.flush()?;
     Ok(count)
 }

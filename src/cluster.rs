@@ -1,0 +1,41 @@
+//! Timely's cluster flags (`-w -n -p -h`), as a user of timely expects them.
+
+use std::path::PathBuf;
+
+/// Timely's own cluster flags, as a user of timely expects them.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub workers: usize,
+    pub processes: usize,
+    pub process: usize,
+    pub hostfile: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// Builds timely's configuration through timely's own parser, so `-w -n -p -h` mean
+    /// exactly what they mean to timely (a hostfile line per process, default localhost:2101+).
+    pub fn timely_config(&self) -> Result<timely::Config, String> {
+        let mut args = vec![
+            "pitwall".to_string(),
+            "-w".into(),
+            self.workers.max(1).to_string(),
+            "-n".into(),
+            self.processes.max(1).to_string(),
+            "-p".into(),
+            self.process.to_string(),
+        ];
+        if let Some(h) = &self.hostfile {
+            args.push("-h".into());
+            args.push(h.display().to_string());
+        }
+        if self.process >= self.processes.max(1) {
+            return Err(format!(
+                "-p {} must be below -n {}",
+                self.process,
+                self.processes.max(1)
+            ));
+        }
+        timely::Config::from_args(args.into_iter())
+            .map_err(|e| format!("timely configuration: {e}"))
+    }
+}
