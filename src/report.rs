@@ -1,5 +1,5 @@
-//! What a run reports: the typed [`Summary`] that `summary.json` holds (written by
-//! [`crate::sinks::collect::Collector`], read back by [`crate::bench`]) and its readable form.
+//! What a run reports: the typed [`Summary`] that `summary.json` holds (made by the collector
+//! in `sinks/collect.rs`, read back by `pitwall bench`) and its readable form.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
