@@ -2,6 +2,15 @@
 
 use std::path::PathBuf;
 
+/// Cluster flags that do not make a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("-p {process} must be below -n {processes}")]
+    ProcessIndex { process: usize, processes: usize },
+    #[error("timely configuration: {0}")]
+    Timely(String),
+}
+
 /// Timely's own cluster flags, as a user of timely expects them.
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
@@ -14,7 +23,7 @@ pub struct Cluster {
 impl Cluster {
     /// Builds timely's configuration through timely's own parser, so `-w -n -p -h` mean
     /// exactly what they mean to timely (a hostfile line per process, default localhost:2101+).
-    pub fn timely_config(&self) -> Result<timely::Config, String> {
+    pub fn timely_config(&self) -> Result<timely::Config, ClusterError> {
         let mut args = vec![
             "pitwall".to_string(),
             "-w".into(),
@@ -29,13 +38,11 @@ impl Cluster {
             args.push(h.display().to_string());
         }
         if self.process >= self.processes.max(1) {
-            return Err(format!(
-                "-p {} must be below -n {}",
-                self.process,
-                self.processes.max(1)
-            ));
+            return Err(ClusterError::ProcessIndex {
+                process: self.process,
+                processes: self.processes.max(1),
+            });
         }
-        timely::Config::from_args(args.into_iter())
-            .map_err(|e| format!("timely configuration: {e}"))
+        timely::Config::from_args(args.into_iter()).map_err(ClusterError::Timely)
     }
 }

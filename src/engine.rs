@@ -79,7 +79,10 @@ impl From<InputError> for RunError {
 
 /// Runs the engine; the summary comes from process 0 (other processes return `None`).
 pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, RunError> {
-    let timely_config = opts.cluster.timely_config().map_err(RunError::Input)?;
+    let timely_config = opts
+        .cluster
+        .timely_config()
+        .map_err(|e| RunError::Input(e.to_string()))?;
     let filter = opts
         .drivers
         .map(|d| Arc::new(d.into_iter().collect::<HashSet<_>>()));
@@ -122,7 +125,8 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         .http
         .map(|_| Arc::new(Store::new(&cfg.http, &cfg.windows)));
     if let (Some(addr), Some(store)) = (opts.http, &store) {
-        let bound = crate::http::serve(addr, store.clone()).map_err(RunError::Input)?;
+        let bound =
+            crate::http::serve(addr, store.clone()).map_err(|e| RunError::Input(e.to_string()))?;
         eprintln!("serving the query API on http://{bound}");
     }
     let serving = store.clone();
@@ -217,7 +221,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                 processes,
                 mode.clone(),
             )
-            .map_err(InputError::new)?;
+            .map_err(|e| InputError::new(e.to_string()))?;
         Ok::<_, InputError>(Some(summary))
     })
     .map_err(RunError::Failed)?;

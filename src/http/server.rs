@@ -43,14 +43,27 @@ async fn answer(
         .unwrap_or_else(|_| HttpResponse::new(Full::new(Bytes::new()))))
 }
 
+/// Why the query API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--http {addr}: cannot listen: {source} (pass --http off, or another address)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Socket(#[from] std::io::Error),
+    #[error("http thread: {0}")]
+    Thread(std::io::Error),
+}
+
 /// Binds `addr` (reporting the address actually bound, for port 0) and serves `store` on a
 /// thread of its own until the process ends.
-pub fn serve(addr: SocketAddr, store: Arc<Store>) -> Result<SocketAddr, String> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        format!("--http {addr}: cannot listen: {e} (pass --http off, or another address)")
-    })?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+pub fn serve(addr: SocketAddr, store: Arc<Store>) -> Result<SocketAddr, ServeError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Listen { addr, source })?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
     std::thread::Builder::new()
         .name("pitwall-http".into())
         .spawn(move || {
@@ -90,6 +103,6 @@ pub fn serve(addr: SocketAddr, store: Arc<Store>) -> Result<SocketAddr, String> 
                 }
             });
         })
-        .map_err(|e| format!("http thread: {e}"))?;
+        .map_err(ServeError::Thread)?;
     Ok(bound)
 }

@@ -67,6 +67,21 @@ pub fn collect<'scope>(
     );
 }
 
+/// Output that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("--summary {}: {source}", path.display())]
+    Summary {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing to {}: {message}", dir.display())]
+    OutFiles {
+        dir: std::path::PathBuf,
+        message: String,
+    },
+}
+
 /// How the live summary is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Console {
@@ -236,7 +251,7 @@ impl Collector {
         workers: usize,
         processes: usize,
         wheel_spin_mode: String,
-    ) -> Result<Summary, String> {
+    ) -> Result<Summary, WriteError> {
         let seconds = self.started.elapsed().as_secs_f64();
         let summary = Summary {
             input,
@@ -262,8 +277,10 @@ impl Collector {
             per_driver: std::mem::take(&mut self.per_driver),
         };
         if let Some(path) = also_summary {
-            write_summary(path, &summary)
-                .map_err(|e| format!("--summary {}: {e}", path.display()))?;
+            write_summary(path, &summary).map_err(|source| WriteError::Summary {
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
         if let Some(f) = self.files.take() {
             let dir = f.dir().to_path_buf();
@@ -271,7 +288,7 @@ impl Collector {
                 self.write_error.get_or_insert_with(|| e.to_string());
             }
             if let Some(e) = self.write_error {
-                return Err(format!("writing to {}: {e}", dir.display()));
+                return Err(WriteError::OutFiles { dir, message: e });
             }
         }
         Ok(summary)
