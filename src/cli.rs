@@ -195,9 +195,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub rate_hz: Option<f64>,
     /// Serve the query API (Grafana, Prometheus) here; `off` for none. With a finite input
-    /// the server keeps serving after the replay ends, until SIGINT/SIGTERM.
-    #[arg(long, env = "PITWALL_HTTP", default_value = "127.0.0.1:5001")]
-    pub http: String,
+    /// the server keeps serving after the replay ends, until SIGINT/SIGTERM (default:
+    /// http.address of the configuration, 127.0.0.1:5001).
+    #[arg(long, env = "PITWALL_HTTP")]
+    pub http: Option<String>,
     /// Write summary.json to this file (without the other files of --out).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,

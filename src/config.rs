@@ -26,6 +26,8 @@ pub struct EngineConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Where `pitwall run` serves the query API unless `--http` says otherwise; `off` for none.
+    pub address: String,
     /// Points kept per driver for the series endpoints.
     pub points_per_driver: usize,
     /// Window aggregates kept per driver.

@@ -72,7 +72,7 @@ fn run(args: RunArgs) -> Result<(), RunError> {
         )));
     }
     let drivers = parse_drivers(&args.drivers)?;
-    let http = match args.http.as_str() {
+    let http = match args.http.as_deref().unwrap_or(&cfg.http.address) {
         "off" | "none" | "" => None,
         addr => Some(addr.parse::<std::net::SocketAddr>().map_err(|e| {
             RunError::Input(format!(

@@ -124,7 +124,7 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HttpConfig;
+    use crate::config::{HttpConfig, PitwallConfig};
     use crate::http::params::parse_query;
     use crate::http::series::downsample;
     use crate::http::store::StoreHook;
@@ -167,6 +167,7 @@ mod tests {
                 points_per_driver: 100,
                 windows_per_driver: 100,
                 max_alerts: 100,
+                ..PitwallConfig::default().http
             },
             &WindowConfig::default(),
         ));
