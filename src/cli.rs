@@ -29,6 +29,43 @@ pub enum Command {
     /// Benchmarks: weak scaling over workers and processes, or Kafka end to end.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Fit the pit-stop model on real races (telemetry + FastF1 laps tables).
+    Train(TrainArgs),
+    /// Score a run's laps, pit stops, predictions and alerts against a FastF1 laps table.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A race folder: a merged `*_race.csv(.gz)` with its `*laps*.csv(.gz)` table in it or
+    /// in `side/`. Repeat for each race (default: the training races of ../shared/data).
+    #[arg(long = "race", value_name = "DIR")]
+    pub races: Vec<PathBuf>,
+    /// Where to write the model.
+    #[arg(long, value_name = "FILE", default_value = "config/pit_model.toml")]
+    pub model_out: PathBuf,
+    /// Configuration file (default: the embedded config/pitwall.toml).
+    #[arg(long, env = "PITWALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Engine workers per race run.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub workers: usize,
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// The `--out` folder of a `pitwall run`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// FastF1's laps table of the same race (csv or csv.gz).
+    #[arg(long, value_name = "FILE")]
+    pub laps: PathBuf,
+    /// FastF1's track-status table (default: a `*track_status*` file beside the laps table).
+    #[arg(long, value_name = "FILE")]
+    pub track_status: Option<PathBuf>,
+    /// The pit-stop model the run used, for its baselines (default: the embedded one).
+    #[arg(long, value_name = "FILE")]
+    pub pit_model: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -173,12 +210,16 @@ pub struct RunArgs {
     /// Only these drivers, e.g. VER,HAM,LEC.
     #[arg(long, value_delimiter = ',')]
     pub drivers: Vec<String>,
-    /// Write alerts.jsonl, windows.jsonl, dead_letters.jsonl and summary.json to this folder.
+    /// Write alerts.jsonl, windows.jsonl, dead_letters.jsonl, laps.jsonl, pit_stops.jsonl,
+    /// predictions.jsonl and summary.json to this folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Configuration file (default: the embedded config/pitwall.toml).
     #[arg(long, env = "PITWALL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Pit-stop model written by `pitwall train` (default: the embedded config/pit_model.toml).
+    #[arg(long, value_name = "FILE")]
+    pub pit_model: Option<PathBuf>,
     /// Wheel-spin mode, overriding the configuration.
     #[arg(long, value_parser = ["fixed", "calibrated"])]
     pub wheel_spin: Option<String>,

@@ -5,6 +5,7 @@
 //! its methods (`SimConfig::validate` in `source/sim.rs`, `KafkaConfig::client` in `kafka/`).
 
 use pitwall_dataflows::config::{AlertConfig, GearConfig, WheelSpinConfig, WindowConfig};
+use pitwall_dataflows::race::RaceConfig;
 use pitwall_dataflows::DetectorConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -45,6 +46,7 @@ pub struct PitwallConfig {
     pub wheel_spin: WheelSpinConfig,
     pub gear: GearConfig,
     pub alerts: AlertConfig,
+    pub race: RaceConfig,
     pub kafka: KafkaConfig,
     pub http: HttpConfig,
 }
@@ -97,6 +99,8 @@ pub struct Topics {
     /// Partition by severity: high 0, medium 1, low 2; keyed by alert id.
     pub alerts: TopicSpec,
     pub predictions: TopicSpec,
+    /// Laps and pit stops, keyed by `driver:lap` (a newer row for a lap replaces the older).
+    pub laps: TopicSpec,
     /// Window aggregates, keyed by driver.
     pub windows: TopicSpec,
     /// Messages the engine could not use: the original bytes, with the reason in headers.
@@ -243,7 +247,7 @@ impl PitwallConfig {
             wheel_spin: self.wheel_spin.clone(),
             gear: self.gear.clone(),
             alerts: self.alerts.clone(),
-            race: Default::default(),
+            race: self.race.clone(),
         }
     }
 }

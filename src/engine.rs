@@ -7,20 +7,23 @@ use crate::ingest::{ingest, EpochClock, InputError, Pace, SourceStats};
 use crate::kafka::sink::{kafka_sink, Deliveries};
 use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
 use crate::kafka::{BrokerError, KafkaConfig};
+use crate::race::model_file::ModelFile;
 use crate::report::Summary;
 use crate::sinks::collect::collect;
 use crate::sinks::collect::{Collector, Console};
 use crate::source::InputSpec;
 use pitwall_dataflows::dataflow::{analyze_with, Epoch};
+use pitwall_dataflows::race::views::race_views;
+use pitwall_dataflows::race::RaceBook;
 use pitwall_dataflows::DriverId;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 
 /// Kafka in a run: where to read (unless a file or the simulator is the input) and write.
@@ -46,6 +49,10 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub console: Console,
     pub cluster: Cluster,
+    /// The pit-stop model file (`None`: the embedded `config/pit_model.toml`).
+    pub pit_model: Option<PathBuf>,
+    /// Filled with the race views' rows when the run ends (process 0), for `pitwall train`.
+    pub race_book: Option<Arc<Mutex<RaceBook>>>,
 }
 
 /// Why a command failed; the binary maps it to an exit code.
@@ -106,6 +113,8 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         (None, None) => String::new(),
     };
     let detectors = cfg.detectors();
+    let models = ModelFile::load(opts.pit_model.as_deref())?.models();
+    let race_book = opts.race_book.clone();
     let pace = Pace {
         speed: opts.speed,
         epoch_ms: cfg.engine.epoch_ms,
@@ -188,6 +197,11 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                 ),
                 None => analyze_with(records, &detectors, pitwall_dataflows::dataflow::NoHook),
             };
+            let race = race_views(outputs.clone(), &detectors.race, &models);
+            if let Some(store) = &store {
+                crate::http::store::race_into_store(race.clone(), store.clone());
+            }
+            let outputs = outputs.concat(race);
             if let Some(k) = &kafka {
                 kafka_sink(outputs.clone(), &k.cfg, deliveries.clone())
                     .map_err(|e| InputError::new(e.to_string()))?
@@ -212,6 +226,11 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         let collector = Rc::try_unwrap(collector)
             .map_err(|_| InputError::new("collector still shared after the dataflow ended"))?
             .into_inner();
+        if let Some(slot) = &race_book {
+            if let Ok(mut book) = slot.lock() {
+                *book = collector.race().clone();
+            }
+        }
         let summary = collector
             .finish(
                 summary_path.as_deref(),

@@ -6,7 +6,7 @@
 //!   sink, producer, tail), [`sinks`] (the `--out` files and worker 0's collector),
 //!   [`http`] (the query store and API);
 //! - top: [`engine`], which wires them to the dataflows of `pitwall-dataflows`, the
-//!   end-of-run [`report`], and [`bench`].
+//!   end-of-run [`report`], [`race`] (`train`, `evaluate`, the pit model's file) and [`bench`].
 //!
 //! See ARCHITECTURE.md for the map.
 
@@ -19,6 +19,7 @@ pub mod http;
 pub mod ingest;
 pub mod kafka;
 pub mod metrics;
+pub mod race;
 pub mod report;
 pub mod sinks;
 pub mod source;

@@ -4,8 +4,8 @@ mod cli;
 
 use clap::Parser;
 use cli::{
-    BenchCommand, Cli, Command, KafkaBenchArgs, ProduceArgs, RunArgs, TailArgs, TopicsArgs,
-    WeakScalingArgs,
+    BenchCommand, Cli, Command, EvaluateArgs, KafkaBenchArgs, ProduceArgs, RunArgs, TailArgs,
+    TopicsArgs, TrainArgs, WeakScalingArgs,
 };
 use engine::{Cluster, KafkaRun, RunError, RunOptions};
 use pitwall::config::PitwallConfig;
@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         Command::Tail(args) => tail(args),
         Command::Bench(BenchCommand::WeakScaling(args)) => weak_scaling(args),
         Command::Bench(BenchCommand::Kafka(args)) => kafka_bench(args),
+        Command::Train(args) => train(args),
+        Command::Evaluate(args) => evaluate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,13 +128,15 @@ fn run(args: RunArgs) -> Result<(), RunError> {
                 process: args.process,
                 hostfile: args.hostfile,
             },
+            pit_model: args.pit_model.clone(),
+            race_book: None,
         },
     )?;
     if let Some(summary) = summary {
         report::print_summary(&summary);
         if let Some(dir) = &args.out {
             println!(
-                "  wrote {}/{{alerts,windows,dead_letters}}.jsonl and summary.json",
+                "  wrote {}/{{alerts,windows,dead_letters,laps,pit_stops,predictions}}.jsonl and summary.json",
                 dir.display()
             );
         }
@@ -266,4 +270,99 @@ fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
     };
     let row = bench::kafka(&kb).map_err(RunError::Failed)?;
     report_rows(&[row], &args.results, &args.name)
+}
+
+fn train(args: TrainArgs) -> Result<(), RunError> {
+    use pitwall::race::train::{fit, in_sample_auc, races, Examples};
+    let cfg = PitwallConfig::load(args.config.as_deref())?;
+    let dirs = if args.races.is_empty() {
+        ["monaco-2018", "monaco-2019", "monaco-2021"]
+            .iter()
+            .map(|r| std::path::Path::new("../shared/data").join(r))
+            .collect()
+    } else {
+        args.races.clone()
+    };
+    let mut examples = Vec::new();
+    for (race, truth) in races(&dirs)? {
+        let book = Arc::new(std::sync::Mutex::new(Default::default()));
+        engine::run(
+            &cfg,
+            RunOptions {
+                input: race.telemetry.display().to_string(),
+                summary: None,
+                clone_drivers: false,
+                http: None,
+                kafka: None,
+                stop: Arc::new(AtomicBool::new(false)),
+                speed: 0.0,
+                drivers: None,
+                out: None,
+                console: Console::Quiet,
+                cluster: Cluster {
+                    workers: args.workers,
+                    processes: 1,
+                    process: 0,
+                    hostfile: None,
+                },
+                pit_model: None,
+                race_book: Some(book.clone()),
+            },
+        )?;
+        let book = book
+            .lock()
+            .map_err(|_| RunError::Failed("race book poisoned".into()))?;
+        let ex = Examples::of(&race.name, &book, &truth);
+        println!(
+            "{:<14} {:>5} driver-laps, {:>3} before a stop within 3 laps ({} stops in its laps table)",
+            race.name,
+            ex.labels.len(),
+            ex.labels.iter().filter(|&&y| y).count(),
+            truth.stops().len()
+        );
+        examples.push(ex);
+    }
+    let model = fit(&examples)?;
+    for ex in &examples {
+        if let Some(auc) = in_sample_auc(&model, ex) {
+            println!("{:<14} in-sample AUC {auc:.3}", ex.race);
+        }
+    }
+    for (name, c) in model.pit.features.iter().zip(&model.pit.coefficients) {
+        println!("  {name:<16} {c:+.3}");
+    }
+    std::fs::write(&args.model_out, model.to_toml())
+        .map_err(|e| RunError::Input(format!("--model-out {}: {e}", args.model_out.display())))?;
+    println!("wrote {}", args.model_out.display());
+    Ok(())
+}
+
+fn evaluate(args: EvaluateArgs) -> Result<(), RunError> {
+    use pitwall::race::evaluate::{evaluate, RunFiles};
+    use pitwall::race::model_file::ModelFile;
+    use pitwall::race::truth::{load_track_status, Truth};
+    let truth = Truth::load(&args.laps)?;
+    let status_path = args.track_status.clone().or_else(|| {
+        let dir = args.laps.parent()?;
+        let mut found: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains("track_status"))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().next()
+    });
+    let status = match &status_path {
+        Some(p) => load_track_status(p)?,
+        None => Vec::new(),
+    };
+    let run = RunFiles::read(&args.out)?;
+    let model = ModelFile::load(args.pit_model.as_deref())?;
+    let e = evaluate(&run, &truth, &status, &model);
+    print!("{}", e.report);
+    Ok(())
 }

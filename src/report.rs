@@ -26,6 +26,13 @@ pub struct Summary {
     pub alerts_by_severity: BTreeMap<String, u64>,
     pub alerts_by_type: BTreeMap<String, u64>,
     pub windows: u64,
+    /// Race intelligence: driver-laps, pit stops and predictions written (current rows).
+    #[serde(default)]
+    pub laps: u64,
+    #[serde(default)]
+    pub pit_stops: u64,
+    #[serde(default)]
+    pub predictions: u64,
     pub seconds: f64,
     pub records_per_second: f64,
     pub workers: usize,

@@ -2,5 +2,6 @@
 //! field value is. Shared by every source and sink; imports nothing of the binary above it.
 
 pub mod messages;
+pub mod race;
 pub mod timefmt;
 pub mod validate;

@@ -12,6 +12,7 @@ use pitwall_dataflows::alert::{Alert, AlertStatus};
 use pitwall_dataflows::analysis::Derived;
 use pitwall_dataflows::config::WindowConfig;
 use pitwall_dataflows::dataflow::{AnalysisHook, Epoch};
+use pitwall_dataflows::race::{RaceBook, RaceUpdate};
 use pitwall_dataflows::window::{WindowKind, WindowStats};
 use pitwall_dataflows::{DriverId, Output, Telemetry};
 use std::collections::{BTreeMap, VecDeque};
@@ -103,9 +104,25 @@ pub struct Store {
     alerts: Mutex<VecDeque<Alert>>,
     pub metrics: Metrics,
     rate: Mutex<(Instant, u64)>,
+    /// The race views as they stand: standings, laps, pit stops, predictions.
+    race: Mutex<RaceBook>,
 }
 
 impl Store {
+    /// Applies race-view updates (on worker 0's thread).
+    pub fn apply_race<'a>(&self, updates: impl IntoIterator<Item = &'a RaceUpdate>) {
+        if let Ok(mut book) = self.race.lock() {
+            for u in updates {
+                book.apply(u);
+            }
+        }
+    }
+
+    /// Reads the race views under the lock.
+    pub fn with_race<T>(&self, read: impl FnOnce(&RaceBook) -> T) -> Option<T> {
+        self.race.lock().ok().map(|book| read(&book))
+    }
+
     /// A store keeping what `http` says, serving the first tumbling window of `windows`.
     pub fn new(http: &HttpConfig, windows: &WindowConfig) -> Store {
         Store {
@@ -118,6 +135,7 @@ impl Store {
             alerts: Mutex::new(VecDeque::new()),
             metrics: Metrics::new(),
             rate: Mutex::new((Instant::now(), 0)),
+            race: Mutex::new(RaceBook::default()),
         }
     }
 
@@ -368,4 +386,25 @@ impl AnalysisHook for StoreHook {
             }
         }
     }
+}
+
+/// Sends the race views' updates to worker 0, which applies them to `store`.
+pub fn race_into_store<'scope>(
+    race: timely::dataflow::Stream<'scope, Epoch, Vec<Output>>,
+    store: Arc<Store>,
+) {
+    use timely::dataflow::channels::pact::Exchange;
+    use timely::dataflow::operators::generic::Operator;
+    race.sink(
+        Exchange::new(|_: &Output| 0),
+        "RaceStore",
+        move |(input, _)| {
+            input.for_each(|_time, data| {
+                store.apply_race(data.iter().filter_map(|o| match o {
+                    Output::Race(u) => Some(u),
+                    _ => None,
+                }));
+            });
+        },
+    );
 }

@@ -44,11 +44,12 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 impl Topics {
-    pub fn all(&self) -> [&TopicSpec; 5] {
+    pub fn all(&self) -> [&TopicSpec; 6] {
         [
             &self.telemetry,
             &self.alerts,
             &self.predictions,
+            &self.laps,
             &self.windows,
             &self.dead_letters,
         ]

@@ -10,6 +10,7 @@ use crate::ingest::EpochClock;
 use crate::report::{peak_rss_kb, DriverSummary, Percentiles, Summary};
 use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
 use pitwall_dataflows::dataflow::Epoch;
+use pitwall_dataflows::race::RaceBook;
 use pitwall_dataflows::Output;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub fn collect<'scope>(
                 for o in data.drain(..) {
                     match o {
                         Output::Window(_) if !writes_files => windows += 1,
+                        // Inputs of the race views, which send their own rows on.
+                        Output::Lap(_) | Output::PitStop(_) => {}
                         o => session.give(o),
                     }
                 }
@@ -109,6 +112,7 @@ pub struct Collector {
     last_event_ms: Option<i64>,
     per_driver: BTreeMap<String, DriverSummary>,
     latencies_ms: Vec<f64>,
+    race: RaceBook,
 }
 
 impl Collector {
@@ -139,6 +143,7 @@ impl Collector {
             last_event_ms: None,
             per_driver: BTreeMap::new(),
             latencies_ms: Vec::new(),
+            race: RaceBook::default(),
         })
     }
 
@@ -216,8 +221,11 @@ impl Collector {
                 }
                 Ok(())
             }
-            // The race views' inputs and updates: written by the race sink.
-            Output::Lap(_) | Output::PitStop(_) | Output::Race(_) => Ok(()),
+            Output::Race(update) => {
+                self.race.apply(&update);
+                Ok(())
+            }
+            Output::Lap(_) | Output::PitStop(_) => Ok(()),
         };
         if let Err(e) = written {
             self.write_error.get_or_insert_with(|| e.to_string());
@@ -242,6 +250,11 @@ impl Collector {
         );
     }
 
+    /// The race views as they stand.
+    pub fn race(&self) -> &RaceBook {
+        &self.race
+    }
+
     /// Flushes the files and writes `summary.json` (and `also_summary`, when given).
     pub fn finish(
         mut self,
@@ -252,6 +265,12 @@ impl Collector {
         processes: usize,
         wheel_spin_mode: String,
     ) -> Result<Summary, WriteError> {
+        // Car health is a view over laps: its findings are final when the run ends.
+        let health: Vec<_> = self.race.car_health().map(|h| h.alert()).collect();
+        for alert in health {
+            self.observe(Output::Alert(alert));
+        }
+        let (laps, pit_stops, predictions) = self.race.counts();
         let seconds = self.started.elapsed().as_secs_f64();
         let summary = Summary {
             input,
@@ -265,6 +284,9 @@ impl Collector {
             alerts_by_severity: owned_keys(&self.by_severity),
             alerts_by_type: owned_keys(&self.by_type),
             windows: self.windows,
+            laps: laps as u64,
+            pit_stops: pit_stops as u64,
+            predictions: predictions as u64,
             seconds,
             records_per_second: self.records as f64 / seconds.max(1e-9),
             workers,
@@ -284,6 +306,9 @@ impl Collector {
         }
         if let Some(f) = self.files.take() {
             let dir = f.dir().to_path_buf();
+            if let Err(e) = f.race(&self.race) {
+                self.write_error.get_or_insert_with(|| e.to_string());
+            }
             if let Err(e) = f.finish(&summary) {
                 self.write_error.get_or_insert_with(|| e.to_string());
             }

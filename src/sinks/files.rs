@@ -1,9 +1,13 @@
 //! The `--out` folder: `alerts.jsonl` (one line per ended episode), `windows.jsonl`,
-//! `dead_letters.jsonl` and `summary.json`.
+//! `dead_letters.jsonl`, the race views' `laps.jsonl`, `pit_stops.jsonl` and
+//! `predictions.jsonl` (their rows as they stand when the run ends, by driver and lap), and
+//! `summary.json`.
 
 use crate::format::messages::AlertMessage;
+use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use crate::report::Summary;
 use pitwall_dataflows::alert::Alert;
+use pitwall_dataflows::race::RaceBook;
 use pitwall_dataflows::window::WindowStats;
 use pitwall_dataflows::DeadLetter;
 use serde::Serialize;
@@ -45,6 +49,28 @@ impl OutFiles {
 
     pub fn dead_letter(&mut self, dead: &DeadLetter) -> std::io::Result<()> {
         write_line(&mut self.dead_letters, dead)
+    }
+
+    /// Writes the race views' current rows, each file sorted by driver, then lap.
+    pub fn race(&self, book: &RaceBook) -> std::io::Result<()> {
+        let create = |name: &str| -> std::io::Result<BufWriter<File>> {
+            Ok(BufWriter::new(File::create(self.dir.join(name))?))
+        };
+        let mut laps = create("laps.jsonl")?;
+        for row in book.laps() {
+            write_line(&mut laps, &LapMessage::new(row))?;
+        }
+        let mut stops = create("pit_stops.jsonl")?;
+        for row in book.pit_stops() {
+            write_line(&mut stops, &PitStopMessage::new(row))?;
+        }
+        let mut predictions = create("predictions.jsonl")?;
+        for p in book.predictions() {
+            write_line(&mut predictions, &PredictionMessage::new(p))?;
+        }
+        laps.flush()?;
+        stops.flush()?;
+        predictions.flush()
     }
 
     /// Flushes the jsonl files and writes `summary.json` beside them.

@@ -65,7 +65,7 @@ fn load_driver_info(path: &Path) -> Result<HashMap<String, DriverId>, InputError
 
 /// Reads a FastF1 side table (laps, driver info): `row` gets the named columns of each row,
 /// in the order asked for; a table without them is an error naming them.
-fn read_table(
+pub(crate) fn read_table(
     path: &Path,
     columns: &[&str],
     mut row: impl FnMut(&[&[u8]]),

@@ -1,0 +1,398 @@
+//! `pitwall evaluate --out DIR --laps LAPS.csv`: a run's laps, pit stops, predictions and
+//! alerts against FastF1's laps table (and track status, when it is beside it), so that anyone
+//! can check pitwall on a race they have.
+
+use super::model_file::ModelFile;
+use super::scores::{auc, brier, brier_skill};
+use super::train::HORIZON_LAPS;
+use super::truth::{StatusPeriod, Truth};
+use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
+use crate::ingest::InputError;
+use pitwall_dataflows::DriverId;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What `evaluate` reads of `alerts.jsonl`.
+#[derive(Debug, Deserialize)]
+pub struct AlertLine {
+    pub alert_type: String,
+    pub driver_id: String,
+    pub lap: Option<u16>,
+    #[serde(default)]
+    pub description: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// One run's outputs, read back from its `--out` folder.
+pub struct RunFiles {
+    pub laps: Vec<LapMessage>,
+    pub stops: Vec<PitStopMessage>,
+    pub predictions: Vec<PredictionMessage>,
+    pub alerts: Vec<AlertLine>,
+}
+
+fn read_jsonl<T: DeserializeOwned>(path: &Path, required: bool) -> Result<Vec<T>, InputError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(InputError::new(format!("{}: {e}", path.display()))),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| InputError::new(format!("{} line {}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+impl RunFiles {
+    pub fn read(dir: &Path) -> Result<RunFiles, InputError> {
+        Ok(RunFiles {
+            laps: read_jsonl(&dir.join("laps.jsonl"), true)?,
+            stops: read_jsonl(&dir.join("pit_stops.jsonl"), true)?,
+            predictions: read_jsonl(&dir.join("predictions.jsonl"), true)?,
+            alerts: read_jsonl(&dir.join("alerts.jsonl"), false)?,
+        })
+    }
+}
+
+/// The figures `evaluate` prints, for tests and the README.
+#[derive(Debug, Default, Clone)]
+pub struct Evaluation {
+    pub stops_true: usize,
+    pub stops_found: usize,
+    pub stops_matched: usize,
+    pub stop_precision: f64,
+    pub stop_recall: f64,
+    pub positions_compared: usize,
+    pub positions_equal: usize,
+    pub position_agreement: f64,
+    pub pit_auc: Option<f64>,
+    pub pit_brier: f64,
+    pub age_auc: Option<f64>,
+    pub age_brier: f64,
+    pub base_rate_brier: f64,
+    pub pit_brier_skill: f64,
+    /// (period name, start lap, end lap, found).
+    pub periods: Vec<(String, u16, u16, bool)>,
+    pub report: String,
+}
+
+fn driver(s: &str) -> Option<DriverId> {
+    DriverId::new(s).ok()
+}
+
+pub fn evaluate(
+    run: &RunFiles,
+    truth: &Truth,
+    status: &[StatusPeriod],
+    model: &ModelFile,
+) -> Evaluation {
+    let mut e = Evaluation::default();
+    let mut out = String::new();
+
+    // Pit stops: in-laps.
+    let ours: BTreeSet<(DriverId, u16)> = run
+        .stops
+        .iter()
+        .filter_map(|s| Some((driver(&s.driver_id)?, s.lap)))
+        .collect();
+    let real = truth.stops();
+    e.stops_true = real.len();
+    e.stops_found = ours.len();
+    e.stops_matched = ours.iter().filter(|k| real.contains(k)).count();
+    e.stop_precision = ratio(e.stops_matched, e.stops_found);
+    e.stop_recall = ratio(e.stops_matched, e.stops_true);
+    let _ = writeln!(
+        out,
+        "pit stops     {} real, {} found, {} matched: precision {:.3}, recall {:.3}",
+        e.stops_true, e.stops_found, e.stops_matched, e.stop_precision, e.stop_recall
+    );
+    let mut missed: Vec<String> = real
+        .iter()
+        .filter(|k| !ours.contains(k))
+        .map(|(d, l)| format!("{d} lap {l}"))
+        .collect();
+    missed.sort();
+    let extra: Vec<String> = ours
+        .iter()
+        .filter(|k| !real.contains(k))
+        .map(|(d, l)| format!("{d} lap {l}"))
+        .collect();
+    if !missed.is_empty() {
+        let _ = writeln!(out, "  missed: {}", missed.join(", "));
+    }
+    if !extra.is_empty() {
+        let _ = writeln!(out, "  not in the laps table: {}", extra.join(", "));
+    }
+
+    // Positions at the end of each lap.
+    let ours_pos: HashMap<(DriverId, u16), &LapMessage> = run
+        .laps
+        .iter()
+        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
+        .collect();
+    for t in &truth.laps {
+        let Some(p) = t.position else { continue };
+        e.positions_compared += 1;
+        if ours_pos
+            .get(&(t.driver, t.lap))
+            .is_some_and(|l| l.position == p)
+        {
+            e.positions_equal += 1;
+        }
+    }
+    e.position_agreement = ratio(e.positions_equal, e.positions_compared);
+    let _ = writeln!(
+        out,
+        "positions     {} of {} driver-laps equal to the laps table ({:.1} %); {} laps found, {} in the table",
+        e.positions_equal,
+        e.positions_compared,
+        e.position_agreement * 100.0,
+        run.laps.len(),
+        truth.laps.len()
+    );
+
+    // pit_stop_probability against what happened in the next laps, with the baselines.
+    let mut p_model = Vec::new();
+    let mut p_age = Vec::new();
+    let mut labels = Vec::new();
+    for p in run
+        .predictions
+        .iter()
+        .filter(|p| p.model_type == "pit_stop_probability")
+    {
+        let Some(d) = driver(&p.driver_id) else {
+            continue;
+        };
+        let Some(lap) = ours_pos.get(&(d, p.lap)) else {
+            continue;
+        };
+        p_model.push(p.prediction.probability);
+        p_age.push(
+            model
+                .baseline
+                .tyre_age
+                .probability(lap.tyre_age_laps as f64),
+        );
+        labels.push(truth.stop_within(d, p.lap, HORIZON_LAPS));
+    }
+    let base = vec![model.baseline.base_rate; labels.len()];
+    e.pit_auc = auc(&p_model, &labels);
+    e.pit_brier = brier(&p_model, &labels);
+    e.age_auc = auc(&p_age, &labels);
+    e.age_brier = brier(&p_age, &labels);
+    e.base_rate_brier = brier(&base, &labels);
+    e.pit_brier_skill = brier_skill(e.pit_brier, e.base_rate_brier);
+    let fmt_auc = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{a:.3}"));
+    let _ = writeln!(
+        out,
+        "pit_stop_probability ({} driver-laps, {} before a stop within {HORIZON_LAPS} laps):",
+        labels.len(),
+        labels.iter().filter(|&&y| y).count()
+    );
+    let _ = writeln!(
+        out,
+        "  model        AUC {}  Brier {:.4}  skill vs base rate {:+.3}",
+        fmt_auc(e.pit_auc),
+        e.pit_brier,
+        e.pit_brier_skill
+    );
+    let _ = writeln!(
+        out,
+        "  tyre age     AUC {}  Brier {:.4}  skill vs base rate {:+.3}",
+        fmt_auc(e.age_auc),
+        e.age_brier,
+        brier_skill(e.age_brier, e.base_rate_brier)
+    );
+    let _ = writeln!(
+        out,
+        "  base rate    AUC 0.500  Brier {:.4}  (rate {:.3} from training)",
+        e.base_rate_brier, model.baseline.base_rate
+    );
+
+    // tire_failure: does a high risk precede a stop, or a lap slower than the stint's best?
+    let mut tf = Vec::new();
+    let mut tf_stop = Vec::new();
+    let mut tf_loss = Vec::new();
+    for p in run
+        .predictions
+        .iter()
+        .filter(|p| p.model_type == "tire_failure")
+    {
+        let Some(d) = driver(&p.driver_id) else {
+            continue;
+        };
+        let Some(next) = ours_pos.get(&(d, p.lap + 1)) else {
+            continue;
+        };
+        tf.push(p.prediction.probability);
+        tf_stop.push(truth.stop_within(d, p.lap, HORIZON_LAPS));
+        tf_loss.push(next.clean && next.stint_loss_ms >= 1_000);
+    }
+    let _ = writeln!(
+        out,
+        "tire_failure  AUC {} for a stop within {HORIZON_LAPS} laps, {} for a next lap >= 1 s off the stint's best",
+        fmt_auc(auc(&tf, &tf_stop)),
+        fmt_auc(auc(&tf, &tf_loss))
+    );
+
+    // crash_risk: how the cars that did not finish ranked in their last laps.
+    let risks: Vec<(&PredictionMessage, f64)> = run
+        .predictions
+        .iter()
+        .filter(|p| p.model_type == "crash_risk")
+        .map(|p| (p, p.prediction.probability))
+        .collect();
+    let retired = truth.retirements(3);
+    for (d, last) in &retired {
+        let worst = risks
+            .iter()
+            .filter(|(p, _)| p.driver_id == d.as_str() && p.lap + 3 >= *last && p.lap <= *last)
+            .map(|(_, r)| *r)
+            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+        let line = match worst {
+            Some(r) => {
+                let above = risks.iter().filter(|(_, x)| *x > r).count();
+                format!(
+                    "crash_risk    {d} (last lap {last}): highest {r:.3} in its last 3 laps, top {:.1} % of the race's laps",
+                    100.0 * (above + 1) as f64 / risks.len().max(1) as f64
+                )
+            }
+            None => format!("crash_risk    {d} (last lap {last}): no prediction in its last laps"),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+
+    // The field's state against the track-status table, by driver-laps.
+    let lap_of = |ms: i64| -> (u16, u16) {
+        // Laps (any driver) that overlap the period, from the laps table's own times.
+        let mut laps = truth
+            .laps
+            .iter()
+            .filter(|l| match (l.start_ms, l.end_ms) {
+                (Some(s), Some(e)) => s <= ms && ms <= e,
+                _ => false,
+            })
+            .map(|l| l.lap);
+        let first = laps.next().unwrap_or(0);
+        laps.fold((first, first), |(lo, hi), l| (lo.min(l), hi.max(l)))
+    };
+    let state_of: HashMap<(DriverId, u16), &str> = run
+        .laps
+        .iter()
+        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l.field_state.as_str())))
+        .collect();
+    for p in status {
+        let overlapping: Vec<(DriverId, u16)> = truth
+            .laps
+            .iter()
+            .filter(|l| match (l.start_ms, l.end_ms) {
+                (Some(s), Some(e)) => s <= p.end_ms && e >= p.start_ms,
+                _ => false,
+            })
+            .map(|l| (l.driver, l.lap))
+            .collect();
+        let found = overlapping.iter().any(|k| {
+            state_of
+                .get(k)
+                .is_some_and(|s| *s == "neutralised" || *s == "red")
+        });
+        let (lo, _) = lap_of(p.start_ms);
+        let (_, hi) = lap_of(p.end_ms);
+        e.periods.push((p.name().to_string(), lo, hi, found));
+    }
+    let mut by_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (name, ..) in &e.periods {
+        by_kind.entry(name.as_str()).or_default();
+    }
+    for (name, _, _, found) in &e.periods {
+        let c = by_kind.get_mut(name.as_str()).unwrap();
+        c.0 += 1;
+        c.1 += *found as usize;
+    }
+    for (name, (total, found)) in &by_kind {
+        let _ = writeln!(
+            out,
+            "field state   {name}: {found} of {total} periods found"
+        );
+    }
+    let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &run.laps {
+        *states.entry(l.field_state.as_str()).or_default() += 1;
+    }
+    let _ = writeln!(out, "  driver-laps by state: {states:?}");
+
+    // The alert budget, and car health and retirements next to the last laps.
+    let mut per_type: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for a in &run.alerts {
+        *per_type
+            .entry(a.alert_type.as_str())
+            .or_default()
+            .entry(a.driver_id.as_str())
+            .or_default() += 1;
+    }
+    let drivers = truth.last_laps().len().max(1);
+    let _ = writeln!(
+        out,
+        "alerts per driver (median / max over {drivers} drivers):"
+    );
+    for (kind, by_driver) in &per_type {
+        let mut counts: Vec<usize> = by_driver.values().copied().collect();
+        counts.resize(drivers.max(counts.len()), 0);
+        counts.sort_unstable();
+        let _ = writeln!(
+            out,
+            "  {kind:<18} {:>5} / {:<5} ({} in all)",
+            counts[counts.len() / 2],
+            counts.last().unwrap_or(&0),
+            counts.iter().sum::<usize>()
+        );
+    }
+    let last = truth.last_laps();
+    for a in run
+        .alerts
+        .iter()
+        .filter(|a| a.alert_type == "car_health" || a.alert_type == "retirement")
+    {
+        let last_lap = driver(&a.driver_id).and_then(|d| last.get(&d).copied());
+        let _ = writeln!(
+            out,
+            "  {:<10} {} lap {} (last lap in the table: {}){}",
+            a.alert_type,
+            a.driver_id,
+            a.lap.map_or("?".into(), |l| l.to_string()),
+            last_lap.map_or("?".into(), |l| l.to_string()),
+            if a.description.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.description)
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  did not finish (laps table): {}",
+        retired
+            .iter()
+            .map(|(d, l)| format!("{d} lap {l}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    e.report = out;
+    e
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}

@@ -1,0 +1,296 @@
+//! Race intelligence on real races, end to end through the binary: laps, pit stops, positions
+//! and the field's state against FastF1's laps and track-status tables; `evaluate` and `train`
+//! as a user runs them; bad input that must not invent a pit stop.
+
+use pitwall::race::evaluate::{evaluate, RunFiles};
+use pitwall::race::model_file::ModelFile;
+use pitwall::race::truth::{load_track_status, RaceFolder, Truth};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn race_dir(year: u16) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/data/monaco-{year}"));
+    assert!(
+        p.exists(),
+        "{} is missing: the tests read the real races from ../shared/data",
+        p.display()
+    );
+    p
+}
+
+fn pitwall(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .env("PITWALL_HTTP", "off")
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn check(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "pitwall failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a race folder's merged telemetry into a fresh `--out` folder.
+fn run(race: &RaceFolder, extra: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "run",
+        "-q",
+        "--input",
+        race.telemetry.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    check(pitwall(&args));
+    dir
+}
+
+/// Runs and evaluates one real race as `pitwall evaluate` does.
+fn evaluated(year: u16) -> (pitwall::race::evaluate::Evaluation, tempfile::TempDir) {
+    let race = RaceFolder::find(&race_dir(year)).unwrap();
+    let out = run(&race, &["-w", "2"]);
+    let truth = Truth::load(&race.laps).unwrap();
+    let status = load_track_status(race.track_status.as_ref().unwrap()).unwrap();
+    let files = RunFiles::read(out.path()).unwrap();
+    let e = evaluate(&files, &truth, &status, &ModelFile::load(None).unwrap());
+    eprintln!("monaco {year}:\n{}", e.report);
+    (e, out)
+}
+
+fn assert_race_is_followed(year: u16) -> pitwall::race::evaluate::Evaluation {
+    let (e, _out) = evaluated(year);
+    assert!(
+        e.stop_precision >= 0.95 && e.stop_recall >= 0.95,
+        "{year} pit stops: {}",
+        e.report
+    );
+    assert!(
+        e.position_agreement >= 0.97,
+        "{year} positions: {}",
+        e.report
+    );
+    e
+}
+
+#[test]
+fn monaco_2018_stops_positions_and_the_virtual_safety_car() {
+    let e = assert_race_is_followed(2018);
+    assert!(
+        e.periods
+            .iter()
+            .any(|(name, _, _, found)| name == "virtual safety car" && *found),
+        "{}",
+        e.report
+    );
+}
+
+#[test]
+fn monaco_2019_stops_positions_and_the_safety_car() {
+    let e = assert_race_is_followed(2019);
+    assert!(
+        e.periods
+            .iter()
+            .any(|(name, _, _, found)| name == "safety car" && *found),
+        "{}",
+        e.report
+    );
+}
+
+#[test]
+fn monaco_2021_stops_and_positions_and_no_neutralisation_invented() {
+    let (e, out) = evaluated(2021);
+    assert!(
+        e.stop_precision >= 0.95 && e.stop_recall >= 0.95,
+        "{}",
+        e.report
+    );
+    assert!(e.position_agreement >= 0.97, "{}", e.report);
+    let files = RunFiles::read(out.path()).unwrap();
+    assert!(files
+        .laps
+        .iter()
+        .all(|l| l.field_state != "neutralised" && l.field_state != "red"));
+}
+
+#[test]
+fn monaco_2023_stops_positions_rain_and_predictions() {
+    let (e, out) = evaluated(2023);
+    assert!(
+        e.stop_precision >= 0.95 && e.stop_recall >= 0.95,
+        "{}",
+        e.report
+    );
+    assert!(e.position_agreement >= 0.97, "{}", e.report);
+    let files = RunFiles::read(out.path()).unwrap();
+    // Rain from about lap 50: the field's state says so, and not before lap 45.
+    let rain: Vec<u16> = files
+        .laps
+        .iter()
+        .filter(|l| l.field_state == "rain")
+        .map(|l| l.lap)
+        .collect();
+    assert!(rain.len() > 100, "{} rain driver-laps", rain.len());
+    assert!(rain.iter().all(|&l| l >= 45), "{rain:?}");
+    // One prediction per driver-lap and model, in the seeds' shape.
+    assert_eq!(files.predictions.len(), 3 * files.laps.len());
+    assert!(
+        files
+            .predictions
+            .iter()
+            .all(|p| p.message_type == "prediction"
+                && (0.0..=1.0).contains(&p.prediction.probability))
+    );
+    assert!(e.pit_auc.is_some_and(|a| a > 0.5), "{}", e.report);
+    // The summary counts what was written.
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["laps"].as_u64(), Some(files.laps.len() as u64));
+    assert_eq!(s["pit_stops"].as_u64(), Some(files.stops.len() as u64));
+    assert_eq!(
+        s["predictions"].as_u64(),
+        Some(files.predictions.len() as u64)
+    );
+}
+
+#[test]
+fn evaluate_prints_the_figures_for_a_run() {
+    let race = RaceFolder::find(&race_dir(2021)).unwrap();
+    let out = run(&race, &["-w", "1"]);
+    let printed = check(pitwall(&[
+        "evaluate",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--laps",
+        race.laps.to_str().unwrap(),
+    ]));
+    let text = String::from_utf8_lossy(&printed.stdout);
+    for needle in [
+        "pit stops",
+        "precision",
+        "positions",
+        "AUC",
+        "Brier",
+        "tyre age",
+        "base rate",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    // A folder that is not a run is a clear error, exit code 2.
+    let empty = tempfile::tempdir().unwrap();
+    let bad = pitwall(&[
+        "evaluate",
+        "--out",
+        empty.path().to_str().unwrap(),
+        "--laps",
+        race.laps.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("laps.jsonl"));
+}
+
+#[test]
+fn train_is_deterministic_and_writes_a_model_the_engine_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("pit_model.toml");
+    let races: Vec<String> = [2018, 2019]
+        .iter()
+        .map(|y| race_dir(*y).display().to_string())
+        .collect();
+    let train = |path: &Path| {
+        let mut args = vec!["train", "--model-out", path.to_str().unwrap()];
+        for r in &races {
+            args.push("--race");
+            args.push(r);
+        }
+        check(pitwall(&args))
+    };
+    let printed = train(&model);
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("AUC"));
+    let again = dir.path().join("again.toml");
+    train(&again);
+    let a = std::fs::read_to_string(&model).unwrap();
+    assert_eq!(a, std::fs::read_to_string(&again).unwrap());
+    let m = ModelFile::parse(&a, "trained").unwrap();
+    assert_eq!(m.pit.trained_on, vec!["monaco-2018", "monaco-2019"]);
+    // The engine runs with it.
+    let race = RaceFolder::find(&race_dir(2021)).unwrap();
+    let out = run(
+        &race,
+        &[
+            "--pit-model",
+            model.to_str().unwrap(),
+            "--drivers",
+            "VER,HAM",
+        ],
+    );
+    assert!(RunFiles::read(out.path()).unwrap().predictions.len() > 100);
+}
+
+#[test]
+fn laps_going_backwards_missing_laps_and_a_vanishing_car_never_invent_a_pit_stop() {
+    // Hand-made: one car on 4 Hz at racing speed with its lap number going 1, 2, back to 1,
+    // missing (empty) for a while, jumping to 5, and then no more rows; another car normal.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad_laps.csv");
+    let mut csv = String::from(
+        "Date,SessionTime,Driver,DriverNumber,LapNumber,RPM,Speed,nGear,Throttle,Brake,DRS\n",
+    );
+    for i in 0..2400u32 {
+        let ms = 1_685_278_800_000i64 + i as i64 * 250;
+        let date = pitwall::format::timefmt::format_utc_ms(ms);
+        let date = date.trim_end_matches('Z');
+        let lap = |i: u32| (i / 240 + 1).to_string();
+        let odd = match i {
+            0..=599 => lap(i),
+            600..=700 => "1".into(),
+            701..=900 => String::new(),
+            901..=1200 => "5".into(),
+            _ => "skip".into(),
+        };
+        if odd != "skip" {
+            csv.push_str(&format!(
+                "{date},{},ODD,1,{odd},10500,180,6,100,0,0\n",
+                i as f64 / 4.0
+            ));
+        }
+        csv.push_str(&format!(
+            "{date},{},OK,2,{},10500,180,6,100,0,0\n",
+            i as f64 / 4.0,
+            lap(i)
+        ));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let out = dir.path().join("out");
+    let run = check(pitwall(&[
+        "run",
+        "-q",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let stops = std::fs::read_to_string(out.join("pit_stops.jsonl")).unwrap();
+    assert!(stops.trim().is_empty(), "{stops}");
+    let laps = RunFiles::read(&out).unwrap().laps;
+    let odd: Vec<u16> = laps
+        .iter()
+        .filter(|l| l.driver_id == "ODD")
+        .map(|l| l.lap)
+        .collect();
+    assert_eq!(odd, vec![1, 2], "laps of the odd car");
+    assert_eq!(laps.iter().filter(|l| l.driver_id == "OK").count(), 9);
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        log.contains("lap number went backwards") && log.contains("skipped laps"),
+        "{log}"
+    );
+}
