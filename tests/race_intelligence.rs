@@ -294,3 +294,61 @@ fn laps_going_backwards_missing_laps_and_a_vanishing_car_never_invent_a_pit_stop
         "{log}"
     );
 }
+
+/// (alert_type, driver, lap) of the car_health and retirement alerts of a run.
+fn race_alerts(dir: &Path) -> Vec<(String, String, u16)> {
+    RunFiles::read(dir)
+        .unwrap()
+        .alerts
+        .into_iter()
+        .filter(|a| a.alert_type == "car_health" || a.alert_type == "retirement")
+        .map(|a| (a.alert_type, a.driver_id, a.lap.unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+fn retirements_and_car_health_on_the_real_races() {
+    // Each retirement of the four races (the laps tables' last laps), within 2 laps; no
+    // retirement for a car that finished; car health: RIC's power unit from lap 28 and ALO's
+    // decline before his lap-52 retirement in 2018, at most 2 unexplained per other race.
+    let expected: [(u16, &[(&str, u16)]); 4] = [
+        (2018, &[("ALO", 52), ("LEC", 70), ("HAR", 70)]),
+        (2019, &[("LEC", 16)]),
+        (2021, &[("BOT", 29)]),
+        (2023, &[("STR", 53), ("MAG", 70)]),
+    ];
+    for (year, retired) in expected {
+        let race = RaceFolder::find(&race_dir(year)).unwrap();
+        let out = run(&race, &["-w", "2"]);
+        let alerts = race_alerts(out.path());
+        let retirements: Vec<_> = alerts.iter().filter(|a| a.0 == "retirement").collect();
+        for (driver, lap) in retired {
+            assert!(
+                retirements
+                    .iter()
+                    .any(|a| a.1 == *driver && a.2.abs_diff(*lap) <= 2),
+                "{year}: no retirement for {driver} near lap {lap}: {alerts:?}"
+            );
+        }
+        assert_eq!(retirements.len(), retired.len(), "{year}: {alerts:?}");
+        let health: Vec<_> = alerts.iter().filter(|a| a.0 == "car_health").collect();
+        if year == 2018 {
+            assert!(
+                health
+                    .iter()
+                    .any(|a| a.1 == "RIC" && (27..=30).contains(&a.2)),
+                "{alerts:?}"
+            );
+            assert!(
+                health.iter().any(|a| a.1 == "ALO" && a.2 < 52),
+                "{alerts:?}"
+            );
+        } else {
+            let unexplained = health
+                .iter()
+                .filter(|h| !retired.iter().any(|(d, _)| *d == h.1))
+                .count();
+            assert!(unexplained <= 2, "{year}: {alerts:?}");
+        }
+    }
+}

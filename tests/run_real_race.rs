@@ -201,10 +201,16 @@ fn alerts_are_well_formed_episodes_with_unique_ids() {
 }
 
 #[test]
-fn two_workers_give_the_same_alerts_and_windows() {
+fn two_workers_give_the_same_alerts_windows_laps_stops_and_predictions() {
     let two = run_race(&["-w", "2"]);
     assert_eq!(summary(two.path())["workers"], 2);
-    for file in ["alerts.jsonl", "windows.jsonl"] {
+    for file in [
+        "alerts.jsonl",
+        "windows.jsonl",
+        "laps.jsonl",
+        "pit_stops.jsonl",
+        "predictions.jsonl",
+    ] {
         let a = sorted_lines(&one_worker().join(file));
         let b = sorted_lines(&two.path().join(file));
         assert!(!a.is_empty());
@@ -226,7 +232,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn two_processes_give_the_same_alerts_and_windows() {
+fn two_processes_give_the_same_alerts_windows_laps_stops_and_predictions() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("hosts");
     std::fs::write(
@@ -270,7 +276,13 @@ fn two_processes_give_the_same_alerts_and_windows() {
         (s["processes"].as_u64(), s["workers"].as_u64()),
         (Some(2), Some(2))
     );
-    for file in ["alerts.jsonl", "windows.jsonl"] {
+    for file in [
+        "alerts.jsonl",
+        "windows.jsonl",
+        "laps.jsonl",
+        "pit_stops.jsonl",
+        "predictions.jsonl",
+    ] {
         assert!(
             sorted_lines(&one_worker().join(file)) == sorted_lines(&out.join(file)),
             "{file} differs"

@@ -7,6 +7,7 @@ use crate::episode::{Episode, Worse};
 use crate::gear::GearAnomalies;
 use crate::output::{DriverTotals, Output};
 use crate::race::lap_tracker::{LapAnomaly, LapTracker};
+use crate::race::retirement::{Retirement, StopChange};
 use crate::record::{DriverId, Telemetry};
 use crate::wheel_spin::{SpinReading, WheelSpin};
 use crate::window::{Rolling, Tumbling};
@@ -121,6 +122,7 @@ pub struct DriverAnalysis {
     brake: BrakeThermal,
     episodes: Episodes,
     race: LapTracker,
+    retirement: Retirement,
     high_speed_kmh: f64,
     brake_medium_c: f64,
     brake_high_c: f64,
@@ -146,6 +148,7 @@ impl DriverAnalysis {
             brake: BrakeThermal::default(),
             episodes: Episodes::new(driver, cfg),
             race: LapTracker::new(driver, &cfg.race),
+            retirement: Retirement::new(driver, &cfg.race),
             high_speed_kmh: cfg.alerts.high_speed_kmh,
             brake_medium_c: cfg.alerts.brake_temp_medium_c,
             brake_high_c: cfg.alerts.brake_temp_high_c,
@@ -194,6 +197,14 @@ impl DriverAnalysis {
         }
         if let Some(stop) = race.pit {
             out(Output::PitStop(stop));
+        }
+        match self
+            .retirement
+            .observe(s, self.race.in_pit_lane(), self.race.racing())
+        {
+            Some(StopChange::Stopped(stop)) => out(Output::CarStop(stop, 1)),
+            Some(StopChange::DroveOff(stop)) => out(Output::CarStop(stop, -1)),
+            None => {}
         }
         if let Some(anomaly) = race.anomaly {
             let (what, from, to) = match anomaly {

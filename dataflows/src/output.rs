@@ -4,6 +4,7 @@
 //! that bincode cannot honour (`flatten`, `skip_serializing_if`).
 
 use crate::alert::Alert;
+use crate::race::retirement::CarStop;
 use crate::race::{LapDone, PitStop, RaceUpdate};
 use crate::record::{DriverId, Telemetry};
 use crate::window::WindowStats;
@@ -148,6 +149,9 @@ pub enum Output {
     Lap(LapDone),
     /// A pit stop made (input of the race views).
     PitStop(PitStop),
+    /// A car judged stopped for good (+1), or that drove off again (-1): input of the race
+    /// views, which tell a retirement from a car parked after the flag.
+    CarStop(CarStop, i64),
     /// A change of a race view: lap rows, pit rows, predictions.
     Race(RaceUpdate),
 }

@@ -38,7 +38,7 @@ pub fn collect<'scope>(
                     match o {
                         Output::Window(_) if !writes_files => windows += 1,
                         // Inputs of the race views, which send their own rows on.
-                        Output::Lap(_) | Output::PitStop(_) => {}
+                        Output::Lap(_) | Output::PitStop(_) | Output::CarStop(..) => {}
                         o => session.give(o),
                     }
                 }
@@ -225,7 +225,7 @@ impl Collector {
                 self.race.apply(&update);
                 Ok(())
             }
-            Output::Lap(_) | Output::PitStop(_) => Ok(()),
+            Output::Lap(_) | Output::PitStop(_) | Output::CarStop(..) => Ok(()),
         };
         if let Err(e) = written {
             self.write_error.get_or_insert_with(|| e.to_string());
@@ -265,8 +265,10 @@ impl Collector {
         processes: usize,
         wheel_spin_mode: String,
     ) -> Result<Summary, WriteError> {
-        // Car health is a view over laps: its findings are final when the run ends.
-        let health: Vec<_> = self.race.car_health().map(|h| h.alert()).collect();
+        // Car health and retirements are views over laps: final when the run ends.
+        let health: Vec<_> = (self.race.car_health().map(|h| h.alert()))
+            .chain(self.race.retirements().map(|r| r.alert()))
+            .collect();
         for alert in health {
             self.observe(Output::Alert(alert));
         }

@@ -59,6 +59,13 @@ impl RaceBook {
         })
     }
 
+    pub fn retirements(&self) -> impl Iterator<Item = &super::retirement::CarStop> {
+        self.current().filter_map(|i| match i {
+            RaceItem::Retirement(r) => Some(r),
+            _ => None,
+        })
+    }
+
     /// Each driver's latest lap, ordered as the race stands: most laps first, then who
     /// completed that lap first.
     pub fn standings(&self) -> Vec<&LapRow> {
@@ -79,7 +86,7 @@ impl RaceBook {
                 RaceItem::Lap(_) => c.0 += 1,
                 RaceItem::Pit(_) => c.1 += 1,
                 RaceItem::Prediction(_) => c.2 += 1,
-                RaceItem::Health(_) => {}
+                RaceItem::Health(_) | RaceItem::Retirement(_) => {}
             }
         }
         c

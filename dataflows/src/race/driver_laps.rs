@@ -16,6 +16,7 @@ const RECENT: usize = 5;
 pub enum DriverEvent {
     Lap(LapDone),
     Pit(PitStop),
+    Stop(super::retirement::CarStop),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -152,6 +153,7 @@ pub fn driver_laps_view<'scope>(
                 match event {
                     DriverEvent::Lap(l) => laps.push(l),
                     DriverEvent::Pit(p) => pits.push(p),
+                    DriverEvent::Stop(_) => {}
                 }
             }
             for row in driver_laps(&laps, &pits) {

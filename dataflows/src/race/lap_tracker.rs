@@ -134,9 +134,14 @@ impl LapTracker {
         self.lap
     }
 
-    /// Whether the car has finished: its last lap was closed by distance.
-    pub fn finished(&self) -> bool {
-        self.lap.is_some() && self.closed_by_distance == self.lap
+    /// Whether the car is racing rather than waiting on the grid: it is on a lap and, on lap 1,
+    /// has covered a kilometre. (Whether the race is over is for the race views to say.)
+    pub fn racing(&self) -> bool {
+        match self.lap {
+            None => false,
+            Some(1) => self.distance_m >= 1_000.0,
+            Some(_) => true,
+        }
     }
 
     /// Whether the car is in a pit-lane passage now.

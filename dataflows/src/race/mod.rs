@@ -73,8 +73,10 @@ pub struct RaceConfig {
     pub red_stationary_ms: i64,
     /// Fewest cars whose laps make a judgement of the field.
     pub min_field_cars: usize,
-    /// A car standing with its engine off or in neutral has retired after this long on track
-    /// (ms), or this long in the pit lane, where standing is what a stop is.
+    /// A car standing with its engine off has retired after this long (ms).
+    pub retire_engine_off_ms: i64,
+    /// A car standing in neutral, engine running, after this long on track (ms), or this long
+    /// in the pit lane, where standing is what a stop is.
     pub retire_on_track_ms: i64,
     pub retire_in_pit_ms: i64,
     /// Car health (see `car_health`): top speed down this much (km/h) against the usual gap to
@@ -109,7 +111,8 @@ impl Default for RaceConfig {
             red_share_permille: 500,
             red_stationary_ms: 60_000,
             min_field_cars: 3,
-            retire_on_track_ms: 8_000,
+            retire_engine_off_ms: 5_000,
+            retire_on_track_ms: 30_000,
             retire_in_pit_ms: 60_000,
             health_speed_kmh: 8,
             health_strong_kmh: 15,
@@ -190,6 +193,7 @@ pub enum RaceItem {
     Pit(PitRow),
     Prediction(Prediction),
     Health(CarHealth),
+    Retirement(retirement::CarStop),
 }
 
 impl RaceItem {
@@ -201,6 +205,7 @@ impl RaceItem {
             RaceItem::Pit(p) => (1, p.stop.driver, p.stop.lap, p.stop.pit_in_ms),
             RaceItem::Prediction(p) => (2, p.driver, p.lap, p.model as i64),
             RaceItem::Health(h) => (3, h.driver, 0, 0),
+            RaceItem::Retirement(r) => (4, r.driver, r.lap, r.since_ms),
         }
     }
 }

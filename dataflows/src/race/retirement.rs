@@ -1,25 +1,75 @@
 //! Retirements: a car that stops for good.
 //!
-//! A car is stopped when it stands still with its engine off or in neutral: a car that waits
-//! at a corner, in a queue or in its pit box keeps its engine running in gear. On track, the
-//! alert is raised after `retire_on_track_ms` of that; in the pit lane, where standing still is
-//! what a stop is, after `retire_in_pit_ms`. A car that has finished (its last lap closed) is
-//! parked, not retired; before lap 1 the car is on the grid. If the car drives off again, the
-//! alert is cleared then (a stall, a spin), so the feed says it was a stop and not the end.
+//! A car that stands still with its engine off has stopped for good: no pit stop, queue or
+//! spin switches the engine off. The alert is raised `retire_engine_off_ms` after that, on
+//! track or in the pit lane. A car standing in neutral with its engine running may still go
+//! on (a spin, a stall it recovers from): it is a retirement after `retire_on_track_ms` on
+//! track, `retire_in_pit_ms` in the pit lane, where standing is what a stop is. A car that has
+//! finished (its last lap closed and a cool-down lap driven) is parked, not retired; a car that
+//! has not yet raced a kilometre is on the grid. If the car drives off again, the alert is
+//! cleared then, so the feed says it was a stop and not the end.
 
 use super::RaceConfig;
 use crate::alert::{Alert, AlertStatus, AlertType, Severity};
 use crate::record::{DriverId, Telemetry};
+use serde::{Deserialize, Serialize};
+
+/// A car that stood long enough to be judged retired. Whether it is a retirement is for the
+/// race views to say: a car parked after the chequered flag is not one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CarStop {
+    pub driver: DriverId,
+    pub lap: u16,
+    /// When the car stopped, and when it had stood long enough (epoch ms).
+    pub since_ms: i64,
+    pub judged_ms: i64,
+    /// Judged by its engine being off (else by standing in neutral).
+    pub engine_off: bool,
+    pub in_pit_lane: bool,
+}
+
+impl CarStop {
+    /// The retirement as an alert (ended: a retirement does not end).
+    pub fn alert(&self) -> Alert {
+        Alert {
+            alert_id: Alert::id_for(
+                self.driver,
+                AlertType::Retirement,
+                Severity::High,
+                self.since_ms,
+            ),
+            alert_type: AlertType::Retirement,
+            severity: Severity::High,
+            status: AlertStatus::Cleared,
+            driver: self.driver,
+            lap: Some(self.lap),
+            start_ms: self.since_ms,
+            end_ms: self.judged_ms,
+            peak: (self.judged_ms - self.since_ms) as f64 / 1000.0,
+            threshold: (self.judged_ms - self.since_ms) as f64 / 1000.0,
+            samples: 1,
+        }
+    }
+}
+
+/// What one sample changed: a car judged stopped for good, or one that drove off again.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopChange {
+    Stopped(CarStop),
+    DroveOff(CarStop),
+}
 
 #[derive(Clone, Debug)]
 pub struct Retirement {
     driver: DriverId,
     on_track_ms: i64,
     in_pit_ms: i64,
+    engine_off_ms: i64,
     stationary_kmh: f32,
-    /// When and on which lap the car stopped, and whether in the pit lane.
-    stopped: Option<(i64, u16, bool, u32)>,
-    raised: Option<Alert>,
+    /// When and on which lap the car stopped, whether in the pit lane, and since when the
+    /// engine has been off.
+    stopped: Option<(i64, u16, bool, Option<i64>)>,
+    judged: Option<CarStop>,
 }
 
 impl Retirement {
@@ -28,77 +78,58 @@ impl Retirement {
             driver,
             on_track_ms: cfg.retire_on_track_ms,
             in_pit_ms: cfg.retire_in_pit_ms,
+            engine_off_ms: cfg.retire_engine_off_ms,
             stationary_kmh: cfg.stationary_kmh,
             stopped: None,
-            raised: None,
+            judged: None,
         }
     }
 
-    /// `in_pit_lane` and `finished` come from the driver's lap tracker.
-    pub fn observe(&mut self, s: &Telemetry, in_pit_lane: bool, finished: bool) -> Option<Alert> {
-        let standing = s.speed < self.stationary_kmh && (s.gear == 0 || s.rpm < 500.0);
+    /// `in_pit_lane` and `racing` (not waiting on the grid) come from the driver's lap tracker.
+    pub fn observe(
+        &mut self,
+        s: &Telemetry,
+        in_pit_lane: bool,
+        racing: bool,
+    ) -> Option<StopChange> {
+        let engine_off = s.rpm < 500.0;
+        let standing = s.speed < self.stationary_kmh && (s.gear == 0 || engine_off);
         let moving = s.speed >= self.stationary_kmh * 5.0;
-        let lap = s.lap.filter(|_| !finished);
-        match (&mut self.stopped, lap) {
-            (None, Some(lap)) if standing => {
-                self.stopped = Some((s.ts_ms, lap, in_pit_lane, 1));
-                None
-            }
-            (Some(_), _) if moving => {
-                self.stopped = None;
-                self.clear(s.ts_ms)
-            }
-            (Some((since, lap, pit, samples)), _) => {
-                *samples += standing as u32;
-                *pit |= in_pit_lane;
-                let wait = if *pit {
-                    self.in_pit_ms
-                } else {
-                    self.on_track_ms
-                };
-                if self.raised.is_none() && s.ts_ms - *since >= wait {
-                    let alert = Alert {
-                        alert_id: Alert::id_for(
-                            self.driver,
-                            AlertType::Retirement,
-                            Severity::High,
-                            *since,
-                        ),
-                        alert_type: AlertType::Retirement,
-                        severity: Severity::High,
-                        status: AlertStatus::Raised,
-                        driver: self.driver,
-                        lap: Some(*lap),
-                        start_ms: *since,
-                        end_ms: s.ts_ms,
-                        peak: (s.ts_ms - *since) as f64 / 1000.0,
-                        threshold: wait as f64 / 1000.0,
-                        samples: *samples,
-                    };
-                    self.raised = Some(alert.clone());
-                    return Some(alert);
-                }
-                if let Some(a) = self.raised.as_mut() {
-                    a.end_ms = s.ts_ms;
-                    a.peak = (s.ts_ms - *since) as f64 / 1000.0;
-                    a.samples = *samples;
-                }
-                None
-            }
-            _ => None,
+        if moving {
+            self.stopped = None;
+            return self.judged.take().map(StopChange::DroveOff);
         }
-    }
-
-    fn clear(&mut self, _ts_ms: i64) -> Option<Alert> {
-        let mut a = self.raised.take()?;
-        a.status = AlertStatus::Cleared;
-        Some(a)
-    }
-
-    /// End of input: an open retirement is final.
-    pub fn close(&mut self) -> Option<Alert> {
-        self.stopped = None;
-        self.clear(0)
+        let Some((since, lap, pit, off)) = self.stopped.as_mut() else {
+            if let (true, Some(lap), true) = (standing, s.lap, racing) {
+                self.stopped = Some((s.ts_ms, lap, in_pit_lane, engine_off.then_some(s.ts_ms)));
+            }
+            return None;
+        };
+        *pit |= in_pit_lane;
+        if !engine_off {
+            *off = None;
+        } else if off.is_none() {
+            *off = Some(s.ts_ms);
+        }
+        let by_engine = off.is_some_and(|t| s.ts_ms - t >= self.engine_off_ms);
+        let wait = if *pit {
+            self.in_pit_ms
+        } else {
+            self.on_track_ms
+        };
+        if self.judged.is_some() || !(by_engine || s.ts_ms - *since >= wait) {
+            return None;
+        }
+        let stop = CarStop {
+            driver: self.driver,
+            lap: *lap,
+            since_ms: *since,
+            judged_ms: s.ts_ms,
+            engine_off: by_engine,
+            in_pit_lane: *pit,
+        };
+        self.judged = Some(stop.clone());
+        Some(StopChange::Stopped(stop))
     }
 }
 
@@ -122,51 +153,65 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_car_standing_in_neutral_on_track_retires_within_ten_seconds() {
+    fn run(samples: &[Telemetry], in_pit: bool) -> Vec<StopChange> {
         let mut r = Retirement::new(DriverId::new("MAG").unwrap(), &RaceConfig::default());
-        let mut alerts = vec![];
-        for i in 0..200 {
-            let ts = i * 250;
-            let sample = if i < 40 {
-                s(ts, 150.0, 5, 10_000.0)
-            } else {
-                s(ts, 0.0, 0, 4000.0)
-            };
-            alerts.extend(r.observe(&sample, false, false));
-        }
-        alerts.extend(r.close());
-        assert_eq!(alerts.len(), 2);
-        assert_eq!(alerts[0].status, AlertStatus::Raised);
-        assert_eq!((alerts[0].lap, alerts[0].start_ms), (Some(70), 10_000));
-        assert!(alerts[0].end_ms - alerts[0].start_ms <= 10_000);
-        assert_eq!(alerts[1].status, AlertStatus::Cleared);
+        samples
+            .iter()
+            .filter_map(|x| r.observe(x, in_pit, true))
+            .collect()
     }
 
     #[test]
-    fn a_pit_stop_in_gear_a_parked_finisher_and_a_stall_that_restarts() {
-        let driver = DriverId::new("MAG").unwrap();
-        // A stop in gear with the engine running: no alert.
-        let mut r = Retirement::new(driver, &RaceConfig::default());
+    fn a_car_standing_with_its_engine_off_is_judged_within_ten_seconds() {
+        let samples: Vec<_> = (0..200)
+            .map(|i| match i {
+                0..40 => s(i * 250, 150.0, 5, 10_000.0),
+                40..48 => s(i * 250, 0.0, 0, 4000.0),
+                _ => s(i * 250, 0.0, 0, 0.0),
+            })
+            .collect();
+        let changes = run(&samples, false);
+        assert_eq!(changes.len(), 1);
+        let StopChange::Stopped(stop) = &changes[0] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(
+            (stop.lap, stop.since_ms, stop.engine_off),
+            (70, 10_000, true)
+        );
+        assert!(stop.judged_ms - stop.since_ms <= 10_000);
+        assert_eq!(stop.alert().alert_type, AlertType::Retirement);
+    }
+
+    #[test]
+    fn a_pit_stop_a_spin_and_a_stall_that_restarts() {
+        // A stop in gear with the engine running: nothing.
         let stop: Vec<_> = (0..100).map(|i| s(i * 250, 0.0, 1, 4000.0)).collect();
-        assert!(stop.iter().all(|x| r.observe(x, true, false).is_none()));
-        // Parked in neutral after the finish: no alert.
-        let mut r = Retirement::new(driver, &RaceConfig::default());
-        let parked: Vec<_> = (0..400).map(|i| s(i * 250, 0.0, 0, 0.0)).collect();
-        assert!(parked.iter().all(|x| r.observe(x, false, true).is_none()));
-        // A stall of 20 s on track, then away again: raised, then cleared at once.
-        let mut r = Retirement::new(driver, &RaceConfig::default());
-        let mut alerts = vec![];
-        for i in 0..120 {
-            let sample = if i < 80 {
-                s(i * 250, 0.0, 0, 0.0)
-            } else {
-                s(i * 250, 80.0, 2, 9000.0)
-            };
-            alerts.extend(r.observe(&sample, false, false));
-        }
-        let statuses: Vec<_> = alerts.iter().map(|a| a.status).collect();
-        assert_eq!(statuses, vec![AlertStatus::Raised, AlertStatus::Cleared]);
-        assert_eq!(alerts[1].end_ms, 79 * 250);
+        assert!(run(&stop, true).is_empty());
+        // A spin: 20 s in neutral with the engine running, then away: nothing.
+        let spin: Vec<_> = (0..100)
+            .map(|i| {
+                if i < 80 {
+                    s(i * 250, 0.0, 0, 4000.0)
+                } else {
+                    s(i * 250, 60.0, 2, 8000.0)
+                }
+            })
+            .collect();
+        assert!(run(&spin, false).is_empty());
+        // A stall of 20 s with the engine off, then restarted and away: judged, then off again.
+        let stall: Vec<_> = (0..120)
+            .map(|i| {
+                if i < 80 {
+                    s(i * 250, 0.0, 0, 0.0)
+                } else {
+                    s(i * 250, 80.0, 2, 9000.0)
+                }
+            })
+            .collect();
+        let changes = run(&stall, false);
+        assert!(
+            matches!(changes.as_slice(), [StopChange::Stopped(a), StopChange::DroveOff(b)] if a == b)
+        );
     }
 }

@@ -13,6 +13,7 @@ use super::car_health::car_health;
 use super::driver_laps::{driver_laps_view, DriverEvent};
 use super::field_state::{field_state, FieldState};
 use super::predict::{predictions, Models};
+use super::retirement::CarStop;
 use super::running_order::running_order;
 use super::{LapRow, PitRow, RaceConfig, RaceItem, RaceUpdate};
 use crate::dataflow::Epoch;
@@ -21,6 +22,54 @@ use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
+
+/// Cars stopped for good, less those parked after the chequered flag.
+///
+/// The flag is the end of the race's last lap: the first lap closed by distance (a lap with no
+/// next lap number) among the laps of the highest lap number. A car that stopped before it
+/// retired; one that stopped after it finished. Until the flag, every stop is a retirement,
+/// so it is reported as soon as the car is judged stopped.
+fn retirements<'scope>(
+    stops: VecCollection<'scope, Epoch, CarStop, isize>,
+    laps: VecCollection<'scope, Epoch, super::DriverLap, isize>,
+) -> VecCollection<'scope, Epoch, CarStop, isize> {
+    // Each stop brings a marker into the one group, so that the flag (or "not yet") is known
+    // as soon as the first stop is.
+    #[derive(
+        Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    )]
+    enum Mark {
+        Stop,
+        Lap(u16, bool, i64),
+    }
+    let marks = stops
+        .clone()
+        .map(|_| ((), Mark::Stop))
+        .concat(laps.map(|l| ((), Mark::Lap(l.done.lap, l.done.by_distance, l.done.end_ms))));
+    let flag = marks.reduce_named("Flag", |_unit, input, output| {
+        let most = input
+            .iter()
+            .filter_map(|(m, d)| match m {
+                Mark::Lap(lap, ..) if *d > 0 => Some(*lap),
+                _ => None,
+            })
+            .max();
+        let flag = input
+            .iter()
+            .filter_map(|(m, d)| match m {
+                Mark::Lap(lap, true, end) if *d > 0 && Some(*lap) == most => Some(*end),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(i64::MAX);
+        output.push((flag, 1isize));
+    });
+    stops
+        .map(|s| ((), s))
+        .join_map(flag, |_unit, stop, flag_ms| (stop.clone(), *flag_ms))
+        .filter(|(stop, flag_ms)| stop.since_ms < *flag_ms)
+        .map(|(stop, _)| stop)
+}
 
 /// The race views over the analysis's output: `Output::Race` updates.
 pub fn race_views<'scope>(
@@ -42,6 +91,11 @@ pub fn race_views<'scope>(
                             Output::PitStop(p) => {
                                 session.give(((p.driver, DriverEvent::Pit(p.clone())), epoch, 1))
                             }
+                            Output::CarStop(stop, diff) => session.give((
+                                (stop.driver, DriverEvent::Stop(stop.clone())),
+                                epoch,
+                                *diff as isize,
+                            )),
                             _ => {}
                         }
                     }
@@ -59,6 +113,7 @@ pub fn race_views<'scope>(
     let fields = field_state(laps.clone(), cfg);
 
     let rows = laps
+        .clone()
         .map(|l| ((l.done.driver, l.done.lap), l))
         .join(standings)
         .join(fields.clone())
@@ -69,9 +124,10 @@ pub fn race_views<'scope>(
         });
 
     let pits = events
+        .clone()
         .flat_map(|(_, e)| match e {
             DriverEvent::Pit(p) => Some(((p.driver, p.lap), p)),
-            DriverEvent::Lap(_) => None,
+            _ => None,
         })
         .join(fields)
         // Cars queueing in the pit lane under a red flag are not making pit stops.
@@ -87,11 +143,17 @@ pub fn race_views<'scope>(
         .flat_map(move |row| predictions(&row, &models).map(RaceItem::Prediction));
 
     let health = car_health(rows.clone(), cfg).map(RaceItem::Health);
+    let stops = events.flat_map(|(_, e)| match e {
+        DriverEvent::Stop(s) => Some(s),
+        _ => None,
+    });
+    let retirements = retirements(stops, laps).map(RaceItem::Retirement);
 
     rows.map(RaceItem::Lap)
         .concat(pits.map(RaceItem::Pit))
         .concat(predicted)
         .concat(health)
+        .concat(retirements)
         .inner
         .unary(Pipeline, "RaceUpdates", |_, _| {
             move |input, output| {
