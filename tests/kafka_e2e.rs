@@ -42,6 +42,7 @@ impl Setup {
                  [kafka.topics]\ntelemetry = {{ name = \"{prefix}-telemetry\", partitions = 4 }}\n\
                  alerts = {{ name = \"{prefix}-alerts\", partitions = 3 }}\n\
                  predictions = {{ name = \"{prefix}-predictions\", partitions = 3 }}\n\
+                 laps = {{ name = \"{prefix}-laps\", partitions = 4 }}\n\
                  windows = {{ name = \"{prefix}-windows\", partitions = 4 }}\n\
                  dead_letters = {{ name = \"{prefix}-dead\", partitions = 1 }}\n"
             ),
@@ -128,11 +129,17 @@ impl Setup {
     }
 }
 
-/// The first `rows` rows of the real race, as a small CSV for the test.
-fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
+/// The real race: Monaco 2023, every driver.
+fn race() -> PathBuf {
     let race = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
     assert!(race.exists(), "{} is missing", race.display());
+    race
+}
+
+/// The first `rows` rows of the real race, as a small CSV for the test.
+fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
+    let race = race();
     let reader = BufReader::new(flate2::read::GzDecoder::new(
         std::fs::File::open(race).unwrap(),
     ));
@@ -152,22 +159,32 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// File mode on the same rows: the reference alert set, by id.
-fn file_mode_alerts(s: &Setup, csv: &Path) -> BTreeMap<String, Value> {
+/// File mode on the same rows, without Kafka: its --out folder.
+fn file_mode(s: &Setup, input: &Path) -> PathBuf {
     let out = s.path("file-mode");
-    Command::new(bin())
+    let run = Command::new(bin())
         .env("PITWALL_HTTP", "off")
         .args([
             "run",
             "-q",
             "--input",
-            csv.to_str().unwrap(),
+            input.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ])
         .output()
         .unwrap();
-    lines(&out.join("alerts.jsonl"))
+    assert!(
+        run.status.success(),
+        "file mode failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+/// File mode on the same rows: the reference alert set, by id.
+fn file_mode_alerts(s: &Setup, csv: &Path) -> BTreeMap<String, Value> {
+    lines(&file_mode(s, csv).join("alerts.jsonl"))
         .into_iter()
         .map(|a| (a["alert_id"].as_str().unwrap().to_string(), a))
         .collect()
@@ -228,6 +245,146 @@ fn the_race_through_kafka_gives_file_modes_alerts_on_severity_partitions() {
     );
     let windows = s.tail(&s.topic("windows"), "tail-w");
     assert_eq!(windows.len(), lines(&out.join("windows.jsonl")).len());
+}
+
+/// What a consumer keeping the latest value per key has: the last message of each `key`, in
+/// the topic's order (offsets within a partition; a key stays on one partition).
+fn latest_by<K: Ord>(messages: &[Value], key: impl Fn(&Value) -> K) -> BTreeMap<K, Value> {
+    let mut ordered: Vec<&Value> = messages.iter().collect();
+    ordered.sort_by_key(|m| (m["partition"].as_i64(), m["offset"].as_i64()));
+    ordered
+        .into_iter()
+        .map(|m| (key(m), m["value"].clone()))
+        .collect()
+}
+
+/// Rows of a file-mode jsonl, each under the key the topic's latest value is taken by.
+fn rows_by<K: Ord + std::fmt::Debug>(path: &Path, key: impl Fn(&Value) -> K) -> BTreeMap<K, Value> {
+    let rows = lines(path);
+    let n = rows.len();
+    let by: BTreeMap<K, Value> = rows.into_iter().map(|r| (key(&r), r)).collect();
+    assert_eq!(by.len(), n, "{}: one row per key", path.display());
+    by
+}
+
+/// The first key where two row sets differ, for the assertion message.
+fn first_difference<K: Ord + std::fmt::Debug>(
+    a: &BTreeMap<K, Value>,
+    b: &BTreeMap<K, Value>,
+) -> String {
+    for (k, v) in a {
+        match b.get(k) {
+            None => return format!("{k:?} only on the topic: {v}"),
+            Some(w) if w != v => return format!("{k:?}: topic {v}\nfile mode {w}"),
+            _ => {}
+        }
+    }
+    match b.keys().find(|k| !a.contains_key(*k)) {
+        Some(k) => format!("{k:?} missing from the topic"),
+        None => "none".into(),
+    }
+}
+
+fn driver_lap(v: &Value) -> (String, u64) {
+    (
+        v["driver_id"].as_str().unwrap().to_string(),
+        v["lap"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_car_health() {
+    let s = Setup::new("race", &brokers());
+    let race = race();
+    let produced = s.check(&["produce", "--input", race.to_str().unwrap()]);
+    assert!(produced.contains("produced 513360 messages"), "{produced}");
+    let (_, summary) = s.run_until_idle("engine");
+    assert_eq!(summary["records"], 513_360);
+    let reference = file_mode(&s, &race);
+
+    // Predictions: keyed by model type; the last message of each (driver, lap, model) is
+    // file mode's prediction.
+    let messages = s.tail(&s.topic("predictions"), "predictions");
+    for m in &messages {
+        assert_eq!(m["key"], m["value"]["model_type"], "{m}");
+        assert_eq!(m["value"]["message_type"], "prediction", "{m}");
+    }
+    let on_topic = latest_by(&messages, |m| {
+        let (driver, lap) = driver_lap(&m["value"]);
+        let model = m["value"]["model_type"].as_str().unwrap().to_string();
+        (driver, lap, model)
+    });
+    let expected = rows_by(&reference.join("predictions.jsonl"), |v| {
+        let (driver, lap) = driver_lap(v);
+        (driver, lap, v["model_type"].as_str().unwrap().to_string())
+    });
+    assert!(expected.len() > 4000, "{}", expected.len());
+    assert!(
+        on_topic == expected,
+        "predictions on the topic differ from file mode ({} against {}); first: {}",
+        on_topic.len(),
+        expected.len(),
+        first_difference(&on_topic, &expected)
+    );
+
+    // Laps and pit stops: the latest value of each key is file mode's row.
+    let messages = s.tail(&s.topic("laps"), "laps");
+    let latest = latest_by(&messages, |m| m["key"].as_str().unwrap().to_string());
+    let mut laps = BTreeMap::new();
+    let mut pits = BTreeMap::new();
+    for (key, v) in latest {
+        let (driver, lap) = driver_lap(&v);
+        match v["message_type"].as_str().unwrap() {
+            "lap" => {
+                assert_eq!(key, format!("{driver}:{lap}"));
+                laps.insert((driver, lap), v);
+            }
+            "pit_stop" => {
+                assert_eq!(key, format!("{driver}:{lap}:pit"));
+                pits.insert((driver, lap), v);
+            }
+            other => panic!("{other} on the laps topic"),
+        }
+    }
+    let expected = rows_by(&reference.join("laps.jsonl"), driver_lap);
+    assert!(expected.len() > 1000, "{}", expected.len());
+    assert!(
+        laps == expected,
+        "laps on the topic differ from file mode ({} against {}); first: {}",
+        laps.len(),
+        expected.len(),
+        first_difference(&laps, &expected)
+    );
+    let expected = rows_by(&reference.join("pit_stops.jsonl"), driver_lap);
+    assert!(!expected.is_empty());
+    assert!(
+        pits == expected,
+        "pit stops on the topic differ from file mode; first: {}",
+        first_difference(&pits, &expected)
+    );
+
+    // Car health: an alert on the high-severity partition, keyed by its id.
+    let messages: Vec<Value> = s
+        .tail(&s.topic("alerts"), "health")
+        .into_iter()
+        .filter(|m| m["value"]["alert_type"] == "car_health")
+        .collect();
+    for m in &messages {
+        assert_eq!(m["partition"], 0, "{m}");
+        assert_eq!(m["key"], m["value"]["alert_id"], "{m}");
+    }
+    let on_topic = latest_by(&messages, |m| m["key"].as_str().unwrap().to_string());
+    let expected: BTreeMap<String, Value> = lines(&reference.join("alerts.jsonl"))
+        .into_iter()
+        .filter(|a| a["alert_type"] == "car_health")
+        .map(|a| (a["alert_id"].as_str().unwrap().to_string(), a))
+        .collect();
+    assert!(!expected.is_empty());
+    assert!(
+        on_topic == expected,
+        "car health on the topic differs from file mode; first: {}",
+        first_difference(&on_topic, &expected)
+    );
 }
 
 /// Runs the engine until its live progress shows `after` records, then kills it with SIGKILL.

@@ -1,5 +1,12 @@
 //! The engine's Kafka sinks: alerts (partition by severity, key alert id), window aggregates
-//! (key driver) and dead letters (original bytes, reason in headers).
+//! (key driver), dead letters (original bytes, reason in headers) and the race views: laps and
+//! pit stops (key `DRIVER:LAP`, `DRIVER:LAP:pit`), predictions (key model type) and car health
+//! (an alert on the high-severity partition).
+//!
+//! The race views send differential updates. Only insertions are produced: a changed row comes
+//! as a retraction of the old version and an insertion of the new one, and the insertion, on
+//! the same key, supersedes the old message for a consumer keeping the latest value per key
+//! (the laps topic can be compacted).
 //!
 //! Each worker produces what its own operators emitted. The operator keeps a timely
 //! capability for every epoch whose messages are not all acknowledged yet, so the probe after
@@ -9,13 +16,16 @@
 use super::produce::send_blocking;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
+use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use pitwall_dataflows::alert::Severity;
 use pitwall_dataflows::dataflow::Epoch;
+use pitwall_dataflows::race::RaceItem;
 use pitwall_dataflows::Output;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,6 +113,8 @@ pub fn kafka_sink<'scope>(
     let alerts = cfg.topics.alerts.name.clone();
     let windows = cfg.topics.windows.name.clone();
     let dead = cfg.topics.dead_letters.name.clone();
+    let predictions = cfg.topics.predictions.name.clone();
+    let laps = cfg.topics.laps.name.clone();
     let scope = outputs.scope();
     Ok(
         outputs.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
@@ -112,6 +124,7 @@ pub fn kafka_sink<'scope>(
                 let activator = scope.activator_for(info.address);
                 let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
                 let mut payload = Vec::with_capacity(1024);
+                let mut key = String::with_capacity(64);
                 move |(input, frontier), _output| {
                     input.for_each(|cap, data| {
                         // A batch may carry several times: its least one covers them all.
@@ -119,11 +132,12 @@ pub fn kafka_sink<'scope>(
                         let mut sent = 0usize;
                         for o in data.drain(..) {
                             payload.clear();
+                            key.clear();
                             let result = match &o {
                                 Output::Alert(a) => {
                                     let _ =
                                         serde_json::to_writer(&mut payload, &AlertMessage::new(a));
-                                    let key = a.alert_id.to_string();
+                                    let _ = write!(key, "{}", a.alert_id);
                                     let record =
                                         BaseRecord::with_opaque_to(&alerts, epoch as usize)
                                             .partition(alerts_partition(a.severity))
@@ -174,11 +188,68 @@ pub fn kafka_sink<'scope>(
                                         .headers(headers);
                                     send_blocking(&producer, record)
                                 }
+                                Output::Race(u) if u.diff > 0 => {
+                                    let (topic, partition) = match &u.item {
+                                        RaceItem::Prediction(p) => {
+                                            let _ = serde_json::to_writer(
+                                                &mut payload,
+                                                &PredictionMessage::new(p),
+                                            );
+                                            key.push_str(p.model.as_str());
+                                            (&predictions, None)
+                                        }
+                                        RaceItem::Lap(r) => {
+                                            let _ = serde_json::to_writer(
+                                                &mut payload,
+                                                &LapMessage::new(r),
+                                            );
+                                            let d = &r.lap.done;
+                                            let _ = write!(key, "{}:{}", d.driver, d.lap);
+                                            (&laps, None)
+                                        }
+                                        RaceItem::Pit(p) => {
+                                            let _ = serde_json::to_writer(
+                                                &mut payload,
+                                                &PitStopMessage::new(p),
+                                            );
+                                            let _ =
+                                                write!(key, "{}:{}:pit", p.stop.driver, p.stop.lap);
+                                            (&laps, None)
+                                        }
+                                        RaceItem::Health(_) | RaceItem::Retirement(_) => {
+                                            let a = match &u.item {
+                                                RaceItem::Retirement(r) => r.alert(),
+                                                RaceItem::Health(h) => h.alert(),
+                                                _ => unreachable!("matched above"),
+                                            };
+                                            let _ = serde_json::to_writer(
+                                                &mut payload,
+                                                &AlertMessage::new(&a),
+                                            );
+                                            let _ = write!(key, "{}", a.alert_id);
+                                            (&alerts, Some(alerts_partition(a.severity)))
+                                        }
+                                    };
+                                    let mut record =
+                                        BaseRecord::with_opaque_to(topic, epoch as usize)
+                                            .key(key.as_bytes())
+                                            .payload(&payload[..]);
+                                    if let Some(p) = partition {
+                                        record = record.partition(p);
+                                    }
+                                    send_blocking(&producer, record)
+                                }
+                                // A retraction is not sent: a changed row comes as a
+                                // retraction of the old version and an insertion of the new
+                                // one, and that insertion supersedes the old message (same
+                                // key on the laps and alerts topics; same driver, lap and
+                                // model on the predictions topic).
+                                Output::Race(_) => continue,
                                 Output::Progress { .. }
                                 | Output::DriverTotals(_)
                                 | Output::Lap(_)
                                 | Output::PitStop(_)
-                                | Output::Race(_) => continue,
+                                | Output::CarStop(..) => continue,
                             };
                             match result {
                                 Ok(()) => sent += 1,
