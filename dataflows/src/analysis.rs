@@ -126,6 +126,7 @@ pub struct DriverAnalysis {
     high_speed_kmh: f64,
     brake_medium_c: f64,
     brake_high_c: f64,
+    brake_on_estimate: bool,
     drs_was_open: bool,
 }
 
@@ -152,6 +153,7 @@ impl DriverAnalysis {
             high_speed_kmh: cfg.alerts.high_speed_kmh,
             brake_medium_c: cfg.alerts.brake_temp_medium_c,
             brake_high_c: cfg.alerts.brake_temp_high_c,
+            brake_on_estimate: cfg.alerts.brake_alerts_on_estimate,
             drs_was_open: false,
         }
     }
@@ -221,6 +223,7 @@ impl DriverAnalysis {
         }
         let gear = self.gear.observe(s);
         let brake_temp_c = self.brake.observe(s);
+        let brake_judged = s.brake_temp.is_some() || self.brake_on_estimate;
         let speed = s.speed as f64;
         let drs_open = s.drs_open();
         let drs_closed_now = self.drs_was_open && !drs_open;
@@ -236,11 +239,11 @@ impl DriverAnalysis {
             (&mut e.drs_closed, drs_closed_now.then_some(s.drs as f64)),
             (
                 &mut e.brake_medium,
-                (brake_temp_c > self.brake_medium_c).then_some(brake_temp_c),
+                (brake_judged && brake_temp_c > self.brake_medium_c).then_some(brake_temp_c),
             ),
             (
                 &mut e.brake_high,
-                (brake_temp_c > self.brake_high_c).then_some(brake_temp_c),
+                (brake_judged && brake_temp_c > self.brake_high_c).then_some(brake_temp_c),
             ),
             (
                 &mut e.wheel_spin,

@@ -85,9 +85,22 @@ impl Default for WheelSpinConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GearConfig {
+    /// Lugging: `calibrated` (default) judges each driver and gear under full load against the
+    /// driver's own RPM distribution; `fixed` is the seeds' rule (gear > `lugging_above_gear`
+    /// and rpm < `lugging_max_rpm`, whatever the load).
+    pub lugging_mode: LuggingMode,
     /// Lugging: gear > `lugging_above_gear` and rpm < `lugging_max_rpm`.
     pub lugging_above_gear: u8,
     pub lugging_max_rpm: f64,
+    /// Calibrated: under load means throttle at least this (%) and faster than `lugging_min_kmh`
+    /// (the pit lane and the slowest running are not judged).
+    pub lugging_min_throttle_pct: f64,
+    pub lugging_min_kmh: f64,
+    /// Calibrated: rpm below the driver's `lugging_quantile` for that gear under load by more
+    /// than `lugging_margin_rpm`, once `lugging_warmup_samples` were seen in that gear.
+    pub lugging_quantile: f64,
+    pub lugging_margin_rpm: f64,
+    pub lugging_warmup_samples: u32,
     /// Over-revving: a gear below `over_rev_below_gear` (neutral excluded) and rpm > `over_rev_min_rpm`.
     pub over_rev_below_gear: u8,
     pub over_rev_min_rpm: f64,
@@ -102,11 +115,24 @@ pub struct GearConfig {
     pub invalid_gear_severity: Severity,
 }
 
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LuggingMode {
+    Fixed,
+    Calibrated,
+}
+
 impl Default for GearConfig {
     fn default() -> Self {
         GearConfig {
+            lugging_mode: LuggingMode::Calibrated,
             lugging_above_gear: 3,
             lugging_max_rpm: 8000.0,
+            lugging_min_throttle_pct: 95.0,
+            lugging_min_kmh: 100.0,
+            lugging_quantile: 0.01,
+            lugging_margin_rpm: 400.0,
+            lugging_warmup_samples: 100,
             over_rev_below_gear: 5,
             over_rev_min_rpm: 13000.0,
             rapid_max_shifts: 6,
@@ -126,6 +152,10 @@ pub struct AlertConfig {
     pub high_speed_kmh: f64,
     pub brake_temp_medium_c: f64,
     pub brake_temp_high_c: f64,
+    /// Brake-temperature alerts from pitwall's own estimate (when the source measures no
+    /// temperature). Off by default: the estimate is unvalidated, so it is served as a series
+    /// (`/api/series?metric=brake_temp`), not alerted on. Measured temperatures always are.
+    pub brake_alerts_on_estimate: bool,
 }
 
 impl Default for AlertConfig {
@@ -134,6 +164,7 @@ impl Default for AlertConfig {
             high_speed_kmh: 300.0,
             brake_temp_medium_c: 600.0,
             brake_temp_high_c: 800.0,
+            brake_alerts_on_estimate: false,
         }
     }
 }

@@ -167,7 +167,10 @@ mod tests {
             let mut input = InputHandle::new();
             let (probe, captured) = worker.dataflow::<Epoch, _, _>(|scope| {
                 let stream = scope.input_from(&mut input);
-                let out = analyze(stream, &DetectorConfig::default());
+                // The seeds' fixed lugging rule: the bursts below are judged by it.
+                let mut cfg = DetectorConfig::default();
+                cfg.gear.lugging_mode = crate::config::LuggingMode::Fixed;
+                let out = analyze(stream, &cfg);
                 let (probe, out) = out.probe();
                 (probe, out.capture())
             });

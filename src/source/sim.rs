@@ -412,7 +412,10 @@ mod tests {
         let mut items = Vec::new();
         while sim.fill(&mut items, 4096) {}
         let injected = sim.injected();
-        let detectors = DetectorConfig::default();
+        // The simulator injects the seeds' lugging (a gear held into a braking zone, off the
+        // throttle), which only the seeds' fixed rule judges; the calibrated rule needs load.
+        let mut detectors = DetectorConfig::default();
+        detectors.gear.lugging_mode = pitwall_dataflows::config::LuggingMode::Fixed;
         let mut drivers: HashMap<DriverId, DriverAnalysis> = HashMap::new();
         let mut found: HashMap<AlertType, u64> = HashMap::new();
         let mut count = |o: Output| {
