@@ -293,7 +293,7 @@ fn driver_lap(v: &Value) -> (String, u64) {
 }
 
 #[test]
-fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_car_health() {
+fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts() {
     let s = Setup::new("race", &brokers());
     let race = race();
     let produced = s.check(&["produce", "--input", race.to_str().unwrap()]);
@@ -363,26 +363,28 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_car_health(
         first_difference(&pits, &expected)
     );
 
-    // Car health: an alert on the high-severity partition, keyed by its id.
+    // Car health and retirements: alerts on their severity's partition (high), keyed by id.
+    let race_alert = |a: &Value| a["alert_type"] == "car_health" || a["alert_type"] == "retirement";
     let messages: Vec<Value> = s
-        .tail(&s.topic("alerts"), "health")
+        .tail(&s.topic("alerts"), "race-alerts")
         .into_iter()
-        .filter(|m| m["value"]["alert_type"] == "car_health")
+        .filter(|m| race_alert(&m["value"]))
         .collect();
     for m in &messages {
+        assert_eq!(m["value"]["severity"], "high", "{m}");
         assert_eq!(m["partition"], 0, "{m}");
         assert_eq!(m["key"], m["value"]["alert_id"], "{m}");
     }
     let on_topic = latest_by(&messages, |m| m["key"].as_str().unwrap().to_string());
     let expected: BTreeMap<String, Value> = lines(&reference.join("alerts.jsonl"))
         .into_iter()
-        .filter(|a| a["alert_type"] == "car_health")
+        .filter(race_alert)
         .map(|a| (a["alert_id"].as_str().unwrap().to_string(), a))
         .collect();
     assert!(!expected.is_empty());
     assert!(
         on_topic == expected,
-        "car health on the topic differs from file mode; first: {}",
+        "car health and retirements on the topic differ from file mode; first: {}",
         first_difference(&on_topic, &expected)
     );
 }

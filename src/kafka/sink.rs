@@ -1,7 +1,7 @@
 //! The engine's Kafka sinks: alerts (partition by severity, key alert id), window aggregates
 //! (key driver), dead letters (original bytes, reason in headers) and the race views: laps and
-//! pit stops (key `DRIVER:LAP`, `DRIVER:LAP:pit`), predictions (key model type) and car health
-//! (an alert on the high-severity partition).
+//! pit stops (key `DRIVER:LAP`, `DRIVER:LAP:pit`), predictions (key model type), and car health
+//! and retirements (alerts, on their severity's partition).
 //!
 //! The race views send differential updates. Only insertions are produced: a changed row comes
 //! as a retraction of the old version and an insertion of the new one, and the insertion, on
@@ -17,7 +17,7 @@ use super::produce::send_blocking;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
-use pitwall_dataflows::alert::Severity;
+use pitwall_dataflows::alert::{Alert, Severity};
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::race::RaceItem;
 use pitwall_dataflows::Output;
@@ -41,6 +41,12 @@ pub fn alerts_partition(severity: Severity) -> i32 {
         Severity::Medium => 1,
         Severity::Low => 2,
     }
+}
+
+/// An alert's message into the reused payload and key buffers: its JSON, keyed by its id.
+fn write_alert(payload: &mut Vec<u8>, key: &mut String, a: &Alert) {
+    let _ = serde_json::to_writer(payload, &AlertMessage::new(a));
+    let _ = write!(key, "{}", a.alert_id);
 }
 
 /// A message to send again.
@@ -135,9 +141,7 @@ pub fn kafka_sink<'scope>(
                             key.clear();
                             let result = match &o {
                                 Output::Alert(a) => {
-                                    let _ =
-                                        serde_json::to_writer(&mut payload, &AlertMessage::new(a));
-                                    let _ = write!(key, "{}", a.alert_id);
+                                    write_alert(&mut payload, &mut key, a);
                                     let record =
                                         BaseRecord::with_opaque_to(&alerts, epoch as usize)
                                             .partition(alerts_partition(a.severity))
@@ -216,17 +220,14 @@ pub fn kafka_sink<'scope>(
                                                 write!(key, "{}:{}:pit", p.stop.driver, p.stop.lap);
                                             (&laps, None)
                                         }
-                                        RaceItem::Health(_) | RaceItem::Retirement(_) => {
-                                            let a = match &u.item {
-                                                RaceItem::Retirement(r) => r.alert(),
-                                                RaceItem::Health(h) => h.alert(),
-                                                _ => unreachable!("matched above"),
-                                            };
-                                            let _ = serde_json::to_writer(
-                                                &mut payload,
-                                                &AlertMessage::new(&a),
-                                            );
-                                            let _ = write!(key, "{}", a.alert_id);
+                                        RaceItem::Health(h) => {
+                                            let a = h.alert();
+                                            write_alert(&mut payload, &mut key, &a);
+                                            (&alerts, Some(alerts_partition(a.severity)))
+                                        }
+                                        RaceItem::Retirement(r) => {
+                                            let a = r.alert();
+                                            write_alert(&mut payload, &mut key, &a);
                                             (&alerts, Some(alerts_partition(a.severity)))
                                         }
                                     };
