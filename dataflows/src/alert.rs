@@ -144,6 +144,14 @@ impl Alert {
         match self.alert_type {
             AlertType::DrsActivated => format!("{} opened DRS{lap}", self.driver),
             AlertType::DrsDeactivated => format!("{} closed DRS{lap}", self.driver),
+            AlertType::CarHealth => format!(
+                "{} losing performance{lap}: top speed {:.0} km/h down against its usual gap to the field",
+                self.driver, self.peak
+            ),
+            AlertType::Retirement => format!(
+                "{} stopped for good{lap} (standing {:.1} s when judged)",
+                self.driver, self.peak
+            ),
             AlertType::Lugging => format!(
                 "{} lugging{lap}: {:.0} {unit} (below {:.0}) for {} samples",
                 self.driver, self.peak, self.threshold, self.samples

@@ -174,8 +174,15 @@ impl DriverAnalysis {
 
     /// Takes a sample into the state only, emitting nothing: for samples whose outputs were
     /// delivered before a restart.
-    pub fn replay(&mut self, s: &Telemetry) {
-        self.update(s, |_| {});
+    ///
+    /// The race facts (laps, pit stops, stopped cars) still go to `out`: the race views are
+    /// rebuilt from them after a restart, and a view row sent again is the same row.
+    pub fn replay(&mut self, s: &Telemetry, mut out: impl FnMut(Output)) {
+        self.update(s, |o| {
+            if matches!(o, Output::Lap(_) | Output::PitStop(_) | Output::CarStop(..)) {
+                out(o)
+            }
+        });
     }
 
     fn update(&mut self, s: &Telemetry, mut out: impl FnMut(Output)) -> Derived {
@@ -395,7 +402,7 @@ mod tests {
         let mut a = DriverAnalysis::new(DriverId::new("PER").unwrap(), &DetectorConfig::default());
         let mut out = Vec::new();
         for x in &samples[..5] {
-            a.replay(x);
+            a.replay(x, |_| {});
         }
         for x in &samples[5..] {
             a.observe(x, |o| out.push(o));

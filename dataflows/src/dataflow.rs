@@ -84,7 +84,7 @@ pub fn analyze_with<'scope, H: AnalysisHook>(
                                     drivers
                                         .entry(s.driver)
                                         .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
-                                        .replay(&s);
+                                        .replay(&s, |o| session.give(o));
                                 }
                                 Ingest::Dead(d) => {
                                     let o = Output::DeadLetter(d);
