@@ -1,19 +1,29 @@
 //! The JSON API for Grafana's Infinity datasource (`/api/...`, times in epoch ms), the health
-//! answer, and `/metrics`.
+//! answer, and `/metrics`. The race endpoints (`/api/standings`, `/api/laps`,
+//! `/api/pit_stops`, `/api/predictions`) serve the race views as they stand: each copies what
+//! it needs out of the store's book and lets go before building its answer.
 
-use super::params::{alert_filter, driver_of, max_points, time_range, Query};
+use super::params::{
+    alert_filter, driver_of, drivers_filter, flag, max_points, model_types, time_range, Query,
+};
 use super::response::Response;
 use super::series::series;
 use super::store::Store;
+use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
+use pitwall_dataflows::race::{LapRow, PitRow, Prediction, RaceBook};
+use pitwall_dataflows::DriverId;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-/// `GET /`: status, uptime, records, drivers.
+/// `GET /`: status, uptime, records, drivers, and the race views' current row counts.
 pub fn health(store: &Store) -> Value {
+    let (laps, pit_stops, predictions) = store.with_race(|b| b.counts()).unwrap_or_default();
     json!({
         "status": "ok",
         "uptime_seconds": store.uptime_seconds(),
         "records": store.metrics.records.get(),
         "drivers": store.drivers().len(),
+        "race": {"laps": laps, "pit_stops": pit_stops, "predictions": predictions},
     })
 }
 
@@ -75,4 +85,122 @@ pub fn windows(store: &Store, q: &Query) -> Result<Value, Response> {
     let max = max_points(q.get("max").map(String::as_str))?;
     let skip = windows.len().saturating_sub(max);
     Ok(serde_json::to_value(&windows[skip..]).unwrap_or_default())
+}
+
+/// What `read` copies out of the race book, the lock released before the answer is built.
+fn race_copy<T>(store: &Store, read: impl FnOnce(&RaceBook) -> T) -> Result<T, Response> {
+    store
+        .with_race(read)
+        .ok_or_else(|| Response::error(500, "the race views are unavailable"))
+}
+
+fn wanted(drivers: &Option<Vec<DriverId>>, driver: DriverId) -> bool {
+    drivers.as_ref().is_none_or(|d| d.contains(&driver))
+}
+
+/// `GET /api/standings`: the running order as it stands, one row per driver from its latest
+/// lap: `position` is the order of this list (most laps first, then who completed that lap
+/// first), `laps_down` is laps behind the leader, the gap and interval are those measured at
+/// the line on the driver's latest lap (`position_on_lap` is where it crossed that line);
+/// `retired` once the race views judged the car retired.
+pub fn standings(store: &Store) -> Result<Value, Response> {
+    let (rows, retired): (Vec<LapRow>, BTreeMap<DriverId, u16>) = race_copy(store, |b| {
+        (
+            b.standings().into_iter().cloned().collect(),
+            b.retirements().map(|r| (r.driver, r.lap)).collect(),
+        )
+    })?;
+    let leader_lap = rows.first().map_or(0, |r| r.lap.done.lap);
+    Ok(Value::Array(
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (l, d) = (&r.lap, &r.lap.done);
+                json!({
+                    "position": i + 1,
+                    "driver_id": d.driver.as_str(),
+                    "lap": d.lap,
+                    "laps_down": leader_lap.saturating_sub(d.lap),
+                    "gap_to_leader_ms": r.standing.gap_to_leader_ms,
+                    "interval_ms": r.standing.interval_ms,
+                    "ahead": r.standing.ahead.map(|a| a.to_string()),
+                    "position_on_lap": r.standing.position,
+                    "tyre_age_laps": l.tyre_age_laps,
+                    "stint": l.stint,
+                    "pit_count": l.pit_count,
+                    "field_state": r.field.state.as_str(),
+                    "last_lap_time_ms": l.lap_time_ms,
+                    "best_lap_ms": l.best_ms,
+                    "lap_end_ms": d.end_ms,
+                    "retired": retired.contains_key(&d.driver),
+                    "retired_on_lap": retired.get(&d.driver),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/laps?driver=`: lap rows (`laps.jsonl`'s shape) by driver, then lap.
+pub fn laps(store: &Store, q: &Query) -> Result<Value, Response> {
+    let drivers = drivers_filter(q)?;
+    let rows: Vec<LapRow> = race_copy(store, |b| {
+        b.laps()
+            .filter(|r| wanted(&drivers, r.lap.done.driver))
+            .cloned()
+            .collect()
+    })?;
+    Ok(Value::Array(
+        rows.iter()
+            .map(|r| serde_json::to_value(LapMessage::new(r)).unwrap_or_default())
+            .collect(),
+    ))
+}
+
+/// `GET /api/pit_stops?driver=`: pit stops (`pit_stops.jsonl`'s shape) by driver, then lap.
+pub fn pit_stops(store: &Store, q: &Query) -> Result<Value, Response> {
+    let drivers = drivers_filter(q)?;
+    let rows: Vec<PitRow> = race_copy(store, |b| {
+        b.pit_stops()
+            .filter(|p| wanted(&drivers, p.stop.driver))
+            .cloned()
+            .collect()
+    })?;
+    Ok(Value::Array(
+        rows.iter()
+            .map(|p| serde_json::to_value(PitStopMessage::new(p)).unwrap_or_default())
+            .collect(),
+    ))
+}
+
+/// `GET /api/predictions?driver=&model_type=&latest=`: predictions in the seeds' shape, plus
+/// `ts_ms` (epoch ms of `timestamp`) and `probability` at the top level for Infinity's columns;
+/// by driver, then lap, then model. `latest=true` keeps each driver's latest per model.
+pub fn predictions(store: &Store, q: &Query) -> Result<Value, Response> {
+    let drivers = drivers_filter(q)?;
+    let models = model_types(q)?;
+    let latest = flag(q, "latest")?;
+    let mut rows: Vec<Prediction> = race_copy(store, |b| {
+        b.predictions()
+            .filter(|p| wanted(&drivers, p.driver))
+            .filter(|p| models.as_ref().is_none_or(|m| m.contains(&p.model)))
+            .cloned()
+            .collect()
+    })?;
+    if latest {
+        let mut last = BTreeMap::new();
+        for p in rows {
+            last.insert((p.driver, p.model), p);
+        }
+        rows = last.into_values().collect();
+    }
+    Ok(Value::Array(rows.iter().map(prediction_row).collect()))
+}
+
+fn prediction_row(p: &Prediction) -> Value {
+    let mut v = serde_json::to_value(PredictionMessage::new(p)).unwrap_or_default();
+    if let Value::Object(m) = &mut v {
+        m.insert("ts_ms".into(), json!(p.ts_ms));
+        m.insert("probability".into(), json!(p.probability()));
+    }
+    v
 }

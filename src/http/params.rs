@@ -5,6 +5,7 @@ use super::response::Response;
 use super::store::Store;
 use crate::format::timefmt::parse_utc_ms;
 use pitwall_dataflows::alert::{Alert, AlertType};
+use pitwall_dataflows::race::ModelType;
 use pitwall_dataflows::DriverId;
 use std::collections::HashMap;
 
@@ -107,6 +108,51 @@ pub fn list(q: &Query, name: &str) -> Option<Vec<String>> {
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
 }
 
+/// `driver=VER,HAM` as driver ids (a malformed id is a 400; an id with no data simply
+/// matches nothing); absent or "All" means every driver.
+pub fn drivers_filter(q: &Query) -> Result<Option<Vec<DriverId>>, Response> {
+    list(q, "driver")
+        .map(|ds| {
+            ds.iter()
+                .map(|d| DriverId::new(d).map_err(|e| Response::error(400, e.to_string())))
+                .collect()
+        })
+        .transpose()
+}
+
+/// `model_type=pit_stop_probability,crash_risk` as model types; absent or "All" means all.
+pub fn model_types(q: &Query) -> Result<Option<Vec<ModelType>>, Response> {
+    list(q, "model_type")
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    ModelType::parse(m).ok_or_else(|| {
+                        Response::error(
+                            400,
+                            format!(
+                                "model_type={m:?} must be one of {}",
+                                ModelType::ALL.map(|m| m.as_str()).join(", ")
+                            ),
+                        )
+                    })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+/// A yes/no flag: `true`/`false` (or `1`/`0`); absent or empty is `false`.
+pub fn flag(q: &Query, name: &str) -> Result<bool, Response> {
+    match q.get(name).map(|v| v.trim()) {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(v) => Err(Response::error(
+            400,
+            format!("{name}={v:?} must be true or false"),
+        )),
+    }
+}
+
 pub fn alert_filter(q: &Query) -> Result<impl Fn(&Alert) -> bool, Response> {
     let severities = list(q, "severity");
     for s in severities.iter().flatten() {
@@ -117,14 +163,7 @@ pub fn alert_filter(q: &Query) -> Result<impl Fn(&Alert) -> bool, Response> {
             ));
         }
     }
-    let drivers = match list(q, "driver") {
-        Some(ds) => Some(
-            ds.iter()
-                .map(|d| DriverId::new(d).map_err(|e| Response::error(400, e.to_string())))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        None => None,
-    };
+    let drivers = drivers_filter(q)?;
     let types = list(q, "type");
     for t in types.iter().flatten() {
         if !AlertType::ALL.iter().any(|k| k.as_str() == t) {

@@ -55,6 +55,26 @@ pub const ROUTES: &[Route] = &[
         handler: |s, q, _| answer(infinity::windows(s, q)),
     },
     Route {
+        path: "/api/standings",
+        methods: GET,
+        handler: |s, _, _| answer(infinity::standings(s)),
+    },
+    Route {
+        path: "/api/laps",
+        methods: GET,
+        handler: |s, q, _| answer(infinity::laps(s, q)),
+    },
+    Route {
+        path: "/api/pit_stops",
+        methods: GET,
+        handler: |s, q, _| answer(infinity::pit_stops(s, q)),
+    },
+    Route {
+        path: "/api/predictions",
+        methods: GET,
+        handler: |s, q, _| answer(infinity::predictions(s, q)),
+    },
+    Route {
         path: "/search",
         methods: POST,
         handler: |s, _, _| answer(Ok(simple_json::search(s))),
@@ -131,6 +151,11 @@ mod tests {
     use pitwall_dataflows::analysis::DriverAnalysis;
     use pitwall_dataflows::config::WindowConfig;
     use pitwall_dataflows::dataflow::AnalysisHook;
+    use pitwall_dataflows::race::driver_laps::DriverLap;
+    use pitwall_dataflows::race::{
+        FieldState, FieldView, LapDone, LapRow, ModelType, PitRow, PitStop, Prediction, RaceItem,
+        RaceUpdate, Standing,
+    };
     use pitwall_dataflows::DriverId;
     use pitwall_dataflows::{DetectorConfig, Telemetry};
     use serde_json::Value;
@@ -173,7 +198,10 @@ mod tests {
         ));
         let mut hook = StoreHook::new(store.clone(), crate::ingest::EpochClock::default());
         let driver = DriverId::new("HAM").unwrap();
-        let mut a = DriverAnalysis::new(driver, &DetectorConfig::default());
+        // The seeds' fixed lugging rule, which these samples (half throttle) are made for.
+        let mut detectors = DetectorConfig::default();
+        detectors.gear.lugging_mode = pitwall_dataflows::config::LuggingMode::Fixed;
+        let mut a = DriverAnalysis::new(driver, &detectors);
         for i in 0..40i64 {
             let lug = (10..15).contains(&i);
             let s = Telemetry {
@@ -276,6 +304,265 @@ mod tests {
             .status,
             400
         );
+    }
+
+    fn lap_row(driver: &str, lap: u16, end_ms: i64, position: u16, gap_ms: i64) -> LapRow {
+        let driver = DriverId::new(driver).unwrap();
+        LapRow {
+            lap: DriverLap {
+                done: LapDone {
+                    driver,
+                    lap,
+                    start_ms: end_ms - 80_000,
+                    end_ms,
+                    by_distance: false,
+                    samples: 320,
+                    spin_samples: 0,
+                    max_speed_kmh: 290,
+                    top_gear: 8,
+                    max_rpm: 11_800,
+                    stationary_ms: 0,
+                    hard_decels: 0,
+                    glitch_gears: 0,
+                },
+                lap_time_ms: 80_000,
+                pit_in: false,
+                pit_out: false,
+                stint: 1,
+                tyre_age_laps: lap,
+                pit_count: 0,
+                clean: lap > 1,
+                best_ms: 80_000,
+                pace_permille: 1000,
+                stint_loss_ms: 0,
+                trend_ms_per_lap: 0,
+                spread_permille: 0,
+            },
+            standing: Standing {
+                position,
+                gap_to_leader_ms: gap_ms,
+                interval_ms: gap_ms,
+                ahead: None,
+            },
+            field: FieldView::default(),
+        }
+    }
+
+    fn prediction(driver: &str, lap: u16, model: ModelType, ppm: u32) -> Prediction {
+        Prediction {
+            driver: DriverId::new(driver).unwrap(),
+            lap,
+            model,
+            ts_ms: 1_685_278_862_424 + lap as i64 * 80_000,
+            probability_ppm: ppm,
+            confidence_ppm: ppm,
+        }
+    }
+
+    /// A store whose race book holds VER on laps 1-2, HAM on laps 1-2 (lap 2's position
+    /// corrected by a retraction and an insertion), LEC on lap 1 only; a stop and predictions.
+    fn race_store() -> Store {
+        let s = store();
+        let ins = |item| RaceUpdate { item, diff: 1 };
+        let stop = PitRow {
+            stop: PitStop {
+                driver: DriverId::new("LEC").unwrap(),
+                lap: 1,
+                pit_in_ms: 1_000_070_000,
+                pit_out_ms: 1_000_095_000,
+                stationary_ms: 2_500,
+                limit_kmh: 80,
+            },
+            field_state: FieldState::Green,
+        };
+        let updates = vec![
+            ins(RaceItem::Lap(lap_row("VER", 1, 1_000_080_000, 1, 0))),
+            ins(RaceItem::Lap(lap_row("HAM", 1, 1_000_081_000, 2, 1_000))),
+            ins(RaceItem::Lap(lap_row("LEC", 1, 1_000_082_000, 3, 2_000))),
+            ins(RaceItem::Lap(lap_row("HAM", 2, 1_000_160_000, 1, 0))),
+            ins(RaceItem::Lap(lap_row("VER", 2, 1_000_159_000, 1, 0))),
+            RaceUpdate {
+                item: RaceItem::Lap(lap_row("HAM", 2, 1_000_160_000, 1, 0)),
+                diff: -1,
+            },
+            ins(RaceItem::Lap(lap_row("HAM", 2, 1_000_160_000, 2, 1_000))),
+            ins(RaceItem::Pit(stop)),
+            ins(RaceItem::Prediction(prediction(
+                "VER",
+                1,
+                ModelType::PitStopProbability,
+                100_000,
+            ))),
+            ins(RaceItem::Prediction(prediction(
+                "VER",
+                2,
+                ModelType::PitStopProbability,
+                700_000,
+            ))),
+            ins(RaceItem::Prediction(prediction(
+                "VER",
+                2,
+                ModelType::CrashRisk,
+                50_000,
+            ))),
+            ins(RaceItem::Prediction(prediction(
+                "HAM",
+                2,
+                ModelType::PitStopProbability,
+                300_000,
+            ))),
+        ];
+        s.apply_race(&updates);
+        s
+    }
+
+    fn get(s: &Store, path: &str, query: &str) -> (u16, Value) {
+        let r = handle(s, "GET", path, Some(query), b"");
+        (r.status, json(&r))
+    }
+
+    #[test]
+    fn standings_are_each_drivers_latest_lap_in_race_order() {
+        let s = race_store();
+        let (status, rows) = get(&s, "/api/standings", "");
+        assert_eq!(status, 200);
+        let order: Vec<(u64, &str, u64, i64, u64)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["position"].as_u64().unwrap(),
+                    r["driver_id"].as_str().unwrap(),
+                    r["lap"].as_u64().unwrap(),
+                    r["gap_to_leader_ms"].as_i64().unwrap(),
+                    r["laps_down"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (1, "VER", 2, 0, 0),
+                (2, "HAM", 2, 1_000, 0),
+                (3, "LEC", 1, 2_000, 1)
+            ],
+            "the corrected HAM row, not the retracted one"
+        );
+        assert_eq!(rows[0]["field_state"], "green");
+        assert_eq!(rows[0]["last_lap_time_ms"], 80_000);
+        assert_eq!(rows[2]["tyre_age_laps"], 1);
+        assert_eq!(handle(&s, "POST", "/api/standings", None, b"").status, 405);
+        // An empty book: an empty running order.
+        assert_eq!(get(&store(), "/api/standings", "").1, serde_json::json!([]));
+    }
+
+    #[test]
+    fn laps_and_pit_stops_filter_by_driver() {
+        let s = race_store();
+        let (status, all) = get(&s, "/api/laps", "");
+        assert_eq!((status, all.as_array().unwrap().len()), (200, 5));
+        let (_, ham) = get(&s, "/api/laps", "driver=HAM");
+        let ham = ham.as_array().unwrap();
+        assert_eq!(ham.len(), 2);
+        assert_eq!(
+            (ham[1]["lap"].as_u64(), ham[1]["position"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(ham[0]["message_type"], "lap");
+        assert_eq!(
+            get(&s, "/api/laps", "driver=HAM,LEC")
+                .1
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            get(&s, "/api/laps", "driver=All")
+                .1
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(
+            get(&s, "/api/laps", "driver=ZZZ"),
+            (200, serde_json::json!([]))
+        );
+        assert_eq!(get(&s, "/api/laps", "driver=bad%20id").0, 400);
+        let (status, stops) = get(&s, "/api/pit_stops", "");
+        assert_eq!(status, 200);
+        assert_eq!(stops[0]["driver_id"], "LEC");
+        assert_eq!(stops[0]["pit_lane_ms"], 25_000);
+        assert_eq!(stops[0]["field_state"], "green");
+        assert_eq!(
+            get(&s, "/api/pit_stops", "driver=VER"),
+            (200, serde_json::json!([]))
+        );
+    }
+
+    #[test]
+    fn predictions_filter_by_driver_and_model_and_keep_the_latest() {
+        let s = race_store();
+        let (status, ver) = get(
+            &s,
+            "/api/predictions",
+            "driver=VER&model_type=pit_stop_probability",
+        );
+        assert_eq!(status, 200);
+        let ver = ver.as_array().unwrap();
+        assert_eq!(ver.len(), 2);
+        assert_eq!(ver[1]["lap"], 2);
+        assert_eq!(ver[1]["probability"], 0.7);
+        assert_eq!(ver[1]["prediction"]["probability"], 0.7);
+        assert_eq!(ver[1]["prediction"]["risk_level"], "high");
+        assert_eq!(ver[1]["ts_ms"], 1_685_279_022_424i64);
+        assert_eq!(ver[1]["timestamp"], "2023-05-28T13:03:42.424Z");
+        assert_eq!(
+            get(&s, "/api/predictions", "").1.as_array().unwrap().len(),
+            4
+        );
+        let (_, latest) = get(&s, "/api/predictions", "latest=true");
+        let latest: Vec<(&str, u64, &str)> = latest
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["driver_id"].as_str().unwrap(),
+                    p["lap"].as_u64().unwrap(),
+                    p["model_type"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            latest,
+            vec![
+                ("HAM", 2, "pit_stop_probability"),
+                ("VER", 2, "crash_risk"),
+                ("VER", 2, "pit_stop_probability"),
+            ]
+        );
+        assert_eq!(
+            get(&s, "/api/predictions", "model_type=crash_risk,tire_failure")
+                .1
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            get(&s, "/api/predictions", "driver=ZZZ"),
+            (200, serde_json::json!([]))
+        );
+        let (status, e) = get(&s, "/api/predictions", "model_type=lap_time");
+        assert_eq!(status, 400);
+        assert_eq!(
+            e["error"],
+            "model_type=\"lap_time\" must be one of crash_risk, tire_failure, pit_stop_probability"
+        );
+        assert_eq!(get(&s, "/api/predictions", "latest=maybe").0, 400);
     }
 
     #[test]
