@@ -139,16 +139,26 @@ fn race() -> PathBuf {
 
 /// The first `rows` rows of the real race, as a small CSV for the test.
 fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
+    race_split(dir, rows).0
+}
+
+/// The real race in two CSVs, each with the header: its first `rows` rows and the rest.
+fn race_split(dir: &Path, rows: usize) -> (PathBuf, PathBuf) {
     let race = race();
-    let reader = BufReader::new(flate2::read::GzDecoder::new(
+    let mut reader = BufReader::new(flate2::read::GzDecoder::new(
         std::fs::File::open(race).unwrap(),
-    ));
-    let path = dir.join("race-prefix.csv");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    for line in reader.lines().take(rows + 1) {
-        writeln!(out, "{}", line.unwrap()).unwrap();
+    ))
+    .lines();
+    let header = reader.next().unwrap().unwrap();
+    let paths = (dir.join("race-prefix.csv"), dir.join("race-rest.csv"));
+    for (path, take) in [(&paths.0, rows), (&paths.1, usize::MAX)] {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        writeln!(out, "{header}").unwrap();
+        for line in reader.by_ref().take(take) {
+            writeln!(out, "{}", line.unwrap()).unwrap();
+        }
     }
-    path
+    paths
 }
 
 fn lines(path: &Path) -> Vec<Value> {
@@ -267,8 +277,38 @@ fn rows_by<K: Ord + std::fmt::Debug>(path: &Path, key: impl Fn(&Value) -> K) -> 
     by
 }
 
-/// The first key where two row sets differ, for the assertion message.
+/// Where two row sets differ, for the assertion message: how many rows only on the topic,
+/// missing from it and different, the fields that differ (in how many rows), and the first key.
 fn first_difference<K: Ord + std::fmt::Debug>(
+    a: &BTreeMap<K, Value>,
+    b: &BTreeMap<K, Value>,
+) -> String {
+    let only_a = a.keys().filter(|k| !b.contains_key(*k)).count();
+    let only_b = b.keys().filter(|k| !a.contains_key(*k)).count();
+    let mut fields: BTreeMap<String, usize> = BTreeMap::new();
+    let mut changed = 0;
+    for (k, v) in a {
+        let Some(w) = b.get(k).filter(|w| *w != v) else {
+            continue;
+        };
+        changed += 1;
+        let (Some(v), Some(w)) = (v.as_object(), w.as_object()) else {
+            continue;
+        };
+        for f in v.keys().chain(w.keys()).collect::<BTreeSet<_>>() {
+            if v.get(f) != w.get(f) {
+                *fields.entry(f.clone()).or_default() += 1;
+            }
+        }
+    }
+    format!(
+        "{only_a} rows only on the topic, {only_b} missing from it, {changed} different \
+         (fields: {fields:?}); {}",
+        first_key_difference(a, b)
+    )
+}
+
+fn first_key_difference<K: Ord + std::fmt::Debug>(
     a: &BTreeMap<K, Value>,
     b: &BTreeMap<K, Value>,
 ) -> String {
@@ -292,18 +332,9 @@ fn driver_lap(v: &Value) -> (String, u64) {
     )
 }
 
-#[test]
-fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts() {
-    let s = Setup::new("race", &brokers());
-    let race = race();
-    let produced = s.check(&["produce", "--input", race.to_str().unwrap()]);
-    assert!(produced.contains("produced 513360 messages"), "{produced}");
-    let (_, summary) = s.run_until_idle("engine");
-    assert_eq!(summary["records"], 513_360);
-    let reference = file_mode(&s, &race);
-
-    // Predictions: keyed by model type; the last message of each (driver, lap, model) is
-    // file mode's prediction.
+/// Predictions: keyed by model type; the last message of each (driver, lap, model) on the
+/// predictions topic is file mode's prediction (`reference` is file mode's --out folder).
+fn check_predictions(s: &Setup, reference: &Path) {
     let messages = s.tail(&s.topic("predictions"), "predictions");
     for m in &messages {
         assert_eq!(m["key"], m["value"]["model_type"], "{m}");
@@ -321,13 +352,15 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts
     assert!(expected.len() > 4000, "{}", expected.len());
     assert!(
         on_topic == expected,
-        "predictions on the topic differ from file mode ({} against {}); first: {}",
+        "predictions on the topic differ from file mode ({} against {}); {}",
         on_topic.len(),
         expected.len(),
         first_difference(&on_topic, &expected)
     );
+}
 
-    // Laps and pit stops: the latest value of each key is file mode's row.
+/// Laps and pit stops: the latest value of each key on the laps topic is file mode's row.
+fn check_laps_and_pit_stops(s: &Setup, reference: &Path) {
     let messages = s.tail(&s.topic("laps"), "laps");
     let latest = latest_by(&messages, |m| m["key"].as_str().unwrap().to_string());
     let mut laps = BTreeMap::new();
@@ -350,7 +383,7 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts
     assert!(expected.len() > 1000, "{}", expected.len());
     assert!(
         laps == expected,
-        "laps on the topic differ from file mode ({} against {}); first: {}",
+        "laps on the topic differ from file mode ({} against {}); {}",
         laps.len(),
         expected.len(),
         first_difference(&laps, &expected)
@@ -359,9 +392,23 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts
     assert!(!expected.is_empty());
     assert!(
         pits == expected,
-        "pit stops on the topic differ from file mode; first: {}",
+        "pit stops on the topic differ from file mode: {}",
         first_difference(&pits, &expected)
     );
+}
+
+#[test]
+fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts() {
+    let s = Setup::new("race", &brokers());
+    let race = race();
+    let produced = s.check(&["produce", "--input", race.to_str().unwrap()]);
+    assert!(produced.contains("produced 513360 messages"), "{produced}");
+    let (_, summary) = s.run_until_idle("engine");
+    assert_eq!(summary["records"], 513_360);
+    let reference = file_mode(&s, &race);
+
+    check_predictions(&s, &reference);
+    check_laps_and_pit_stops(&s, &reference);
 
     // Car health and retirements: alerts on their severity's partition (high), keyed by id.
     let race_alert = |a: &Value| a["alert_type"] == "car_health" || a["alert_type"] == "retirement";
@@ -384,9 +431,45 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts
     assert!(!expected.is_empty());
     assert!(
         on_topic == expected,
-        "car health and retirements on the topic differ from file mode; first: {}",
+        "car health and retirements on the topic differ from file mode: {}",
         first_difference(&on_topic, &expected)
     );
+}
+
+/// The engine restarted mid-race rebuilds its state by replaying the committed part of the
+/// telemetry topic, and the race views of that part go on from it: laps, pit stops and
+/// predictions of the whole race on their topics are file mode's.
+#[test]
+fn a_restart_mid_race_keeps_the_race_views_of_the_replayed_part() {
+    let s = Setup::new("restart", &brokers());
+    let (first, rest) = race_split(s.dir.path(), 250_000);
+    let produced = s.check(&["produce", "--input", first.to_str().unwrap()]);
+    assert!(produced.contains("produced 250000 messages"), "{produced}");
+    let (_, summary) = s.run_until_idle("before");
+    assert_eq!(summary["records"], 250_000);
+
+    let produced = s.check(&["produce", "--input", rest.to_str().unwrap()]);
+    assert!(produced.contains("produced 263360 messages"), "{produced}");
+    let out = s.path("after");
+    let restart = s.command(&s.engine_args("2", &out)).output().unwrap();
+    let log = String::from_utf8_lossy(&restart.stderr);
+    assert!(restart.status.success(), "{log}");
+    let replayed: u64 = log
+        .split("replayed=")
+        .skip(1)
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(replayed, 250_000, "every worker's replayed records: {log}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["records"], 263_360,
+        "the restart resumed from its commits"
+    );
+
+    let reference = file_mode(&s, &race());
+    check_predictions(&s, &reference);
+    check_laps_and_pit_stops(&s, &reference);
 }
 
 /// Runs the engine until its live progress shows `after` records, then kills it with SIGKILL.
