@@ -100,44 +100,63 @@ impl FieldEntry {
     }
 }
 
-fn median<T: Ord + Copy>(v: &mut [T]) -> Option<T> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    Some(v[v.len() / 2])
+/// The field's view at the end of every lap, from all laps sorted by end time, the race's
+/// green wheel-spin rate accumulated on the way.
+pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, u16, FieldView)> {
+    field_views_with(entries, None, None, cfg)
 }
 
-/// The field's view at the end of every lap, from all laps sorted by end time.
-pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, u16, FieldView)> {
+/// [`field_views`] for the laps numbered `only_lap` (all when `None`) among `entries`, with
+/// the race's wheel-spin baseline given (else accumulated from the entries' green laps).
+pub fn field_views_with(
+    entries: &[&FieldEntry],
+    only_lap: Option<u16>,
+    given_baseline: Option<u32>,
+    cfg: &RaceConfig,
+) -> Vec<(DriverId, u16, FieldView)> {
     let mut out = Vec::with_capacity(entries.len());
     let (mut green_spin, mut green_samples, mut green_laps) = (0u64, 0u64, 0u64);
-    let mut bests: Vec<i64> = Vec::new();
+    // The last 20 best laps seen (a ring), for the window's length.
+    let mut bests = [0i64; 20];
+    let mut best_count = 0usize;
+    let mut scratch = [0i64; 20];
     let mut window_start = 0usize;
+    // Reused for every lap: a reduce calls this with the whole race each time.
+    let mut latest: Vec<&FieldEntry> = Vec::with_capacity(32);
+    let mut paces: Vec<u32> = Vec::with_capacity(32);
     for (i, e) in entries.iter().enumerate() {
         if e.best_ms > 0 {
-            bests.push(e.best_ms);
+            bests[best_count % bests.len()] = e.best_ms;
+            best_count += 1;
         }
-        let window_ms = {
-            let recent = &bests[bests.len().saturating_sub(20)..];
-            let mut r = recent.to_vec();
-            median(&mut r).map_or(DEFAULT_WINDOW_MS, |b| b * WINDOW_PERMILLE / 1000)
+        if only_lap.is_some_and(|l| l != e.lap) {
+            continue;
+        }
+        let window_ms = match best_count.min(bests.len()) {
+            0 => DEFAULT_WINDOW_MS,
+            n => {
+                scratch[..n].copy_from_slice(&bests[..n]);
+                let (_, m, _) = scratch[..n].select_nth_unstable(n / 2);
+                *m * WINDOW_PERMILLE / 1000
+            }
         };
         while entries[window_start].end_ms <= e.end_ms - window_ms {
             window_start += 1;
         }
         // The latest lap of each car in the window.
-        let mut latest: Vec<&FieldEntry> = Vec::with_capacity(24);
+        latest.clear();
         for w in entries[window_start..=i].iter().rev() {
             if !latest.iter().any(|l| l.driver == w.driver) {
                 latest.push(w);
             }
         }
-        let mut paces: Vec<u32> = latest
-            .iter()
-            .filter(|l| l.clean && l.pace_permille > 0)
-            .map(|l| l.pace_permille)
-            .collect();
+        paces.clear();
+        paces.extend(
+            latest
+                .iter()
+                .filter(|l| l.clean && l.pace_permille > 0)
+                .map(|l| l.pace_permille),
+        );
         let stood = latest
             .iter()
             .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
@@ -146,7 +165,9 @@ pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, 
             (s + l.spin_samples as u64, n + l.samples as u64)
         });
         let spin_per_10k = (spins * 10_000).checked_div(samples).unwrap_or(0) as u32;
-        let baseline = if green_laps >= SPIN_BASELINE_LAPS {
+        let baseline = if let Some(b) = given_baseline {
+            b
+        } else if green_laps >= SPIN_BASELINE_LAPS {
             ((green_spin * 10_000)
                 .checked_div(green_samples)
                 .unwrap_or(0))
@@ -156,7 +177,12 @@ pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, 
         };
         let cars = latest.len();
         let judged = paces.len() >= cfg.min_field_cars;
-        let pace = median(&mut paces).unwrap_or(0);
+        let pace = if paces.is_empty() {
+            0
+        } else {
+            let mid = paces.len() / 2;
+            *paces.select_nth_unstable(mid).1
+        };
         // Rain before neutralised: a wet track can slow the field as much as a safety car
         // does, but only rain makes the whole field's wheels spin that much. (Behind a safety
         // car some spin is usual too: cars weave and restart on cold tyres, hence the higher
@@ -207,24 +233,89 @@ pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, 
     out
 }
 
+/// What a lap's group of the field view holds: the laps of that number, those of the number
+/// before (the field a lap ago), and every earlier lap number's wheel spin at normal pace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum FieldInput {
+    Lap(FieldEntry),
+    /// Clean laps run at normal pace on one earlier lap number: spin samples, samples, laps.
+    Spin(u16, u64, u64, u64),
+}
+
+/// Lap numbers ahead that one lap number's wheel spin is sent to (more than any race has).
+const SPIN_REACH: u16 = 150;
+
 /// All laps in, `((driver, lap), view)` out.
+///
+/// Keyed by lap number, so that a lap completed recomputes one or two small groups and not the
+/// whole race: the group of lap `n` holds the laps numbered `n` and `n - 1`, which is the field
+/// a lap back from any lap `n` (a car lapped twice is missing from it), and the race's wheel
+/// spin on clean laps at normal pace on every earlier lap number, the rain baseline.
 pub fn field_state<'scope>(
     laps: VecCollection<'scope, Epoch, DriverLap, isize>,
     cfg: &RaceConfig,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), FieldView), isize> {
+    let entries = laps.map(|l| FieldEntry::of(&l));
+    let rain_pace = cfg.rain_pace_permille;
+    let spin = entries
+        .clone()
+        .filter(move |e| e.clean && e.pace_permille > 0 && e.pace_permille < rain_pace)
+        .map(|e| (e.lap, (e.spin_samples as u64, e.samples as u64)))
+        .reduce_named("LapSpin", |_lap, input, output| {
+            let (mut s, mut n, mut c) = (0u64, 0u64, 0u64);
+            for ((spins, samples), d) in input {
+                if *d > 0 {
+                    s += spins * *d as u64;
+                    n += samples * *d as u64;
+                    c += *d as u64;
+                }
+            }
+            output.push(((s, n, c), 1isize));
+        })
+        .flat_map(|(lap, (s, n, c))| {
+            (lap + 1..=lap.saturating_add(SPIN_REACH))
+                .map(move |k| (k, FieldInput::Spin(lap, s, n, c)))
+        });
     let cfg = cfg.clone();
-    laps.map(|l| ((), FieldEntry::of(&l)))
-        .reduce_named("FieldState", move |_unit, input, output| {
-            let entries: Vec<&FieldEntry> = input
-                .iter()
-                .filter(|(_, diff)| *diff > 0)
-                .map(|(e, _)| *e)
-                .collect();
-            for (driver, lap, view) in field_views(&entries, &cfg) {
+    entries
+        .flat_map(|e| {
+            let lap = e.lap;
+            [
+                (lap, FieldInput::Lap(e.clone())),
+                (lap + 1, FieldInput::Lap(e)),
+            ]
+        })
+        .concat(spin)
+        .reduce_named("FieldState", move |lap, input, output| {
+            let mut pool: Vec<&FieldEntry> = Vec::with_capacity(input.len());
+            let (mut spins, mut samples, mut count) = (0u64, 0u64, 0u64);
+            for (value, diff) in input {
+                if *diff <= 0 {
+                    continue;
+                }
+                match value {
+                    FieldInput::Lap(e) => pool.push(e),
+                    FieldInput::Spin(_, s, n, c) => {
+                        spins += s;
+                        samples += n;
+                        count += c;
+                    }
+                }
+            }
+            if !pool.iter().any(|e| e.lap == *lap) {
+                return;
+            }
+            pool.sort();
+            let baseline = if count >= SPIN_BASELINE_LAPS {
+                ((spins * 10_000).checked_div(samples).unwrap_or(0)).max(SPIN_BASELINE_FLOOR) as u32
+            } else {
+                0
+            };
+            for (driver, lap, view) in field_views_with(&pool, Some(*lap), Some(baseline), &cfg) {
                 output.push(((driver, lap, view), 1isize));
             }
         })
-        .map(|((), (driver, lap, view))| ((driver, lap), view))
+        .map(|(_lap, (driver, lap, view))| ((driver, lap), view))
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub struct RaceConfig {
     /// Red flag: this share (‰) of the field stood still at least `red_stationary_ms` on its lap.
     pub red_share_permille: u32,
     pub red_stationary_ms: i64,
+    /// The race views advance in steps of this many epochs (engine.epoch_ms each): their
+    /// rows come up to one step later, for a fraction of the work.
+    pub view_step_epochs: u64,
     /// Fewest cars whose laps make a judgement of the field.
     pub min_field_cars: usize,
     /// A car standing with its engine off has retired after this long (ms).
@@ -110,6 +113,7 @@ impl Default for RaceConfig {
             rain_spin_factor_when_slow: 16.0,
             red_share_permille: 500,
             red_stationary_ms: 60_000,
+            view_step_epochs: 10,
             min_field_cars: 3,
             retire_engine_off_ms: 5_000,
             retire_on_track_ms: 30_000,

@@ -77,12 +77,17 @@ pub fn race_views<'scope>(
     cfg: &RaceConfig,
     models: &Models,
 ) -> Stream<'scope, Epoch, Vec<Output>> {
+    // The views move in steps of `view_step_epochs`: every epoch with a lap in it would be a
+    // time at which each view is recomputed, and a step of a few seconds costs the views'
+    // outputs that much latency but saves most of their work.
+    let step = cfg.view_step_epochs.max(1);
     let events: VecCollection<'scope, Epoch, _, isize> = analysis
-        .unary(Pipeline, "RaceFacts", |_, _| {
+        .unary(Pipeline, "RaceFacts", move |_, _| {
             move |input, output| {
                 input.for_each(|time, data| {
-                    let epoch = time.least().copied().unwrap_or_default();
-                    let mut session = output.session(&time);
+                    let epoch = time.least().copied().unwrap_or_default().div_ceil(step) * step;
+                    let cap = time.delayed(&epoch, 0);
+                    let mut session = output.session(&cap);
                     for o in data.iter() {
                         match o {
                             Output::Lap(l) => {
