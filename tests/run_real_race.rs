@@ -200,17 +200,20 @@ fn alerts_are_well_formed_episodes_with_unique_ids() {
     assert_eq!(s["alerts"].as_u64().unwrap(), alerts.len() as u64);
 }
 
+/// The outputs that must not depend on workers or processes.
+const COMPARED: [&str; 5] = [
+    "alerts.jsonl",
+    "windows.jsonl",
+    "laps.jsonl",
+    "pit_stops.jsonl",
+    "predictions.jsonl",
+];
+
 #[test]
 fn two_workers_give_the_same_alerts_windows_laps_stops_and_predictions() {
     let two = run_race(&["-w", "2"]);
     assert_eq!(summary(two.path())["workers"], 2);
-    for file in [
-        "alerts.jsonl",
-        "windows.jsonl",
-        "laps.jsonl",
-        "pit_stops.jsonl",
-        "predictions.jsonl",
-    ] {
+    for file in COMPARED {
         let a = sorted_lines(&one_worker().join(file));
         let b = sorted_lines(&two.path().join(file));
         assert!(!a.is_empty());
@@ -276,13 +279,7 @@ fn two_processes_give_the_same_alerts_windows_laps_stops_and_predictions() {
         (s["processes"].as_u64(), s["workers"].as_u64()),
         (Some(2), Some(2))
     );
-    for file in [
-        "alerts.jsonl",
-        "windows.jsonl",
-        "laps.jsonl",
-        "pit_stops.jsonl",
-        "predictions.jsonl",
-    ] {
+    for file in COMPARED {
         assert!(
             sorted_lines(&one_worker().join(file)) == sorted_lines(&out.join(file)),
             "{file} differs"

@@ -8,11 +8,10 @@
 //!   slow together to a delta or behind the safety car;
 //! - red flag: a large share of the field stood still for a long time on that lap;
 //! - rain: the pace drops less than under a neutralisation while wheel spin across the field
-//!   rises well above the race's own rate on green laps so far.
+//!   rises well above the race's own rate on earlier laps run at normal pace.
 //!
-//! It is one reduce over all of the race's laps (a few thousand at most, one key): the field's
-//! state is a question about everyone at once, and the reduce keeps each answer up to date when
-//! a late lap arrives.
+//! A reduce keyed by lap number (see [`field_state`]): a lap completed recomputes one or two
+//! small groups, and a late lap updates the answers it changes.
 
 use super::{DriverLap, RaceConfig};
 use crate::dataflow::Epoch;
@@ -24,7 +23,7 @@ use serde::{Deserialize, Serialize};
 const WINDOW_PERMILLE: i64 = 1_100;
 /// Before any best lap is known.
 const DEFAULT_WINDOW_MS: i64 = 120_000;
-/// Green laps needed before the race's own wheel-spin rate is trusted.
+/// Laps at normal pace needed before the race's own wheel-spin rate is trusted.
 const SPIN_BASELINE_LAPS: u64 = 40;
 /// The least green rate assumed (per 10,000 samples): a dry race can have almost no spin.
 const SPIN_BASELINE_FLOOR: u64 = 5;
@@ -62,7 +61,7 @@ pub struct FieldView {
     pub pace_permille: u32,
     /// Wheel-spin samples per 10,000 samples across the window.
     pub spin_per_10k: u32,
-    /// The race's mean rate on green clean laps so far, same unit (0 until known).
+    /// The race's rate on clean laps at normal pace on earlier lap numbers (0 until known).
     pub spin_baseline_per_10k: u32,
     /// Other cars whose in-lap is in the window: rivals who just stopped.
     pub rivals_pitted: u16,
@@ -100,22 +99,16 @@ impl FieldEntry {
     }
 }
 
-/// The field's view at the end of every lap, from all laps sorted by end time, the race's
-/// green wheel-spin rate accumulated on the way.
-pub fn field_views(entries: &[&FieldEntry], cfg: &RaceConfig) -> Vec<(DriverId, u16, FieldView)> {
-    field_views_with(entries, None, None, cfg)
-}
-
-/// [`field_views`] for the laps numbered `only_lap` (all when `None`) among `entries`, with
-/// the race's wheel-spin baseline given (else accumulated from the entries' green laps).
-pub fn field_views_with(
+/// The field's view at the end of each lap numbered `only_lap` (all when `None`) among
+/// `entries` (sorted by end time), given the race's wheel-spin rate at normal pace (per 10,000
+/// samples; 0 while unknown, when no rain is called).
+pub fn field_views(
     entries: &[&FieldEntry],
     only_lap: Option<u16>,
-    given_baseline: Option<u32>,
+    baseline: u32,
     cfg: &RaceConfig,
 ) -> Vec<(DriverId, u16, FieldView)> {
     let mut out = Vec::with_capacity(entries.len());
-    let (mut green_spin, mut green_samples, mut green_laps) = (0u64, 0u64, 0u64);
     // The last 20 best laps seen (a ring), for the window's length.
     let mut bests = [0i64; 20];
     let mut best_count = 0usize;
@@ -165,16 +158,6 @@ pub fn field_views_with(
             (s + l.spin_samples as u64, n + l.samples as u64)
         });
         let spin_per_10k = (spins * 10_000).checked_div(samples).unwrap_or(0) as u32;
-        let baseline = if let Some(b) = given_baseline {
-            b
-        } else if green_laps >= SPIN_BASELINE_LAPS {
-            ((green_spin * 10_000)
-                .checked_div(green_samples)
-                .unwrap_or(0))
-            .max(SPIN_BASELINE_FLOOR) as u32
-        } else {
-            0
-        };
         let cars = latest.len();
         let judged = paces.len() >= cfg.min_field_cars;
         let pace = if paces.is_empty() {
@@ -208,11 +191,6 @@ pub fn field_views_with(
         } else {
             FieldState::Green
         };
-        if state == FieldState::Green && e.clean {
-            green_spin += e.spin_samples as u64;
-            green_samples += e.samples as u64;
-            green_laps += 1;
-        }
         let rivals_pitted = entries[window_start..=i]
             .iter()
             .filter(|l| l.pit_in && l.driver != e.driver)
@@ -311,7 +289,7 @@ pub fn field_state<'scope>(
             } else {
                 0
             };
-            for (driver, lap, view) in field_views_with(&pool, Some(*lap), Some(baseline), &cfg) {
+            for (driver, lap, view) in field_views(&pool, Some(*lap), baseline, &cfg) {
                 output.push(((driver, lap, view), 1isize));
             }
         })
@@ -364,7 +342,7 @@ mod tests {
 
     fn states(v: &[FieldEntry]) -> Vec<(u16, FieldState)> {
         let refs: Vec<_> = v.iter().collect();
-        let mut s: Vec<_> = field_views(&refs, &RaceConfig::default())
+        let mut s: Vec<_> = field_views(&refs, None, 0, &RaceConfig::default())
             .into_iter()
             .filter(|(d, _, _)| d.as_str() == "SAI")
             .map(|(_, lap, v)| (lap, v.state))
