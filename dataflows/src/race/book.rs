@@ -22,10 +22,6 @@ impl RaceBook {
         }
     }
 
-    pub fn apply_item(&mut self, item: RaceItem, diff: i64) {
-        self.apply(&RaceUpdate { item, diff });
-    }
-
     fn current(&self) -> impl Iterator<Item = &RaceItem> {
         self.items.iter().filter(|(_, &n)| n > 0).map(|(i, _)| i)
     }

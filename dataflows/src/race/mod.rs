@@ -199,17 +199,3 @@ pub enum RaceItem {
     Health(CarHealth),
     Retirement(retirement::CarStop),
 }
-
-impl RaceItem {
-    /// What a newer version of this item replaces: one lap row per driver and lap, one
-    /// prediction per driver, lap and model.
-    pub fn key(&self) -> (u8, DriverId, u16, i64) {
-        match self {
-            RaceItem::Lap(r) => (0, r.lap.done.driver, r.lap.done.lap, 0),
-            RaceItem::Pit(p) => (1, p.stop.driver, p.stop.lap, p.stop.pit_in_ms),
-            RaceItem::Prediction(p) => (2, p.driver, p.lap, p.model as i64),
-            RaceItem::Health(h) => (3, h.driver, 0, 0),
-            RaceItem::Retirement(r) => (4, r.driver, r.lap, r.since_ms),
-        }
-    }
-}
