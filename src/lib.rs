@@ -18,6 +18,7 @@ pub mod format;
 pub mod http;
 pub mod ingest;
 pub mod kafka;
+pub mod liveness;
 pub mod metrics;
 pub mod race;
 pub mod report;
