@@ -21,6 +21,8 @@ pub struct EngineConfig {
     pub epoch_ms: i64,
     pub batch: usize,
     pub progress_interval_ms: u64,
+    /// With several processes: a peer silent this long is lost and the process stops (ms).
+    pub peer_timeout_ms: u64,
 }
 
 /// `[http]`: how much the query store keeps.

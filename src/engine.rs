@@ -5,7 +5,7 @@ use crate::config::{ConfigError, PitwallConfig};
 use crate::http::store::{Store, StoreHook};
 use crate::ingest::{ingest, EpochClock, InputError, Pace, SourceStats};
 use crate::kafka::sink::{kafka_sink, Deliveries};
-use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
+use crate::kafka::source::{kafka_ingest, CommitBoard, KafkaReader, StopWhen};
 use crate::kafka::{BrokerError, KafkaConfig};
 use crate::race::model_file::ModelFile;
 use crate::report::Summary;
@@ -145,6 +145,24 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             .map_err(|e| RunError::Input(format!("--out {}: cannot create: {e}", dir.display())))?;
     }
 
+    let commits = CommitBoard::new(kafka.as_ref().map_or("", |k| k.cfg.group_id.as_str()));
+    let heartbeat = {
+        let commits = commits.clone();
+        let reads_kafka = reads_kafka;
+        crate::liveness::watch(
+            &timely_config,
+            Duration::from_millis(cfg.engine.peer_timeout_ms.max(1)),
+            move || {
+                if reads_kafka {
+                    commits.describe()
+                } else {
+                    "The input is a file or the simulator: nothing was committed; a restart reads it from the start.".to_string()
+                }
+            },
+        )
+        .map_err(|e| RunError::Input(format!("cluster heartbeat: {e}")))?
+    };
+
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
@@ -160,6 +178,9 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             ))),
             _ => None,
         };
+        if let Some(r) = &reader {
+            r.borrow_mut().share_commits(commits.clone());
+        }
         let source = match &spec {
             Some(spec) => spec.open(index, peers, filter.clone(), stats.clone())?,
             None => None,
@@ -246,6 +267,9 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     .map_err(RunError::Failed)?;
 
     let results = guards.join();
+    if let Some(h) = heartbeat {
+        h.finish();
+    }
     let mut summary = None;
     for result in results {
         match result {

@@ -106,7 +106,12 @@ fn resolve(address: &str, like: &SocketAddr) -> io::Result<SocketAddr> {
         .find(|a| a.is_ipv4() == like.is_ipv4())
         .or(all.first())
         .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{address} resolves to nothing")))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{address} resolves to nothing"),
+            )
+        })
 }
 
 fn packet(kind: u8, me: usize, processes: usize) -> [u8; PACKET] {
@@ -232,6 +237,102 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Set once this process has started to report a lost peer: other threads' panics that
+/// follow (timely's queues poisoned by the failed connection) are then left unsaid.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Exit code of a process that lost a peer.
+pub const EXIT_LOST_PEER: i32 = 3;
+
+fn report_and_exit(what: &str, committed: &dyn Fn() -> String) -> ! {
+    eprintln!(
+        "error: {what}. A timely job cannot go on without one of its processes: restart \
+         `pitwall run` on every host. {}",
+        committed()
+    );
+    std::process::exit(EXIT_LOST_PEER)
+}
+
+fn describe(lost: &LostPeer) -> String {
+    format!(
+        "lost process {} at {} (no heartbeat for {:.1} s: killed, cut off, or its host is down)",
+        lost.process,
+        lost.address,
+        lost.silent.as_secs_f64()
+    )
+}
+
+/// Watches the peers of a multi-process timely configuration until the returned heartbeat is
+/// finished: a peer that goes silent for `timeout`, or a connection to a peer that fails
+/// (timely's "timely communication error" panic), ends this process with one line naming the
+/// peer, what to do, and `committed()` (the Kafka offsets committed so far), and exit code
+/// [`EXIT_LOST_PEER`]. A single-process configuration needs no watch (`None`).
+pub fn watch(
+    config: &timely::Config,
+    timeout: Duration,
+    committed: impl Fn() -> String + Send + Sync + 'static,
+) -> io::Result<Option<Heartbeat>> {
+    let timely::CommunicationConfig::Cluster {
+        process, addresses, ..
+    } = &config.communication
+    else {
+        return Ok(None);
+    };
+    let committed = Arc::new(committed);
+    let on_lost = {
+        let committed = committed.clone();
+        move |lost: LostPeer| {
+            if REPORTING.swap(true, Ordering::SeqCst) {
+                return; // the panic hook is already reporting
+            }
+            report_and_exit(&describe(&lost), &*committed);
+        }
+    };
+    let heartbeat = Heartbeat::start(*process, addresses, timeout, on_lost)?;
+    let peers = heartbeat.peers();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if REPORTING.load(Ordering::SeqCst) {
+            // Another thread is writing the report and will end the process: a panic that
+            // follows from the lost connection (timely's queues poisoned, the main thread's
+            // join) must neither print nor end the process first.
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        if message.starts_with("timely communication error:") {
+            if REPORTING.swap(true, Ordering::SeqCst) {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            // The connection failed first (a killed peer resets it at once): give the heartbeat
+            // a moment to say which peer stopped beating.
+            let deadline = Instant::now() + INTERVAL * 8;
+            let lost = loop {
+                match peers.most_silent(INTERVAL * 4) {
+                    Some(lost) => break Some(lost),
+                    None if Instant::now() < deadline => std::thread::sleep(INTERVAL / 2),
+                    None => break None,
+                }
+            };
+            let what = match lost {
+                Some(lost) => format!("{} ({})", describe(&lost), message),
+                None => format!("lost the connection to a peer process ({message})"),
+            };
+            report_and_exit(&what, &*committed);
+        }
+        previous(info);
+    }));
+    Ok(Some(heartbeat))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +411,10 @@ mod tests {
         }
         peer.send_to(&packet(BYE, 1, 2), to).unwrap();
         assert!(rx.recv_timeout(Duration::from_secs(4)).is_err());
-        assert!(hb.peers().most_silent(Duration::ZERO).is_none(), "it said bye");
+        assert!(
+            hb.peers().most_silent(Duration::ZERO).is_none(),
+            "it said bye"
+        );
         hb.finish();
     }
 }

@@ -43,6 +43,8 @@ pub struct KafkaReader {
     /// (epoch, next offsets after the records given at that epoch), oldest first.
     uncommitted: VecDeque<(Epoch, Vec<(i32, i64)>)>,
     committed: BTreeMap<i32, i64>,
+    /// The same commits, shared with whoever reports them (a lost peer, a forced stop).
+    board: Option<CommitBoard>,
     pub replayed: u64,
     pub consumed: u64,
     offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
@@ -113,6 +115,7 @@ impl KafkaReader {
             replay_until,
             uncommitted: VecDeque::new(),
             committed,
+            board: None,
             replayed: 0,
             consumed: 0,
             offsets_gauge,
@@ -196,6 +199,9 @@ impl KafkaReader {
                 .is_ok()
             {
                 self.committed.insert(p, o);
+                if let Some(board) = &self.board {
+                    board.record(&self.topic, p, o);
+                }
             }
         }
         if tpl.count() > 0 {
@@ -205,12 +211,56 @@ impl KafkaReader {
         }
     }
 
+    /// Shares this reader's commits with `board` from now on.
+    pub fn share_commits(&mut self, board: CommitBoard) {
+        self.board = Some(board);
+    }
+
     /// Commits everything read: called once the dataflow has delivered all its outputs.
     pub fn commit_all(&mut self) -> BTreeMap<i32, i64> {
         let offsets: Vec<(i32, i64)> = self.next.iter().map(|(p, o)| (*p, *o)).collect();
         self.uncommitted.clear();
         self.commit(offsets, CommitMode::Sync);
         self.committed.clone()
+    }
+}
+
+/// The offsets this process's readers have committed, for a report written when the process
+/// has to stop before its end (a lost peer, a forced stop).
+#[derive(Clone, Debug, Default)]
+pub struct CommitBoard {
+    group: Arc<std::sync::Mutex<String>>,
+    offsets: Arc<std::sync::Mutex<BTreeMap<(String, i32), i64>>>,
+}
+
+impl CommitBoard {
+    /// A board for the commits of consumer group `group`.
+    pub fn new(group: &str) -> CommitBoard {
+        let board = CommitBoard::default();
+        *board.group.lock().unwrap_or_else(|e| e.into_inner()) = group.to_string();
+        board
+    }
+
+    fn record(&self, topic: &str, partition: i32, offset: i64) {
+        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        offsets.insert((topic.to_string(), partition), offset);
+    }
+
+    /// One sentence: what this process committed, per partition (next offset to read).
+    pub fn describe(&self) -> String {
+        let group = self.group.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        if offsets.is_empty() {
+            return format!("This process had committed no Kafka offsets yet (group {group}): a restart reads its partitions from the group's last commit.");
+        }
+        let list: Vec<String> = offsets
+            .iter()
+            .map(|((topic, p), o)| format!("{topic}/{p}={o}"))
+            .collect();
+        format!(
+            "Kafka offsets this process committed (group {group}, next to read): {}; a restart resumes from them.",
+            list.join(" ")
+        )
     }
 }
 
