@@ -1,0 +1,567 @@
+//! Several processes, on one machine and across test hosts made of network namespaces
+//! (`scripts/cluster.sh`): equal outputs, a lost peer (killed, cut off) stopping every survivor
+//! with one clear line, a short flap ridden out, and a restart after a loss losing nothing
+//! (against the real broker).
+//!
+//! The tests that need network namespaces say so and do nothing where they cannot be made
+//! (not root, no `ip netns`); `.ci/run` runs as root.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pitwall")
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn race() -> PathBuf {
+    let race = root().join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
+    assert!(race.exists(), "{} is missing", race.display());
+    race
+}
+
+/// The first `rows` rows of the real race as a CSV of its own.
+fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
+    let mut lines = BufReader::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(race()).unwrap(),
+    ))
+    .lines();
+    let path = dir.join(format!("race-{rows}.csv"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for line in lines.by_ref().take(rows + 1) {
+        writeln!(out, "{}", line.unwrap()).unwrap();
+    }
+    path
+}
+
+/// Sorted lines of an alerts file: the comparison does not depend on the order of output.
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// One process's run in file mode, `-w 1`, for reference: its --out folder.
+fn single_process(input: &Path, out: &Path) -> PathBuf {
+    let run = Command::new(bin())
+        .args(["run", "-q", "--http", "off", "--input"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out.to_path_buf()
+}
+
+/// Waits for a process to end, up to `limit`: its status and how long it took.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Waits until `path` (a process's stdout) shows live progress past `records`.
+fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let seen = text
+            .lines()
+            .filter_map(|l| {
+                l.split("records")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        if seen >= records {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before {records} records: {text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress past {records}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a survivor of a lost peer must have said: one line naming the peer and what to do.
+fn assert_lost_line(stderr: &str, peer: usize, address: &str) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: lost process"))
+        .unwrap_or_else(|| panic!("no 'error: lost process' line in:\n{stderr}"));
+    assert!(
+        line.contains(&format!("lost process {peer} at {address}")),
+        "{line}"
+    );
+    assert!(
+        line.contains("restart `pitwall run` on every host"),
+        "{line}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "no backtrace, one line: {stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test hosts
+
+/// A cluster of test hosts from `scripts/cluster.sh`, torn down when dropped (also when the
+/// test fails).
+struct Hosts {
+    name: String,
+}
+
+impl Hosts {
+    /// `None` (after saying why) where this machine cannot make network namespaces.
+    fn up(name: &str, n: usize) -> Option<Hosts> {
+        let check = Command::new("bash")
+            .arg(root().join("scripts/cluster.sh"))
+            .arg("check")
+            .output()
+            .unwrap();
+        if !check.status.success() {
+            eprintln!(
+                "SKIPPED: this test needs network namespaces (root and `ip netns`): {}",
+                String::from_utf8_lossy(&check.stderr).trim()
+            );
+            return None;
+        }
+        let hosts = Hosts {
+            name: name.to_string(),
+        };
+        hosts.script(&["up", name, &n.to_string()]);
+        Some(hosts)
+    }
+
+    fn script(&self, args: &[&str]) -> String {
+        let out = Command::new("bash")
+            .arg(root().join("scripts/cluster.sh"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cluster.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn address(&self, host: usize) -> String {
+        self.script(&["addr", &self.name, &host.to_string()])
+            .trim()
+            .to_string()
+    }
+
+    /// `pitwall ARGS` on `host`, stdout and stderr into files in `dir`.
+    fn pitwall(&self, host: usize, args: &[&str], dir: &Path, tag: &str) -> Child {
+        Command::new("bash")
+            .arg(root().join("scripts/cluster.sh"))
+            .args(["exec", &self.name, &host.to_string(), bin()])
+            .args(args)
+            .env("PITWALL_HTTP", "off")
+            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
+            .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    /// A hostfile with one timely process per host, 1..=n, on port 2101.
+    fn hostfile(&self, dir: &Path, n: usize) -> PathBuf {
+        let path = dir.join("hosts");
+        let lines: Vec<String> = (1..=n)
+            .map(|h| format!("{}:2101", self.address(h)))
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(root().join("scripts/cluster.sh"))
+            .args(["down", &self.name])
+            .output();
+    }
+}
+
+/// `pitwall run -n 2` with one process per host: process p on host p+1.
+fn run_across(
+    hosts: &Hosts,
+    dir: &Path,
+    input: &Path,
+    speed: &str,
+    extra: &[&str],
+) -> (Child, Child) {
+    let hostfile = hosts.hostfile(dir, 2);
+    let start = |p: usize| {
+        let mut args = vec![
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--speed",
+            speed,
+            "-n",
+            "2",
+            "-p",
+            if p == 0 { "0" } else { "1" },
+            "--hostfile",
+            hostfile.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        hosts.pitwall(p + 1, &args, dir, &format!("p{p}"))
+    };
+    (start(0), start(1))
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+#[test]
+fn two_hosts_give_one_processs_alerts_and_ride_out_a_short_flap() {
+    let Some(hosts) = Hosts::up("flap", 2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = race_prefix(dir.path(), 60_000);
+    let reference = single_process(&input, &dir.path().join("one"));
+    let out = dir.path().join("two");
+    // ~570 s of race at 40x: ~14 s, with the cable out for 3 s (under the 6 s timeout) in it.
+    let (mut p0, mut p1) = run_across(
+        &hosts,
+        dir.path(),
+        &input,
+        "40",
+        &["--out", out.to_str().unwrap()],
+    );
+    wait_for_progress(&dir.path().join("p0.out"), 15_000, &mut p0);
+    hosts.script(&["cut", "flap", "2"]);
+    std::thread::sleep(Duration::from_secs(3));
+    hosts.script(&["heal", "flap", "2"]);
+    for (p, child) in [(0, &mut p0), (1, &mut p1)] {
+        let (status, _) = wait_for(child, Duration::from_secs(180)).expect("the run ends");
+        assert!(
+            status.success(),
+            "process {p}: {status}: {}",
+            read(dir.path(), &format!("p{p}.err"))
+        );
+    }
+    for file in [
+        "alerts.jsonl",
+        "windows.jsonl",
+        "laps.jsonl",
+        "pit_stops.jsonl",
+    ] {
+        let (a, b) = (
+            sorted_lines(&out.join(file)),
+            sorted_lines(&reference.join(file)),
+        );
+        assert!(
+            !b.is_empty() || file == "pit_stops.jsonl",
+            "{file} is empty"
+        );
+        assert!(
+            a == b,
+            "{file}: {} lines across hosts, {} in one process",
+            a.len(),
+            b.len()
+        );
+    }
+}
+
+/// Cuts host 2's cable (no reset reaches anyone) or kills every process on it, mid-run: each
+/// survivor stops within 10 s with the line naming the lost process, exit code 3.
+fn lose_a_host(name: &str, how: &str) {
+    let Some(hosts) = Hosts::up(name, 2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p0, mut p1) = run_across(&hosts, dir.path(), &race(), "20", &[]);
+    wait_for_progress(&dir.path().join("p0.out"), 5_000, &mut p0);
+    let lost_at = Instant::now();
+    hosts.script(&[how, name, "2"]);
+    let survivors: Vec<(usize, &mut Child)> = match how {
+        "cut" => vec![(0, &mut p0), (1, &mut p1)],
+        _ => vec![(0, &mut p0)],
+    };
+    for (p, child) in survivors {
+        let waited = wait_for(child, Duration::from_secs(30));
+        let stderr = read(dir.path(), &format!("p{p}.err"));
+        let Some((status, _)) = waited else {
+            let _ = child.kill();
+            panic!("process {p} still running 30 s after the {how}: {stderr}");
+        };
+        let took = lost_at.elapsed();
+        eprintln!(
+            "process {p} stopped {:.1} s after the {how}",
+            took.as_secs_f64()
+        );
+        assert_eq!(status.code(), Some(3), "process {p}: {status}: {stderr}");
+        assert!(
+            took <= Duration::from_secs(10),
+            "process {p} took {took:?}: {stderr}"
+        );
+        let (peer, host) = if p == 0 { (1, 2) } else { (0, 1) };
+        assert_lost_line(&stderr, peer, &format!("{}:2101", hosts.address(host)));
+        assert!(stderr.contains("nothing was committed"), "{stderr}");
+    }
+    let _ = p1.kill();
+    let _ = p1.wait();
+}
+
+#[test]
+fn a_cut_cable_stops_both_processes_with_one_clear_line() {
+    lose_a_host("cut", "cut");
+}
+
+#[test]
+fn a_killed_host_stops_the_survivor_with_one_clear_line() {
+    lose_a_host("killed", "kill");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One machine, the real broker
+
+fn brokers() -> String {
+    std::env::var("PITWALL_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// A test's own topics and group on the real broker.
+struct Topics {
+    config: PathBuf,
+    prefix: String,
+}
+
+impl Topics {
+    fn new(dir: &Path, name: &str) -> Topics {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("c{}-{name}", nanos % 1_000_000_000);
+        let config = dir.join("pitwall.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[engine]\nprogress_interval_ms = 200\n\n[kafka]\ngroup_id = \"{prefix}-engine\"\n\n\
+                 [kafka.topics]\ntelemetry = {{ name = \"{prefix}-telemetry\", partitions = 4 }}\n\
+                 alerts = {{ name = \"{prefix}-alerts\", partitions = 3 }}\n\
+                 predictions = {{ name = \"{prefix}-predictions\", partitions = 3 }}\n\
+                 laps = {{ name = \"{prefix}-laps\", partitions = 4 }}\n\
+                 windows = {{ name = \"{prefix}-windows\", partitions = 4 }}\n\
+                 dead_letters = {{ name = \"{prefix}-dead\", partitions = 1 }}\n"
+            ),
+        )
+        .unwrap();
+        let t = Topics { config, prefix };
+        let out = t.command(&["topics", "create"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("PITWALL_HTTP", "off")
+            .env("PITWALL_CONFIG", &self.config)
+            .env("PITWALL_BROKERS", brokers())
+            .env("RUST_LOG", "pitwall=info");
+        c
+    }
+
+    /// The last `cleared` message of each alert id on the alerts topic.
+    fn delivered_alerts(&self) -> BTreeMap<String, Value> {
+        let out = self
+            .command(&[
+                "tail",
+                "--topic",
+                &format!("{}-alerts", self.prefix),
+                "--group",
+                &format!("{}-check", self.prefix),
+                "--from-beginning",
+                "--timeout",
+                "8",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut by_id = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let m: Value = serde_json::from_str(line).unwrap();
+            if m["value"]["status"] == "cleared" {
+                by_id.insert(
+                    m["value"]["alert_id"].as_str().unwrap().to_string(),
+                    m["value"].clone(),
+                );
+            }
+        }
+        by_id
+    }
+}
+
+/// Two processes on one machine read the telemetry topic while it is produced; one is killed
+/// (SIGKILL) mid-stream. The survivor stops with the clear line and the offsets it committed;
+/// restarting both resumes from the commits, and the union of the alerts delivered equals an
+/// uninterrupted run's.
+#[test]
+fn a_killed_process_stops_its_peer_and_a_restart_of_both_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let topics = Topics::new(dir.path(), "kill2");
+    let input = race_prefix(dir.path(), 40_000);
+    let hostfile = dir.path().join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let mut producer = topics
+        .command(&[
+            "produce",
+            "--input",
+            input.to_str().unwrap(),
+            "--speed",
+            "60",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let engine = |p: &str, idle: Option<&str>, tag: &str| {
+        let mut args = vec![
+            "run",
+            "-n",
+            "2",
+            "-p",
+            p,
+            "--hostfile",
+            hostfile.to_str().unwrap(),
+        ];
+        if let Some(idle) = idle {
+            args.extend_from_slice(&["--until-idle", idle, "-q"]);
+        }
+        topics
+            .command(&args)
+            .stdout(std::fs::File::create(dir.path().join(format!("{tag}.out"))).unwrap())
+            .stderr(std::fs::File::create(dir.path().join(format!("{tag}.err"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut p0 = engine("0", None, "p0");
+    let mut p1 = engine("1", None, "p1");
+    wait_for_progress(&dir.path().join("p0.out"), 5_000, &mut p0);
+    p1.kill().unwrap();
+    p1.wait().unwrap();
+    let (status, _) = wait_for(&mut p0, Duration::from_secs(30)).expect("the survivor stops");
+    let stderr = read(dir.path(), "p0.err");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: lost process 1"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains(&format!("group {}-engine", topics.prefix)),
+        "{line}"
+    );
+    assert!(line.contains("a restart resumes from them"), "{line}");
+    assert!(producer.wait().unwrap().success());
+
+    // Restart both; they drain the rest and stop when the topic has been idle for 3 s.
+    let mut r0 = engine("0", Some("3"), "r0");
+    let mut r1 = engine("1", Some("3"), "r1");
+    for (tag, child) in [("r0", &mut r0), ("r1", &mut r1)] {
+        let (status, _) = wait_for(child, Duration::from_secs(240)).expect("the restart ends");
+        assert!(
+            status.success(),
+            "{tag}: {}",
+            read(dir.path(), &format!("{tag}.err"))
+        );
+    }
+    let replayed: u64 = ["r0.err", "r1.err"]
+        .iter()
+        .flat_map(|f| {
+            read(dir.path(), f)
+                .split("replayed=")
+                .skip(1)
+                .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert!(
+        replayed > 0,
+        "the restart resumed from commits, it did not start over"
+    );
+
+    let reference: BTreeMap<String, Value> = std::fs::read_to_string(
+        single_process(&input, &dir.path().join("one")).join("alerts.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .map(|l| {
+        let a: Value = serde_json::from_str(l).unwrap();
+        (a["alert_id"].as_str().unwrap().to_string(), a)
+    })
+    .collect();
+    let delivered = topics.delivered_alerts();
+    assert_eq!(
+        delivered.keys().collect::<BTreeSet<_>>(),
+        reference.keys().collect::<BTreeSet<_>>(),
+        "alert ids delivered across the kill and restart"
+    );
+    assert!(
+        delivered == reference,
+        "the union of alerts differs from the uninterrupted run"
+    );
+}
