@@ -323,6 +323,28 @@ mod tests {
             json(&r)[0]["tags"],
             serde_json::json!(["low", "lugging", "HAM"])
         );
+        // The same alert as an annotation row, fields named as Grafana maps them.
+        let r = handle(&s, "GET", "/api/annotations", Some("driver=HAM"), b"");
+        let a = &json(&r)[0];
+        assert_eq!(
+            (&a["time"], &a["timeEnd"], &a["tags"], &a["title"]),
+            (
+                &serde_json::json!(1_002_500),
+                &alerts[0]["end_ms"],
+                &serde_json::json!("low,lugging,HAM"),
+                &serde_json::json!("HAM lugging")
+            )
+        );
+        assert!(a["text"].as_str().is_some_and(|t| t.contains("lug")), "{a}");
+        // /metrics: Prometheus's text on GET, SimpleJSON's target list on POST.
+        let r = handle(&s, "GET", "/metrics", None, b"");
+        assert!(String::from_utf8_lossy(&r.body).contains("pitwall_records_total"));
+        let listed = json(&handle(&s, "POST", "/metrics", None, b""));
+        assert_eq!(listed, json(&handle(&s, "POST", "/search", None, b"{}")));
+        assert!(listed.as_array().unwrap().contains(&"rpm:HAM".into()));
+        assert_eq!(handle(&s, "POST", "/metrics", None, b"{oops").status, 400);
+        assert_eq!(handle(&s, "PUT", "/metrics", None, b"").status, 405);
+        assert_eq!(allowed_methods("/metrics"), ["GET", "POST"]);
         assert_eq!(handle(&s, "DELETE", "/api/series", None, b"").status, 405);
         assert_eq!(
             handle(
