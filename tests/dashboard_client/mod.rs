@@ -11,8 +11,9 @@
 //! - grafana/scenes: `packages/scenes/src/variables/variants/query/createQueryVariableRunner.ts`,
 //!   `toMetricFindValues.ts`, `variants/MultiValueVariable.ts` (the variable's options and
 //!   its default);
-//! - grafana/grafana: `public/app/features/annotations/standardAnnotationSupport.ts` (frames
-//!   to annotation events).
+//! - grafana/grafana: `public/app/features/annotations/executeAnnotationQuery.ts` (an
+//!   annotation's `target` is sent to the datasource as a query, refId `Anno`) and
+//!   `standardAnnotationSupport.ts` (frames to annotation events).
 //!
 //! Anything these files would do that this emulation does not (another parser, GJSON
 //! syntax beyond plain dotted keys, a variable it does not know) fails the test with a message
