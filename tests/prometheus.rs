@@ -235,6 +235,10 @@ fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
     )
     .unwrap();
     assert!(
+        provisioning.contains("uid: pitwall-prometheus"),
+        "the dashboard's Prometheus datasource is provisioned"
+    );
+    assert!(
         provisioning.contains("timeInterval: 1s"),
         "the Prometheus datasource's timeInterval is the scrape interval"
     );
