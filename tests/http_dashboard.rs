@@ -1,14 +1,19 @@
-//! The query API on the real race, through a socket: every panel target of the Grafana
-//! dashboard gets the request Grafana would send and a non-empty, correctly typed answer, so
-//! the dashboard cannot drift from the API. Also /metrics through a Prometheus parser, and
-//! bad requests.
+//! The query API on the real race, through a socket. The dashboard test sends exactly the
+//! requests Grafana and its Infinity datasource build from the dashboard JSON and reads the
+//! answers as they read them (`dashboard_client`, each rule with its source file): the driver
+//! variable, every panel, the alert annotations. Also /metrics through a Prometheus parser (the
+//! dashboard's PromQL is evaluated by a real Prometheus in tests/prometheus.rs), the SimpleJSON
+//! endpoints kept for the seeds' clients, and bad requests.
 
+mod dashboard_client;
+
+use dashboard_client as grafana;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The engine on the real race, serving on a free port; stopped (SIGKILL) when dropped.
+/// The engine serving on a free port; stopped (SIGKILL) when dropped.
 struct Engine {
     base: String,
     child: Child,
@@ -21,43 +26,58 @@ impl Drop for Engine {
     }
 }
 
+fn race_file() -> std::path::PathBuf {
+    let race = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
+    assert!(race.exists(), "{} is missing", race.display());
+    race
+}
+
 impl Engine {
-    fn start() -> Engine {
-        let race = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-        assert!(race.exists(), "{} is missing", race.display());
+    /// `pitwall run` with `args`, serving on a free port.
+    fn spawn(args: &[&str]) -> Engine {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-            .args([
-                "run",
-                "-q",
-                "--input",
-                race.to_str().unwrap(),
-                "--http",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["run", "-q"])
+            .args(args)
+            .args(["--http", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let engine = Engine {
+        Engine {
             base: format!("http://127.0.0.1:{port}"),
             child,
-        };
+        }
+    }
+
+    /// The engine on the real race, once the whole race is in.
+    fn start() -> Engine {
+        let race = race_file();
+        let engine = Engine::spawn(&["--input", race.to_str().unwrap()]);
+        engine.wait_for_records(
+            |n| n == 513_360,
+            "the engine did not finish the race in time",
+        );
+        engine
+    }
+
+    /// The health answer's record count, once `done` holds for it.
+    fn wait_for_records(&self, mut done: impl FnMut(u64) -> bool, why: &str) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            assert!(
-                Instant::now() < deadline,
-                "the engine did not finish the race in time"
-            );
-            if let Ok(r) = ureq::get(&format!("{}/", engine.base)).call() {
+            assert!(Instant::now() < deadline, "{why}");
+            if let Ok(r) = ureq::get(&format!("{}/", self.base))
+                .set("accept", "application/json")
+                .call()
+            {
                 let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
-                if v["records"] == 513_360 {
-                    return engine;
+                if let Some(n) = v["records"].as_u64().filter(|n| done(*n)) {
+                    return n;
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -76,17 +96,20 @@ impl Engine {
                 "the race views did not settle: {last}"
             );
             std::thread::sleep(Duration::from_millis(200));
-            let race = self.get("/").1["race"].clone();
-            same = if race == last { same + 1 } else { 0 };
-            last = race;
+            let health = self.get("/").1;
+            let now = serde_json::json!([health["race"], health["records"]]);
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
         }
         self
     }
 
+    /// GET with `Accept: application/json` (what `/` needs for its JSON health answer).
     fn get(&self, path: &str) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
         Self::answer(
-            &format!("{}{path}", self.base),
-            ureq::get(&format!("{}{path}", self.base)).call(),
+            &url,
+            ureq::get(&url).set("accept", "application/json").call(),
         )
     }
 
@@ -126,158 +149,252 @@ impl Engine {
 const FROM: i64 = 1_685_278_800_000;
 const TO: i64 = 1_685_285_700_000;
 
-fn substitute(v: &str) -> String {
-    v.replace("$driver", "VER")
-        .replace("${__from}", &FROM.to_string())
-        .replace("${__to}", &TO.to_string())
-}
-
-fn metric_names(e: &Engine) -> Vec<String> {
-    let text = e.metrics_text();
-    let lines: Vec<std::io::Result<String>> = text.lines().map(|l| Ok(l.to_string())).collect();
-    let scrape = prometheus_parse::Scrape::parse(lines.into_iter())
-        .expect("/metrics is valid Prometheus text");
-    scrape.samples.iter().map(|s| s.metric.clone()).collect()
-}
-
-/// What Grafana's Infinity plugin requests for a target: its URL with its parameters (all of
-/// them, or all but the driver filter).
-fn infinity_request(target: &Value, with_driver: bool) -> String {
-    let url = target["url"].as_str().unwrap();
-    let path = url
-        .strip_prefix("http://localhost:5001")
-        .expect("targets point at the default address");
-    let params: Vec<String> = target["url_options"]["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| with_driver || p["key"] != "driver")
-        .map(|p| {
-            format!(
-                "{}={}",
-                p["key"].as_str().unwrap(),
-                substitute(p["value"].as_str().unwrap())
-            )
-        })
-        .collect();
-    if params.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", params.join("&"))
-    }
-}
-
-fn check_infinity(e: &Engine, panel: &str, target: &Value) {
-    let mut request = infinity_request(target, true);
-    let (status, mut body) = e.get(&request);
-    assert_eq!(status, 200, "{panel}: {request}: {body}");
-    let filtered = target["url_options"]["params"]
-        .as_array()
-        .is_some_and(|ps| ps.iter().any(|p| p["key"] == "driver"));
-    if filtered && body.as_array().is_some_and(|rows| rows.is_empty()) {
-        // A panel on the selected driver may rightly be empty for VER (he had no gear
-        // anomalies): then the field must have some, in the panel's columns.
-        request = infinity_request(target, false);
-        let (status, all) = e.get(&request);
-        assert_eq!(status, 200, "{panel}: {request}: {all}");
-        body = all;
-    }
-    let rows = body
-        .as_array()
-        .unwrap_or_else(|| panic!("{panel}: {request}: not an array"));
-    assert!(!rows.is_empty(), "{panel}: {request}: empty");
-    for column in target["columns"].as_array().unwrap() {
-        let selector = column["selector"].as_str().unwrap();
-        let kind = column["type"].as_str().unwrap();
-        for row in rows {
-            let v = selector.split('.').fold(row, |v, key| &v[key]);
-            let ok = match kind {
-                "number" | "timestamp_epoch" => v.is_number() || (selector == "lap" && v.is_null()),
-                "string" | "timestamp" => v.is_string(),
-                other => panic!("{panel}: column type {other} is not checked"),
-            };
-            assert!(ok, "{panel}: {request}: {selector} should be {kind}: {row}");
-        }
-    }
-}
-
-fn check_prometheus(panel: &str, target: &Value, names: &[String]) {
-    let expr = target["expr"].as_str().unwrap();
-    let metric: String = expr
-        .chars()
-        .skip_while(|c| !c.is_ascii_lowercase())
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    assert!(metric.starts_with("pitwall_"), "{panel}: {expr}");
-    assert!(
-        names.contains(&metric),
-        "{panel}: {metric} is not in /metrics"
-    );
-}
-
-fn check_simple_json(e: &Engine, panel: &str, target: &Value) {
-    let body = serde_json::json!({
-        "range": {"from": "2023-05-28T13:00:00.000Z", "to": "2023-05-28T14:55:00.000Z"},
-        "targets": [{"target": substitute(target["target"].as_str().unwrap()), "type": target["type"]}],
-        "maxDataPoints": 500,
-        "intervalMs": 1000,
-    });
-    let (status, answer) = e.post("/query", &body.to_string());
-    assert_eq!(status, 200, "{panel}: {answer}");
-    let first = &answer[0];
-    if target["type"] == "table" {
-        assert!(
-            !first["rows"].as_array().unwrap().is_empty(),
-            "{panel}: no rows"
-        );
-        assert_eq!(
-            first["columns"].as_array().unwrap().len(),
-            first["rows"][0].as_array().unwrap().len()
-        );
-    } else {
-        let points = first["datapoints"].as_array().unwrap();
-        assert!(
-            !points.is_empty() && points.len() <= 500,
-            "{panel}: {} points",
-            points.len()
-        );
-        assert!(
-            points.iter().all(|p| p[0].is_number() && p[1].is_i64()),
-            "{panel}"
-        );
-    }
-}
-
-#[test]
-fn every_panel_target_of_the_dashboard_gets_a_typed_answer() {
+fn dashboard() -> Value {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards/f1_consolidated.json");
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let e = Engine::start();
-    let names = metric_names(&e);
-    let mut checked = 0;
-    // A row holds no targets; a collapsed row keeps its panels inside it.
-    let panels: Vec<&Value> = dashboard["panels"]
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The Infinity datasource of grafana/provisioning, with its URL replaced by the engine's
+/// address (the one line a user changes to point Grafana elsewhere).
+fn infinity_settings(e: &Engine) -> grafana::InfinitySettings {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/provisioning/datasources/pitwall.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let block: Vec<&str> = text
+        .split("\n  - ")
+        .find(|b| b.contains(&format!("type: {}", grafana::INFINITY)))
+        .expect("the Infinity datasource is provisioned")
+        .lines()
+        .collect();
+    assert!(
+        block.iter().any(|l| l.trim() == "uid: pitwall-infinity"),
+        "the dashboard's uid"
+    );
+    assert!(
+        block.iter().any(|l| l.trim().starts_with("url: http")),
+        "the datasource URL is set once, in provisioning"
+    );
+    let allowed_hosts: Vec<String> = block
+        .iter()
+        .skip_while(|l| l.trim() != "allowedHosts:")
+        .skip(1)
+        .map_while(|l| l.trim().strip_prefix("- "))
+        .map(str::to_string)
+        .collect();
+    grafana::InfinitySettings {
+        url: e.base.clone(),
+        allowed_hosts,
+    }
+}
+
+/// The panels with targets (a collapsed row keeps its panels inside it).
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    dashboard["panels"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|p| std::iter::once(p).chain(p["panels"].as_array().into_iter().flatten()))
         .filter(|p| p["type"] != "row")
-        .collect();
-    for panel in panels {
-        let title = panel["title"].as_str().unwrap();
-        for target in panel["targets"].as_array().unwrap() {
-            match target["datasource"]["uid"].as_str().unwrap() {
-                "pitwall-infinity" => check_infinity(&e, title, target),
-                "pitwall-prometheus" => check_prometheus(title, target, &names),
-                "pitwall-json" => check_simple_json(&e, title, target),
-                other => panic!("{title}: unknown datasource {other}"),
-            }
-            checked += 1;
+        .collect()
+}
+
+/// Runs one Infinity query as Grafana and Infinity do (`getUpdatedDataRequest`,
+/// `src/app/queryUtils.ts`: migrate, then interpolate; then the backend's request and parser)
+/// and returns the URL it requested, the HTTP status and the frame.
+fn run_infinity(
+    e: &Engine,
+    settings: &grafana::InfinitySettings,
+    vars: &grafana::Variables,
+    what: &str,
+    query: &Value,
+) -> (String, u16, Option<grafana::Frame>) {
+    assert_eq!(query["type"], "json", "{what}");
+    assert_eq!(query["source"], "url", "{what}");
+    let parser = grafana::parser_after_migration(query);
+    assert_eq!(
+        parser, "backend",
+        "{what}: the backend parser (src/migrate.ts)"
+    );
+    let mut q = query.clone();
+    q["url"] = Value::String(vars.replace(q["url"].as_str().unwrap_or_default()));
+    for p in q["url_options"]["params"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let v = vars.replace(p["value"].as_str().unwrap_or_default());
+        p["value"] = Value::String(v);
+    }
+    let url = grafana::request_url(settings, &q);
+    assert!(
+        grafana::allowed(settings, &url),
+        "{what}: {url} is not in allowedHosts {:?} (pkg/infinity/client.go CanAllowURL)",
+        settings.allowed_hosts
+    );
+    let path = url
+        .strip_prefix(&e.base)
+        .unwrap_or_else(|| panic!("{what}: {url} does not go to the datasource URL {}", e.base));
+    assert!(
+        path.starts_with('/') && !path.contains("://"),
+        "{what}: {url}: an absolute URL in the query is glued to the datasource URL \
+         (pkg/infinity/request.go GetQueryURL): use a path"
+    );
+    // The headers of pkg/infinity/headers.go for a JSON query (ApplyAcceptHeader,
+    // ApplyAcceptEncodingHeader).
+    let (status, body) = Engine::answer(
+        &url,
+        ureq::get(&format!("{}{path}", e.base))
+            .set("accept", "application/json;q=0.9,text/plain")
+            .set("accept-encoding", "gzip")
+            .call(),
+    );
+    // pkg/infinity/client.go: a status of 400 or more is the query's error.
+    if status >= 400 {
+        return (url, status, None);
+    }
+    (url, status, Some(grafana::backend_frame(&q, &body)))
+}
+
+/// Checks a panel's frame: some rows, every column with some values of its type, time columns
+/// with no gaps.
+fn check_frame(what: &str, url: &str, frame: &grafana::Frame) {
+    assert!(frame.len() > 0, "{what}: {url}: no rows");
+    for f in &frame.fields {
+        assert_ne!(
+            f.kind, "json",
+            "{what}: {url}: {} is an object or array",
+            f.name
+        );
+        assert!(
+            f.values.iter().any(|v| *v != grafana::Cell::Null),
+            "{what}: {url}: column {} has no {} values",
+            f.name,
+            f.kind
+        );
+        if f.kind == "time" {
+            assert!(
+                f.values.iter().all(|v| matches!(v, grafana::Cell::Time(_))),
+                "{what}: {url}: column {} has rows without a time",
+                f.name
+            );
         }
     }
-    assert!(checked >= 18, "{checked} targets");
-    // The race row and its panels on the race endpoints.
+}
+
+/// The driver variable as Grafana loads it: its options, and the value it takes.
+fn load_driver_variable(
+    e: &Engine,
+    settings: &grafana::InfinitySettings,
+    dashboard: &Value,
+    range: (i64, i64),
+) -> (Vec<(String, String)>, String) {
+    let variable = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "driver")
+        .expect("a driver variable");
+    assert_eq!(variable["type"], "query");
+    assert_eq!(variable["datasource"]["type"], grafana::INFINITY);
+    // createQueryVariableRunner.ts: Infinity has custom variable support, so the saved
+    // `query` is the target as it is; index.ts migrates it.
+    let query = grafana::migrate_variable_query(&variable["query"])
+        .unwrap_or_else(|why| panic!("driver variable: {why}"));
+    let vars = grafana::Variables {
+        driver: None,
+        from_ms: range.0,
+        to_ms: range.1,
+    };
+    let (url, status, frame) = run_infinity(e, settings, &vars, "driver variable", &query);
+    assert_eq!(status, 200, "driver variable: {url}");
+    let options = grafana::variable_options(&frame.unwrap())
+        .unwrap_or_else(|why| panic!("driver variable: {why}"));
+    assert!(
+        !options.is_empty(),
+        "driver variable: no options from {url}"
+    );
+    let default = grafana::variable_default(variable, &options).unwrap();
+    (options, default)
+}
+
+/// Every Infinity target of every panel, with `$driver` the variable's value; returns how many
+/// targets were checked. A panel filtered by driver may rightly be empty for the default driver
+/// (no gear anomalies): then the same query for the whole field must have rows.
+fn check_infinity_panels(
+    e: &Engine,
+    settings: &grafana::InfinitySettings,
+    dashboard: &Value,
+    vars: &grafana::Variables,
+    must_have_rows: impl Fn(&str) -> bool,
+) -> usize {
+    let mut checked = 0;
+    for panel in panels(dashboard) {
+        let title = panel["title"].as_str().unwrap();
+        for target in panel["targets"].as_array().unwrap() {
+            let kind = target["datasource"]["type"].as_str().unwrap();
+            if kind == "prometheus" {
+                continue;
+            }
+            assert_eq!(kind, grafana::INFINITY, "{title}: datasource {kind}");
+            let (url, status, frame) = run_infinity(e, settings, vars, title, target);
+            assert_eq!(status, 200, "{title}: {url}");
+            let frame = frame.unwrap();
+            checked += 1;
+            if frame.len() == 0 && !must_have_rows(title) {
+                continue;
+            }
+            if frame.len() == 0 && url.contains("driver=") {
+                let field = grafana::Variables {
+                    driver: Some(String::new()),
+                    ..*vars
+                };
+                let mut all = target.clone();
+                if let Some(ps) = all["url_options"]["params"].as_array_mut() {
+                    ps.retain(|p| p["key"] != "driver");
+                }
+                let (url, status, frame) = run_infinity(e, settings, &field, title, &all);
+                assert_eq!(status, 200, "{title}: {url}");
+                check_frame(title, &url, &frame.unwrap());
+            } else {
+                check_frame(title, &url, &frame);
+            }
+        }
+    }
+    checked
+}
+
+#[test]
+fn the_dashboard_as_grafana_and_infinity_run_it_on_the_real_race() {
+    let dashboard = dashboard();
+    let e = Engine::start().settled();
+    let settings = infinity_settings(&e);
+    assert!(
+        settings.allowed_hosts.is_empty(),
+        "allowedHosts pins the old address: changing the datasource URL would then be refused"
+    );
+
+    // The driver variable: every driver of the race, and it defaults to the first served.
+    let (options, default) = load_driver_variable(&e, &settings, &dashboard, (FROM, TO));
+    assert_eq!(options.len(), 20, "{options:?}");
+    assert!(options.iter().any(|(_, v)| v == "VER"));
+    assert_eq!(
+        default, options[0].1,
+        "the default is the first driver served"
+    );
+
+    // Every Infinity panel, for the default driver and for VER.
+    for driver in [default.as_str(), "VER"] {
+        let vars = grafana::Variables {
+            driver: Some(driver.to_string()),
+            from_ms: FROM,
+            to_ms: TO,
+        };
+        let checked = check_infinity_panels(&e, &settings, &dashboard, &vars, |_| true);
+        assert!(checked >= 12, "{checked} Infinity targets");
+    }
+
+    // The race row has panels on the race endpoints.
     let all = dashboard["panels"].as_array().unwrap();
     let row = all
         .iter()
@@ -290,25 +407,130 @@ fn every_panel_target_of_the_dashboard_gets_a_typed_answer() {
         .collect();
     for endpoint in ["/api/standings", "/api/pit_stops", "/api/predictions"] {
         assert!(
-            urls.contains(&format!("http://localhost:5001{endpoint}").as_str()),
+            urls.contains(&endpoint),
             "the Race row has no panel on {endpoint}: {urls:?}"
         );
     }
-    // The driver variable and the alert annotations.
-    let variable = &dashboard["templating"]["list"][0];
-    assert_eq!(variable["name"], "driver");
-    check_infinity(&e, "driver variable", &variable["query"]);
-    for a in dashboard["annotations"]["list"].as_array().unwrap() {
-        assert_eq!(a["datasource"]["uid"], "pitwall-json");
-        let (status, items) = e.post("/annotations", r#"{"range": {"from": "2023-05-28T13:00:00Z", "to": "2023-05-28T15:00:00Z"}, "annotation": {"name": "Alerts"}}"#);
-        assert_eq!(status, 200);
-        let items = items.as_array().unwrap();
-        assert!(!items.is_empty());
-        assert!(items
-            .iter()
-            .all(|i| i["time"].is_i64() && i["title"].is_string() && i["tags"].is_array()));
+
+    // The alert annotations: Grafana runs the annotation's target through the datasource
+    // (standardAnnotationSupport.ts prepareQuery: `anno.target`) and maps the frame.
+    let list = dashboard["annotations"]["list"].as_array().unwrap();
+    assert!(!list.is_empty(), "alert annotations");
+    for a in list {
+        let name = a["name"].as_str().unwrap_or_default();
+        assert_eq!(
+            a["datasource"]["type"],
+            grafana::INFINITY,
+            "annotation {name}: through Infinity"
+        );
+        assert!(
+            !a["query"].is_string(),
+            "annotation {name}: a string `query` is turned into a legacy target"
+        );
+        let vars = grafana::Variables {
+            driver: Some("VER".into()),
+            from_ms: FROM,
+            to_ms: TO,
+        };
+        let (url, status, frame) = run_infinity(&e, &settings, &vars, name, &a["target"]);
+        assert_eq!(status, 200, "annotation {name}: {url}");
+        let events = grafana::annotations(&frame.unwrap());
+        assert!(
+            !events.is_empty(),
+            "annotation {name}: {url}: no events (a time and a text field are needed)"
+        );
+        for ev in &events {
+            assert!((FROM..=TO).contains(&ev.time), "{ev:?}");
+            let end = ev.time_end.unwrap_or_else(|| panic!("a range: {ev:?}"));
+            assert!(end >= ev.time, "{ev:?}");
+            assert!(!ev.text.is_empty() && ev.title.is_some(), "{ev:?}");
+            assert!(ev.tags.contains(&"VER".to_string()), "{ev:?}");
+            assert!(
+                ev.tags
+                    .iter()
+                    .any(|t| ["high", "medium", "low"].contains(&t.as_str())),
+                "{ev:?}"
+            );
+        }
     }
     assert_eq!(dashboard["refresh"], "5s");
+
+    // The Prometheus panels read metrics /metrics has (tests/prometheus.rs evaluates them).
+    let names = metric_names(&e);
+    for panel in panels(&dashboard) {
+        for t in panel["targets"].as_array().unwrap() {
+            let Some(expr) = t["expr"].as_str() else {
+                continue;
+            };
+            assert_eq!(t["datasource"]["uid"], "pitwall-prometheus");
+            for metric in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("pitwall_"))
+            {
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| metric.strip_suffix(s))
+                    .unwrap_or(metric);
+                assert!(
+                    names.iter().any(|n| n == metric || n == base),
+                    "{}: {metric} is not in /metrics",
+                    panel["title"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_variable_defaults_to_a_driver_of_the_simulator_run() {
+    // The default run: the simulator, whose cars are SIM01...; a hard-coded VER was a 404.
+    let dashboard = dashboard();
+    let e = Engine::spawn(&["--laps", "2", "--cars", "4"]);
+    // Finished once the count has stood still for half a second (five polls).
+    let (mut last, mut same) = (0, 0);
+    e.wait_for_records(
+        |n| {
+            same = if n > 0 && n == last { same + 1 } else { 0 };
+            last = n;
+            same >= 5
+        },
+        "the simulator did not finish its two laps in time",
+    );
+    let settings = infinity_settings(&e);
+    // The simulator's race starts 2026-05-24 13:00 UTC (config/pitwall.toml).
+    let range = (1_779_627_600_000, 1_779_627_600_000 + 6 * 3_600_000);
+    let (options, default) = load_driver_variable(&e, &settings, &dashboard, range);
+    assert_eq!(options.len(), 4, "{options:?}");
+    assert!(default.starts_with("SIM"), "{default}");
+    let vars = grafana::Variables {
+        driver: Some(default),
+        from_ms: range.0,
+        to_ms: range.1,
+    };
+    // Every panel answers; the driver's own series have points.
+    let series: Vec<String> = panels(&dashboard)
+        .into_iter()
+        .filter(|p| {
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["url"] == "/api/series")
+        })
+        .map(|p| p["title"].as_str().unwrap().to_string())
+        .collect();
+    assert!(series.len() >= 6, "{series:?}");
+    check_infinity_panels(&e, &settings, &dashboard, &vars, |title| {
+        series.iter().any(|s| s == title)
+    });
+}
+
+fn metric_names(e: &Engine) -> Vec<String> {
+    let text = e.metrics_text();
+    let lines: Vec<std::io::Result<String>> = text.lines().map(|l| Ok(l.to_string())).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter())
+        .expect("/metrics is valid Prometheus text");
+    scrape.samples.iter().map(|s| s.metric.clone()).collect()
 }
 
 #[test]
@@ -402,11 +624,39 @@ fn endpoints_answer_in_their_shapes() {
     let (_, windows) = get("/api/windows?driver=HAM&max=10");
     assert_eq!(windows.as_array().unwrap().len(), 10);
     assert_eq!(windows[0]["size"], 1000);
+    // The SimpleJSON protocol, kept for the seeds' clients.
     let (_, search) = post("/search", "{}");
     assert!(search
         .as_array()
         .unwrap()
         .contains(&Value::String("wheel_spin:HAM".into())));
+    let (status, answer) = post(
+        "/query",
+        r#"{"range": {"from": "2023-05-28T13:00:00.000Z", "to": "2023-05-28T14:55:00.000Z"},
+            "targets": [{"target": "speed:VER", "type": "timeserie"}, {"target": "alerts", "type": "table"}],
+            "maxDataPoints": 500}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let points = answer[0]["datapoints"].as_array().unwrap();
+    assert!(!points.is_empty() && points.len() <= 500);
+    assert!(points.iter().all(|p| p[0].is_number() && p[1].is_i64()));
+    let table = &answer[1];
+    assert_eq!(table["rows"].as_array().unwrap().len(), 945);
+    assert_eq!(
+        table["columns"].as_array().unwrap().len(),
+        table["rows"][0].as_array().unwrap().len()
+    );
+    let (status, items) = post(
+        "/annotations",
+        r#"{"range": {"from": "2023-05-28T13:00:00Z", "to": "2023-05-28T15:00:00Z"}, "annotation": {"name": "Alerts"}}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(items.as_array().unwrap().len(), 945);
+    // simPod's JSON datasource lists targets with POST /metrics; GET /metrics stays
+    // Prometheus's text.
+    let (status, listed) = post("/metrics", r#"{"metric": "", "payload": {}}"#);
+    assert_eq!((status, &listed), (200, &search));
+    assert!(e.metrics_text().contains("# TYPE pitwall_records counter"));
 }
 
 #[test]
@@ -460,6 +710,7 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_engine_keeps_serving() {
         (400, post("/annotations", "[]")),
         (405, post("/api/series", "{}")),
         (405, get("/query")),
+        (400, post("/metrics", "{not json")),
         (404, get("/no/such/endpoint")),
     ];
     for (i, (expected, (status, body))) in cases.into_iter().enumerate() {
@@ -480,6 +731,13 @@ fn bad_requests_get_a_4xx_with_a_json_error_and_the_engine_keeps_serving() {
         200
     );
     assert_eq!(get("/").0, 200);
+    // /metrics takes GET (Prometheus) and POST (SimpleJSON), and says so.
+    match ureq::put(&format!("{}/metrics", e.base)).call() {
+        Err(ureq::Error::Status(405, r)) => {
+            assert_eq!(r.header("allow"), Some("GET, POST"))
+        }
+        other => panic!("PUT /metrics: {other:?}"),
+    }
 }
 
 /// POSTs `len` bytes from another thread (whose write may fail once the server has answered

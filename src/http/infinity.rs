@@ -77,6 +77,30 @@ pub fn alerts(store: &Store, q: &Query) -> Result<Value, Response> {
     ))
 }
 
+/// `GET /api/annotations?from=&to=&severity=&driver=&type=`: the alerts as Grafana annotation
+/// rows, named as Grafana's annotation mapping looks fields up (`time`, `timeEnd`, `title`,
+/// `text`, `tags`): times in epoch ms, the episode as a range, `tags` one comma-separated
+/// string (Grafana splits it on commas; a JSON array would reach it as its JSON text).
+pub fn annotations(store: &Store, q: &Query) -> Result<Value, Response> {
+    let (from, to) = time_range(q)?;
+    let filter = alert_filter(q)?;
+    Ok(Value::Array(
+        store
+            .alerts(from, to, filter)
+            .iter()
+            .map(|a| {
+                json!({
+                    "time": a.start_ms,
+                    "timeEnd": a.end_ms,
+                    "title": format!("{} {}", a.driver, a.alert_type.as_str()),
+                    "text": a.description(),
+                    "tags": format!("{},{},{}", a.severity.as_str(), a.alert_type.as_str(), a.driver),
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// `GET /api/windows?driver=&max=`: the latest window aggregates.
 pub fn windows(store: &Store, q: &Query) -> Result<Value, Response> {
     let driver = driver_of(store, q.get("driver").map(String::as_str))?;

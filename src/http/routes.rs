@@ -1,6 +1,8 @@
 //! The route table: every path, the methods it takes and its handler. Dispatch, the `405`
 //! answer and the server's `Allow` header all read it; handlers are plain functions from a
-//! request to a response, tested without a socket.
+//! request to a response, tested without a socket. A path may have one entry per method:
+//! `GET /metrics` is Prometheus's scrape, `POST /metrics` the SimpleJSON metric list that
+//! simPod's JSON datasource asks for (the two protocols never use the other's method).
 
 use super::params::{parse_query, Query};
 use super::response::{answer, Response};
@@ -35,6 +37,11 @@ pub const ROUTES: &[Route] = &[
         handler: |s, _, _| infinity::metrics(s),
     },
     Route {
+        path: "/metrics",
+        methods: POST,
+        handler: |s, _, body| answer(simple_json::metrics(s, body)),
+    },
+    Route {
         path: "/api/drivers",
         methods: GET,
         handler: |s, _, _| answer(Ok(infinity::drivers(s))),
@@ -48,6 +55,11 @@ pub const ROUTES: &[Route] = &[
         path: "/api/alerts",
         methods: GET,
         handler: |s, q, _| answer(infinity::alerts(s, q)),
+    },
+    Route {
+        path: "/api/annotations",
+        methods: GET,
+        handler: |s, q, _| answer(infinity::annotations(s, q)),
     },
     Route {
         path: "/api/windows",
@@ -101,13 +113,30 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-pub fn route(path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| r.path == path)
+/// The entry for `path` and `method`, or `Err` with whether the path exists at all.
+pub fn route(path: &str, method: &str) -> Result<&'static Route, bool> {
+    let mut known = false;
+    for r in ROUTES.iter().filter(|r| r.path == path) {
+        known = true;
+        if r.methods.contains(&method) {
+            return Ok(r);
+        }
+    }
+    Err(known)
 }
 
 /// The methods `path` takes (for the `Allow` header of a 405), `GET` for unknown paths.
-pub fn allowed_methods(path: &str) -> &'static [&'static str] {
-    route(path).map_or(GET, |r| r.methods)
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let methods: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| r.path == path)
+        .flat_map(|r| r.methods.iter().copied())
+        .collect();
+    if methods.is_empty() {
+        GET.to_vec()
+    } else {
+        methods
+    }
 }
 
 /// Answers one request. `body` is at most [`MAX_BODY`] bytes (the server refuses larger).
@@ -118,26 +147,28 @@ pub fn handle(
     query: Option<&str>,
     body: &[u8],
 ) -> Response {
-    let route = route(path);
+    let found = route(path, method);
+    let known = !matches!(found, Err(false));
     store
         .metrics
         .queries
         .get_or_create(&EndpointLabels {
-            endpoint: route.map_or("other", |r| r.path).to_string(),
+            endpoint: if known { path } else { "other" }.to_string(),
         })
         .inc();
-    let Some(route) = route else {
-        return Response::error(404, format!("no endpoint {path}"));
+    let route = match found {
+        Ok(route) => route,
+        Err(false) => return Response::error(404, format!("no endpoint {path}")),
+        Err(true) => {
+            return Response::error(
+                405,
+                format!(
+                    "{method} is not allowed on {path}; use {}",
+                    allowed_methods(path).join(" or ")
+                ),
+            )
+        }
     };
-    if !route.methods.contains(&method) {
-        return Response::error(
-            405,
-            format!(
-                "{method} is not allowed on {path}; use {}",
-                route.methods.join(" or ")
-            ),
-        );
-    }
     (route.handler)(store, &parse_query(query), body)
 }
 
@@ -292,6 +323,28 @@ mod tests {
             json(&r)[0]["tags"],
             serde_json::json!(["low", "lugging", "HAM"])
         );
+        // The same alert as an annotation row, fields named as Grafana maps them.
+        let r = handle(&s, "GET", "/api/annotations", Some("driver=HAM"), b"");
+        let a = &json(&r)[0];
+        assert_eq!(
+            (&a["time"], &a["timeEnd"], &a["tags"], &a["title"]),
+            (
+                &serde_json::json!(1_002_500),
+                &alerts[0]["end_ms"],
+                &serde_json::json!("low,lugging,HAM"),
+                &serde_json::json!("HAM lugging")
+            )
+        );
+        assert!(a["text"].as_str().is_some_and(|t| t.contains("lug")), "{a}");
+        // /metrics: Prometheus's text on GET, SimpleJSON's target list on POST.
+        let r = handle(&s, "GET", "/metrics", None, b"");
+        assert!(String::from_utf8_lossy(&r.body).contains("pitwall_records_total"));
+        let listed = json(&handle(&s, "POST", "/metrics", None, b""));
+        assert_eq!(listed, json(&handle(&s, "POST", "/search", None, b"{}")));
+        assert!(listed.as_array().unwrap().contains(&"rpm:HAM".into()));
+        assert_eq!(handle(&s, "POST", "/metrics", None, b"{oops").status, 400);
+        assert_eq!(handle(&s, "PUT", "/metrics", None, b"").status, 405);
+        assert_eq!(allowed_methods("/metrics"), ["GET", "POST"]);
         assert_eq!(handle(&s, "DELETE", "/api/series", None, b"").status, 405);
         assert_eq!(
             handle(

@@ -1,5 +1,7 @@
 //! The SimpleJSON protocol the seeds' Flask bridge spoke (`/search`, `/query`,
-//! `/annotations`; also the simPod JSON datasource): targets `metric:DRIVER` or `alerts`.
+//! `/annotations`): targets `metric:DRIVER` or `alerts`. Kept for the seeds' clients; the
+//! dashboard uses the Infinity API instead. simPod's JSON datasource (unmaintained) lists
+//! targets with `POST /metrics`, answered here, while `GET /metrics` stays Prometheus's.
 
 use super::params::{driver_of, max_points, parse_time};
 use super::response::Response;
@@ -24,6 +26,17 @@ pub fn search(store: &Store) -> Value {
             .chain(std::iter::once(Value::String("alerts".into())))
             .collect(),
     )
+}
+
+/// `POST /metrics` (simPod's JSON datasource listing what it can query, body `{metric,
+/// payload}` or empty): the targets of [`search`], as plain strings, which it accepts. A body
+/// that is not JSON is refused like any other.
+pub fn metrics(store: &Store, body: &[u8]) -> Result<Value, Response> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| Response::error(400, format!("invalid /metrics body: {e}")))?;
+    }
+    Ok(search(store))
 }
 
 /// SimpleJSON request bodies.

@@ -103,7 +103,6 @@ pub struct Store {
     drivers: RwLock<BTreeMap<DriverId, Arc<Mutex<DriverSeries>>>>,
     alerts: Mutex<VecDeque<Alert>>,
     pub metrics: Metrics,
-    rate: Mutex<(Instant, u64)>,
     /// The race views as they stand: standings, laps, pit stops, predictions.
     race: Mutex<RaceBook>,
 }
@@ -134,7 +133,6 @@ impl Store {
             drivers: RwLock::new(BTreeMap::new()),
             alerts: Mutex::new(VecDeque::new()),
             metrics: Metrics::new(),
-            rate: Mutex::new((Instant::now(), 0)),
             race: Mutex::new(RaceBook::default()),
         }
     }
@@ -234,14 +232,7 @@ impl Store {
     pub fn render_metrics(&self) -> String {
         let m = &self.metrics;
         m.uptime.set(self.uptime_seconds());
-        let records = m.records.get();
-        if let Ok(mut rate) = self.rate.lock() {
-            let secs = rate.0.elapsed().as_secs_f64();
-            if secs > 0.5 {
-                m.records_per_second.set((records - rate.1) as f64 / secs);
-                *rate = (Instant::now(), records);
-            }
-        }
+        m.refresh_records_per_second();
         let active = self
             .drivers
             .read()
@@ -339,7 +330,7 @@ impl AnalysisHook for StoreHook {
 
     fn flush(&mut self) {
         let store = &self.store;
-        store.metrics.records.inc_by(self.records);
+        store.metrics.add_records(self.records);
         self.records = 0;
         self.points.sort_by_key(|(d, p)| (*d, p.ts_ms));
         let mut i = 0;
