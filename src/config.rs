@@ -23,6 +23,9 @@ pub struct EngineConfig {
     pub progress_interval_ms: u64,
     /// With several processes: a peer silent this long is lost and the process stops (ms).
     pub peer_timeout_ms: u64,
+    /// After SIGINT/SIGTERM: past this (ms), a run still blocked (a broker or peer gone)
+    /// exits non-zero at once, saying what was not flushed.
+    pub stop_grace_ms: u64,
 }
 
 /// `[http]`: how much the query store keeps.

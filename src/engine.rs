@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 
@@ -163,6 +163,28 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         .map_err(|e| RunError::Input(format!("cluster heartbeat: {e}")))?
     };
 
+    let finished = Arc::new(AtomicBool::new(false));
+    stop_deadline(
+        opts.stop.clone(),
+        finished.clone(),
+        Duration::from_millis(cfg.engine.stop_grace_ms),
+        {
+            let (commits, deliveries) = (commits.clone(), deliveries.clone());
+            move || {
+                if reads_kafka {
+                    format!(
+                        "{} outputs were not acknowledged by the broker (they are sent again after a restart). {}",
+                        deliveries.in_flight(),
+                        commits.describe()
+                    )
+                } else {
+                    "Outputs not yet written are lost; a restart reads the input from the start."
+                        .to_string()
+                }
+            }
+        },
+    );
+
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
@@ -267,6 +289,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     .map_err(RunError::Failed)?;
 
     let results = guards.join();
+    finished.store(true, Ordering::SeqCst);
     if let Some(h) = heartbeat {
         h.finish();
     }
@@ -290,4 +313,42 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         return Ok(None);
     }
     Ok(summary)
+}
+
+/// Once `stop` is set (SIGINT/SIGTERM), gives the run `grace` to flush and commit; a run still
+/// blocked then (its broker unreachable, a peer gone quiet) is ended with exit code 1 and one
+/// line saying what `unflushed()` reports. A run that finishes in time sets `finished` first.
+fn stop_deadline(
+    stop: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    grace: Duration,
+    unflushed: impl Fn() -> String + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("pitwall-stop-deadline".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if finished.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if finished.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!(
+                "error: still not stopped {:.1} s after the signal (a broker or a peer is \
+                 unreachable); exiting without flushing. {}",
+                grace.as_secs_f64(),
+                unflushed()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no stop deadline: {e}");
+    }
 }

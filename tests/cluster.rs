@@ -365,6 +365,51 @@ fn a_killed_host_stops_the_survivor_with_one_clear_line() {
     lose_a_host("killed", "kill");
 }
 
+/// SIGTERM to processes blocked on a lost peer (the cable is out, the timeout not reached yet):
+/// each ends within 5 s of its signal, non-zero, saying it did not flush.
+#[test]
+fn sigterm_ends_processes_blocked_on_a_cut_off_peer_within_5_s() {
+    let Some(hosts) = Hosts::up("term", 2) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p0, mut p1) = run_across(&hosts, dir.path(), &race(), "20", &[]);
+    wait_for_progress(&dir.path().join("p0.out"), 5_000, &mut p0);
+    hosts.script(&["cut", "term", "2"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    for child in [&p0, &p1] {
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+    for (p, child) in [(0, &mut p0), (1, &mut p1)] {
+        let waited = wait_for(child, Duration::from_secs(30));
+        let stderr = read(dir.path(), &format!("p{p}.err"));
+        let Some((status, _)) = waited else {
+            let _ = child.kill();
+            panic!("process {p} still running 30 s after SIGTERM: {stderr}");
+        };
+        let took = signalled.elapsed();
+        eprintln!(
+            "process {p} ended {:.1} s after SIGTERM",
+            took.as_secs_f64()
+        );
+        assert!(!status.success(), "process {p}: {status}: {stderr}");
+        assert!(
+            took <= Duration::from_secs(5),
+            "process {p} took {took:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("exiting without flushing") || stderr.contains("error: lost process"),
+            "process {p}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // One machine, the real broker
 

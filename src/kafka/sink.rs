@@ -67,6 +67,16 @@ pub struct Deliveries {
     pub failed_attempts: AtomicU64,
 }
 
+impl Deliveries {
+    /// Outputs handed to the producer and not yet acknowledged by the broker.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+            .lock()
+            .map(|f| f.values().sum())
+            .unwrap_or_default()
+    }
+}
+
 struct SinkContext(Arc<Deliveries>);
 
 impl ClientContext for SinkContext {}
