@@ -148,7 +148,6 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let commits = CommitBoard::new(kafka.as_ref().map_or("", |k| k.cfg.group_id.as_str()));
     let heartbeat = {
         let commits = commits.clone();
-        let reads_kafka = reads_kafka;
         crate::liveness::watch(
             &timely_config,
             Duration::from_millis(cfg.engine.peer_timeout_ms.max(1)),
