@@ -39,6 +39,7 @@ impl Engine {
                 race.to_str().unwrap(),
                 "--http",
                 &format!("127.0.0.1:{port}"),
+                "--keep-serving",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
