@@ -1,6 +1,6 @@
 //! The command line: clap's structs for every subcommand, nothing else. `main.rs` dispatches.
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pitwall::config::PitwallConfig;
 use pitwall::engine::RunError;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the engine on the simulator (default), a FastF1 file or folder, or Kafka.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Replay telemetry (simulator or FastF1 files) into the telemetry topic.
     Produce(ProduceArgs),
     /// Create or list the topics of the configuration.
@@ -99,11 +99,13 @@ pub struct WeakScalingArgs {
     /// Name of the results: bench/results/NAME.csv and NAME.svg.
     #[arg(long, default_value = "weak-scaling")]
     pub name: String,
+    /// Folder of the results.
     #[arg(long, default_value = "bench/results")]
     pub results: PathBuf,
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct KafkaBenchArgs {
     /// What to produce: `sim` or a FastF1 file.
     #[arg(long, default_value = "sim")]
@@ -115,8 +117,10 @@ pub struct KafkaBenchArgs {
     /// Engine workers.
     #[arg(short = 'w', long, default_value_t = 1)]
     pub workers: usize,
+    /// Name of the results: bench/results/NAME.csv and NAME.svg.
     #[arg(long, default_value = "kafka")]
     pub name: String,
+    /// Folder of the results.
     #[arg(long, default_value = "bench/results")]
     pub results: PathBuf,
     #[command(flatten)]
@@ -125,9 +129,19 @@ pub struct KafkaBenchArgs {
 
 #[derive(Args)]
 pub struct KafkaArgs {
-    /// Kafka bootstrap servers (default: kafka.brokers of the configuration).
-    #[arg(long, env = "PITWALL_BROKERS")]
+    /// Kafka bootstrap servers, host:port[,host:port...] (default: kafka.brokers of the
+    /// configuration).
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "bootstrap-server",
+        env = "PITWALL_BROKERS"
+    )]
     pub brokers: Option<String>,
+    /// A librdkafka property for every Kafka client, e.g. -X security.protocol=SASL_SSL
+    /// (repeat for more; adds to or replaces [kafka.properties] of the configuration).
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = property)]
+    pub properties: Vec<(String, String)>,
     /// Configuration file (default: the embedded config/pitwall.toml).
     #[arg(long, env = "PITWALL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -136,14 +150,42 @@ pub struct KafkaArgs {
 impl KafkaArgs {
     pub fn load(&self) -> Result<PitwallConfig, RunError> {
         let mut cfg = PitwallConfig::load(self.config.as_deref())?;
-        if let Some(b) = &self.brokers {
-            cfg.kafka.brokers = b.clone();
-        }
+        kafka_overrides(&mut cfg, self.brokers.as_deref(), &self.properties)?;
         Ok(cfg)
     }
 }
 
+/// `-X KEY=VALUE`.
+fn property(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("{arg:?} is not KEY=VALUE")),
+    }
+}
+
+/// `--brokers` and `-X` laid over the configuration; the properties checked by librdkafka.
+pub fn kafka_overrides(
+    cfg: &mut PitwallConfig,
+    brokers: Option<&str>,
+    properties: &[(String, String)],
+) -> Result<(), RunError> {
+    if let Some(b) = brokers {
+        cfg.kafka.brokers = b.to_string();
+    }
+    for (key, value) in properties {
+        cfg.kafka
+            .properties
+            .insert(key.clone(), toml::Value::String(value.clone()));
+    }
+    cfg.kafka
+        .validate()
+        .map_err(|e| RunError::Input(format!("-X: {e}")))
+}
+
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct ProduceArgs {
     /// `sim` or a FastF1 CSV file or folder, as for `run`.
     #[arg(long, default_value = "sim")]
@@ -163,6 +205,8 @@ pub struct ProduceArgs {
 
 #[derive(Args)]
 pub struct TopicsArgs {
+    /// `create` the configuration's topics (those that exist are left as they are) and list
+    /// the cluster's topics, or only `list` them.
     #[arg(value_parser = ["create", "list"])]
     pub action: String,
     #[command(flatten)]
@@ -170,9 +214,12 @@ pub struct TopicsArgs {
 }
 
 #[derive(Args)]
+#[command(allow_negative_numbers = true)]
 pub struct TailArgs {
+    /// The topic to read.
     #[arg(long)]
     pub topic: String,
+    /// The consumer group to read in: its committed offsets are where the next tail starts.
     #[arg(long)]
     pub group: String,
     /// Start from the earliest offset when the group has none committed (else the latest).
@@ -189,8 +236,7 @@ pub struct TailArgs {
 }
 
 #[derive(Args)]
-// `-h` is timely's hostfile flag, so help is `--help` only.
-#[command(disable_help_flag = true)]
+#[command(allow_negative_numbers = true)]
 pub struct RunArgs {
     /// `sim` (default), a FastF1 CSV file (plain or .gz, merged or per-driver car_data), or a
     /// folder of car_data files. With --brokers and no --input, the telemetry topic.
@@ -198,8 +244,21 @@ pub struct RunArgs {
     pub input: Option<String>,
     /// Kafka bootstrap servers: read the telemetry topic (unless --input is given) and write
     /// alerts, windows and dead letters to their topics.
-    #[arg(long, env = "PITWALL_BROKERS")]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "bootstrap-server",
+        env = "PITWALL_BROKERS"
+    )]
     pub brokers: Option<String>,
+    /// Kafka: the engine's consumer group, where it resumes (default: kafka.group_id of the
+    /// configuration); a new group reads the topic from its start.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Kafka: a librdkafka property for every client, e.g. -X security.protocol=SASL_SSL
+    /// (repeat for more; adds to or replaces [kafka.properties] of the configuration).
+    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = property)]
+    pub properties: Vec<(String, String)>,
     /// Kafka: stop cleanly (flush, commit, summary) once no message has come for SECS.
     #[arg(long, value_name = "SECS")]
     pub until_idle: Option<f64>,
@@ -235,11 +294,15 @@ pub struct RunArgs {
     /// Simulator: samples per second per car.
     #[arg(long)]
     pub rate_hz: Option<f64>,
-    /// Serve the query API (Grafana, Prometheus) here; `off` for none. With a finite input
-    /// the server keeps serving after the replay ends, until SIGINT/SIGTERM (default:
-    /// http.address of the configuration, 127.0.0.1:5001).
+    /// Serve the query API (Grafana, Prometheus) here; `off` for none (default: http.address
+    /// of the configuration, 127.0.0.1:5001).
     #[arg(long, env = "PITWALL_HTTP")]
     pub http: Option<String>,
+    /// With a finite input (a file, the simulator's race), keep serving the query API after
+    /// the input is done, until SIGINT/SIGTERM. Without it a run keeps serving only when its
+    /// output is a terminal.
+    #[arg(long)]
+    pub keep_serving: bool,
     /// Write summary.json to this file (without the other files of --out).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
@@ -256,12 +319,130 @@ pub struct RunArgs {
     /// Timely: number of processes.
     #[arg(short = 'n', long = "processes", default_value_t = 1)]
     pub processes: usize,
-    /// Timely: index of this process.
+    /// Timely: index of this process, 0 to processes - 1.
     #[arg(short = 'p', long = "process", default_value_t = 0)]
     pub process: usize,
-    /// Timely: file with one host:port line per process.
-    #[arg(short = 'h', long = "hostfile")]
+    /// Timely: file with one host:port line per process (timely's own `-h`).
+    #[arg(long = "hostfile", value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
-    #[arg(long, action = ArgAction::Help, help = "Print help")]
-    pub help: Option<bool>,
+}
+
+impl Cli {
+    /// Values clap parsed but pitwall cannot use, as clap's own error: the message, the
+    /// subcommand's usage line, exit code 2.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let problem = match &self.command {
+            Command::Run(a) => check_run(a),
+            Command::Produce(a) => non_negative("--speed", a.speed),
+            Command::Tail(a) => positive("--timeout", a.timeout),
+            Command::Train(a) => at_least_one("--workers", a.workers),
+            Command::Bench(BenchCommand::Kafka(a)) => {
+                non_negative("--rate", a.rate).or_else(|| at_least_one("--workers", a.workers))
+            }
+            Command::Bench(BenchCommand::WeakScaling(a)) => {
+                (a.workers.is_empty() || a.workers.contains(&0) || a.processes.contains(&0))
+                    .then(|| "--workers and --processes take counts of at least 1".to_string())
+            }
+            Command::Topics(_) | Command::Evaluate(_) => None,
+        };
+        let Some(message) = problem else {
+            return Ok(());
+        };
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        let mut sub = self
+            .subcommand_path()
+            .into_iter()
+            .fold(cmd, |c, name| c.find_subcommand(name).cloned().unwrap_or(c));
+        Err(sub.error(clap::error::ErrorKind::ValueValidation, message))
+    }
+
+    fn subcommand_path(&self) -> Vec<&'static str> {
+        match &self.command {
+            Command::Run(_) => vec!["run"],
+            Command::Produce(_) => vec!["produce"],
+            Command::Topics(_) => vec!["topics"],
+            Command::Tail(_) => vec!["tail"],
+            Command::Bench(BenchCommand::WeakScaling(_)) => vec!["bench", "weak-scaling"],
+            Command::Bench(BenchCommand::Kafka(_)) => vec!["bench", "kafka"],
+            Command::Train(_) => vec!["train"],
+            Command::Evaluate(_) => vec!["evaluate"],
+        }
+    }
+}
+
+fn check_run(a: &RunArgs) -> Option<String> {
+    non_negative("--speed", a.speed)
+        .or_else(|| at_least_one("--workers", a.workers))
+        .or_else(|| at_least_one("--processes", a.processes))
+        .or_else(|| {
+            (a.process >= a.processes).then(|| {
+                format!(
+                    "-p {} must be below -n {} (processes are numbered from 0)",
+                    a.process, a.processes
+                )
+            })
+        })
+        .or_else(|| a.until_idle.and_then(|s| positive("--until-idle", s)))
+        .or_else(|| a.rate_hz.and_then(|r| positive("--rate-hz", r)))
+}
+
+fn non_negative(flag: &str, v: f64) -> Option<String> {
+    (!(v.is_finite() && v >= 0.0)).then(|| format!("{flag} {v} must be 0 or a positive number"))
+}
+
+fn positive(flag: &str, v: f64) -> Option<String> {
+    (!(v.is_finite() && v > 0.0)).then(|| format!("{flag} {v} must be a positive number"))
+}
+
+fn at_least_one(flag: &str, v: usize) -> Option<String> {
+    (v == 0).then(|| format!("{flag} {v}: at least 1"))
+}
+
+/// `run -h FILE` meant timely's hostfile before `-h` was help: say so instead of printing help.
+pub fn old_hostfile_flag(args: &[String]) -> Option<String> {
+    if args.get(1).map(String::as_str) != Some("run") {
+        return None;
+    }
+    let at = args.iter().position(|a| a == "-h")?;
+    let file = args.get(at + 1)?;
+    (!file.starts_with('-'))
+        .then(|| format!("`-h` is help; timely's hostfile is `--hostfile {file}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&cmd, "pitwall", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn property_flags_are_key_value() {
+        assert_eq!(
+            property("sasl.mechanisms=SCRAM-SHA-512").unwrap(),
+            ("sasl.mechanisms".into(), "SCRAM-SHA-512".into())
+        );
+        assert_eq!(property("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(property("no-value").is_err());
+        assert!(property("=x").is_err());
+    }
 }

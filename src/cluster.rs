@@ -1,4 +1,5 @@
-//! Timely's cluster flags (`-w -n -p -h`), as a user of timely expects them.
+//! Timely's cluster flags (`-w -n -p`, and `--hostfile` for timely's `-h`, which is help in
+//! pitwall), as a user of timely expects them.
 
 use std::path::PathBuf;
 
@@ -21,8 +22,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Builds timely's configuration through timely's own parser, so `-w -n -p -h` mean
-    /// exactly what they mean to timely (a hostfile line per process, default localhost:2101+).
+    /// Builds timely's configuration through timely's own parser, so `-w -n -p` and the
+    /// hostfile mean exactly what they mean to timely (a line per process, default
+    /// localhost:2101+).
     pub fn timely_config(&self) -> Result<timely::Config, ClusterError> {
         let mut args = vec![
             "pitwall".to_string(),

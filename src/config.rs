@@ -8,6 +8,7 @@ use pitwall_dataflows::config::{AlertConfig, GearConfig, WheelSpinConfig, Window
 use pitwall_dataflows::race::RaceConfig;
 use pitwall_dataflows::DetectorConfig;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -123,6 +124,10 @@ pub struct ProducerSettings {
     /// How long a message may wait for delivery; 0 = for ever (the engine's sinks: nothing is
     /// given up while a broker is away).
     pub message_timeout_ms: u32,
+    /// Requests in flight per broker connection (`max.in.flight.requests.per.connection`).
+    pub max_in_flight: u32,
+    /// `enable.idempotence`.
+    pub idempotence: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -151,6 +156,8 @@ pub struct KafkaConfig {
     /// The engine's sinks (alerts, windows, dead letters).
     pub sink: ProducerSettings,
     pub consumer: ConsumerSettings,
+    /// librdkafka properties given to every client, after pitwall's own settings (`-X`).
+    pub properties: BTreeMap<String, toml::Value>,
 }
 
 impl Default for KafkaConfig {

@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub clone_drivers: bool,
     /// Serve the query API here (`None`: no HTTP server).
     pub http: Option<std::net::SocketAddr>,
+    /// After a finite input, keep serving the query API until SIGINT/SIGTERM (else the run
+    /// returns when its input is done).
+    pub keep_serving: bool,
     pub kafka: Option<KafkaRun>,
     pub stop: Arc<AtomicBool>,
     pub speed: f64,
@@ -133,12 +136,13 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let store = opts
         .http
         .map(|_| Arc::new(Store::new(&cfg.http, &cfg.windows)));
+    let mut bound = None;
     if let (Some(addr), Some(store)) = (opts.http, &store) {
-        let bound =
+        let at =
             crate::http::serve(addr, store.clone()).map_err(|e| RunError::Input(e.to_string()))?;
-        eprintln!("serving the query API on http://{bound}");
+        eprintln!("serving the query API on http://{at}");
+        bound = Some(at);
     }
-    let serving = store.clone();
 
     if let Some(dir) = &out {
         std::fs::create_dir_all(dir)
@@ -301,15 +305,22 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             Err(panic) => return Err(RunError::Failed(format!("a worker failed: {panic}"))),
         }
     }
-    if serving.is_some() && !stop_after.load(Ordering::Relaxed) {
-        if let Some(s) = &summary {
-            crate::report::print_summary(s);
+    if let Some(at) = bound {
+        if opts.keep_serving && !stop_after.load(Ordering::Relaxed) {
+            if let Some(s) = &summary {
+                crate::report::print_summary(s);
+            }
+            eprintln!(
+                "input finished; still serving the query API on http://{at} until Ctrl-C (SIGINT) or SIGTERM"
+            );
+            while !stop_after.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            return Ok(None);
         }
-        eprintln!("input finished; still serving the query API until Ctrl-C (SIGINT) or SIGTERM");
-        while !stop_after.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        return Ok(None);
+        eprintln!(
+            "input finished; the query API was on http://{at} (--keep-serving keeps it up after the input)"
+        );
     }
     Ok(summary)
 }

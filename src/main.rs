@@ -13,6 +13,7 @@ use pitwall::sinks::collect::Console;
 use pitwall::{bench, engine, kafka, report, source};
 use pitwall_dataflows::config::WheelSpinMode;
 use pitwall_dataflows::DriverId;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -27,9 +28,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(message) = cli::old_hostfile_flag(&args) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Produce(args) => produce(args),
         Command::Topics(args) => topics(args),
         Command::Tail(args) => tail(args),
@@ -67,11 +76,9 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     sim.rate_hz = args.rate_hz.unwrap_or(sim.rate_hz);
     cfg.validate()
         .map_err(|e| RunError::Input(format!("configuration: {e}")))?;
-    if !(args.speed >= 0.0 && args.speed.is_finite()) {
-        return Err(RunError::Input(format!(
-            "--speed {} must be 0 or a positive factor",
-            args.speed
-        )));
+    cli::kafka_overrides(&mut cfg, args.brokers.as_deref(), &args.properties)?;
+    if let Some(group) = &args.group {
+        cfg.kafka.group_id = group.clone();
     }
     let drivers = parse_drivers(&args.drivers)?;
     let http = match args.http.as_deref().unwrap_or(&cfg.http.address) {
@@ -82,18 +89,8 @@ fn run(args: RunArgs) -> Result<(), RunError> {
             ))
         })?),
     };
-    if let Some(b) = &args.brokers {
-        cfg.kafka.brokers = b.clone();
-    }
-    let until_idle = match args.until_idle {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => {
-            return Err(RunError::Input(format!(
-                "--until-idle {s} must be a positive number of seconds"
-            )))
-        }
-        None => None,
-    };
+    // Checked positive by `Cli::check`.
+    let until_idle = args.until_idle.map(Duration::from_secs_f64);
     let kafka = args.brokers.is_some().then(|| KafkaRun {
         cfg: cfg.kafka.clone(),
         read: args.input.is_none(),
@@ -104,16 +101,13 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     } else {
         Console::Live
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| RunError::Failed(format!("signal handler: {e}")))?;
-    }
+    let stop = stop_on_signals()?;
     let summary = engine::run(
         &cfg,
         RunOptions {
             summary: args.summary.clone(),
             http,
+            keep_serving: args.keep_serving || std::io::stdout().is_terminal(),
             clone_drivers: args.clone_drivers,
             input: args.input.unwrap_or_else(|| "sim".to_string()),
             kafka,
@@ -144,6 +138,28 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     Ok(())
 }
 
+/// SIGINT and SIGTERM set the returned flag: the command stops cleanly (flushes, commits,
+/// prints its summary). A second one while it does exits at once with 128 + the signal
+/// (130 for Ctrl-C), for when stopping cleanly cannot finish (a broker gone for good).
+fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = |e: std::io::Error| RunError::Failed(format!("signal handler: {e}"));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so the first signal finds the flag still unset.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, stop.clone())
+            .map_err(failed)?;
+        signal_hook::flag::register(signal, stop.clone()).map_err(failed)?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(failed)?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("stopping cleanly; Ctrl-C again to quit at once");
+        }
+    });
+    Ok(stop)
+}
+
 fn parse_drivers(list: &[String]) -> Result<Option<Vec<DriverId>>, RunError> {
     if list.is_empty() {
         return Ok(None);
@@ -157,21 +173,17 @@ fn parse_drivers(list: &[String]) -> Result<Option<Vec<DriverId>>, RunError> {
 fn produce(args: ProduceArgs) -> Result<(), RunError> {
     let mut cfg = args.kafka.load()?;
     cfg.simulator.laps = args.laps.unwrap_or(cfg.simulator.laps);
-    if !(args.speed >= 0.0 && args.speed.is_finite()) {
-        return Err(RunError::Input(format!(
-            "--speed {} must be 0 or a positive factor",
-            args.speed
-        )));
-    }
-    let filter = parse_drivers(&args.drivers)?.map(|d| Arc::new(d.into_iter().collect()));
-    let spec = source::InputSpec::resolve(&args.input, &cfg.simulator, filter, Default::default())?;
-    let stats = kafka::produce::produce(
-        &cfg.kafka,
-        spec.open_single()?,
-        args.speed,
-        cfg.engine.batch,
-    )?;
-    println!(
+    let filter: Option<Arc<std::collections::HashSet<DriverId>>> =
+        parse_drivers(&args.drivers)?.map(|d| Arc::new(d.into_iter().collect()));
+    let read = Arc::new(pitwall::ingest::SourceStats::default());
+    let spec =
+        source::InputSpec::resolve(&args.input, &cfg.simulator, filter.clone(), read.clone())?;
+    let source = spec
+        .open(0, 1, filter.clone(), read.clone())?
+        .ok_or_else(|| RunError::Input(format!("{}: nothing to read", args.input)))?;
+    let stop = stop_on_signals()?;
+    let stats = kafka::produce::produce(&cfg.kafka, source, args.speed, cfg.engine.batch, &stop)?;
+    let mut line = format!(
         "produced {} messages ({} bytes) to {} in {:.2} s: {:.0} msg/s; acknowledged {}, failed {}, skipped dead letters {}",
         stats.messages,
         stats.bytes,
@@ -182,6 +194,17 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
         stats.failed,
         stats.skipped_dead_letters
     );
+    if filter.is_some() {
+        line += &format!("; drivers {} only", args.drivers.join(","));
+        let left_out = read.filtered.load(std::sync::atomic::Ordering::Relaxed);
+        if left_out > 0 {
+            line += &format!(" ({left_out} rows of others left out)");
+        }
+    }
+    if stats.interrupted {
+        line += "; stopped by a signal before the end of the input";
+    }
+    println!("{line}");
     if stats.failed > 0 {
         return Err(RunError::Failed(format!(
             "{} messages were not delivered",
@@ -210,12 +233,6 @@ fn topics(args: TopicsArgs) -> Result<(), RunError> {
 
 fn tail(args: TailArgs) -> Result<(), RunError> {
     let cfg = args.kafka.load()?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(RunError::Input(format!(
-            "--timeout {} must be a positive number of seconds",
-            args.timeout
-        )));
-    }
     let opts = kafka::tail::TailOptions {
         topic: args.topic,
         group: args.group,
@@ -236,11 +253,6 @@ fn report_rows(rows: &[bench::Row], results: &std::path::Path, name: &str) -> Re
 }
 
 fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
-    if args.workers.is_empty() || args.workers.contains(&0) || args.processes.contains(&0) {
-        return Err(RunError::Input(
-            "--workers and --processes take counts of at least 1".into(),
-        ));
-    }
     // The simulator's defaults come from the embedded configuration, as `pitwall run`'s do.
     let sim = PitwallConfig::default().simulator;
     let ws = bench::WeakScaling {
@@ -256,12 +268,6 @@ fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
 }
 
 fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
-    if !(args.rate >= 0.0 && args.rate.is_finite()) {
-        return Err(RunError::Input(format!(
-            "--rate {} must be 0 or a positive rate",
-            args.rate
-        )));
-    }
     let kb = bench::KafkaBench {
         config: args.kafka.load()?,
         input: args.input,
@@ -293,6 +299,7 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
                 summary: None,
                 clone_drivers: false,
                 http: None,
+                keep_serving: false,
                 kafka: None,
                 stop: Arc::new(AtomicBool::new(false)),
                 speed: 0.0,

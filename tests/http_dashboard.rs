@@ -44,7 +44,7 @@ impl Engine {
         let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
             .args(["run", "-q"])
             .args(args)
-            .args(["--http", &format!("127.0.0.1:{port}")])
+            .args(["--http", &format!("127.0.0.1:{port}"), "--keep-serving"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -726,3 +726,187 @@ fn the_engine_rides_out_a_broker_outage_and_loses_nothing() {
         "alerts lost or changed over the outage"
     );
 }
+
+/// `(key, partition)` of every message of a topic.
+fn keys_and_partitions(messages: &[Value]) -> BTreeSet<(String, i64)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m["key"].as_str().unwrap().to_string(),
+                m["partition"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn produce_drivers_sends_only_those_drivers_and_counts_them() {
+    let s = Setup::new("drivers", &brokers());
+    let csv = race_prefix(s.dir.path(), 2000);
+    let produced = s.check(&[
+        "produce",
+        "--input",
+        csv.to_str().unwrap(),
+        "--drivers",
+        "VER,HAM,LEC",
+    ]);
+    // The first 2000 rows are 100 samples of each of the 20 cars.
+    assert!(produced.contains("produced 300 messages"), "{produced}");
+    assert!(
+        produced.contains("acknowledged 300, failed 0"),
+        "{produced}"
+    );
+    assert!(
+        produced.contains("drivers VER,HAM,LEC only (1700 rows of others left out)"),
+        "{produced}"
+    );
+    let messages = s.tail(&s.topic("telemetry"), "drivers");
+    assert_eq!(messages.len(), 300);
+    let drivers: BTreeSet<&str> = messages
+        .iter()
+        .map(|m| m["value"]["driver_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(drivers, BTreeSet::from(["HAM", "LEC", "VER"]));
+}
+
+/// `-X` and `[kafka.properties]` reach the clients: librdkafka's partitioner decides where a
+/// key goes, so another partitioner moves some drivers to other partitions.
+#[test]
+fn kafka_properties_reach_the_producer_from_flags_and_config() {
+    let s = Setup::new("props", &brokers());
+    let csv = race_prefix(s.dir.path(), 200);
+    let produce = |extra: &[&str]| {
+        let mut args = vec!["produce", "--input", csv.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = s.check(&args);
+        assert!(out.contains("produced 200 messages"), "{out}");
+    };
+    produce(&[]);
+    let default = keys_and_partitions(&s.tail(&s.topic("telemetry"), "p0"));
+    assert_eq!(default.len(), 20, "one partition per driver: {default:?}");
+
+    produce(&["-X", "partitioner=murmur2_random"]);
+    let both = keys_and_partitions(&s.tail(&s.topic("telemetry"), "p1"));
+    let murmur: BTreeSet<_> = both.difference(&default).cloned().collect();
+    assert!(
+        !murmur.is_empty(),
+        "-X partitioner=murmur2_random moved no driver: {both:?}"
+    );
+
+    // The same through the configuration file.
+    let config = s.path("murmur.toml");
+    let text = std::fs::read_to_string(&s.config).unwrap()
+        + "\n[kafka.properties]\npartitioner = \"murmur2\"\n";
+    std::fs::write(&config, text).unwrap();
+    let out = s
+        .command(&["produce", "--input", csv.to_str().unwrap()])
+        .env("PITWALL_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = keys_and_partitions(&s.tail(&s.topic("telemetry"), "p2"));
+    assert_eq!(
+        all, both,
+        "murmur2 from the file puts each key where -X put it"
+    );
+}
+
+/// `--group` picks the engine's group: the same group resumes, a new one reads from the start.
+/// `-b` and `--bootstrap-server` are `--brokers`.
+#[test]
+fn run_group_resumes_in_its_group_and_a_new_group_reads_from_the_start() {
+    let s = Setup::new("group", &brokers());
+    let csv = race_prefix(s.dir.path(), 2000);
+    s.check(&["produce", "--input", csv.to_str().unwrap()]);
+    let run = |group: &str, flag: &str, name: &str| -> u64 {
+        let out = s.path(name);
+        let o = s
+            .command(&["run", "-q", flag, &s.brokers, "--group", group])
+            .args(["--until-idle", "2", "--out", out.to_str().unwrap()])
+            // The flag, not the environment, must name the broker.
+            .env("PITWALL_BROKERS", "127.0.0.1:1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        summary["records"].as_u64().unwrap()
+    };
+    let a = format!("{}-a", s.prefix);
+    let b = format!("{}-b", s.prefix);
+    assert_eq!(run(&a, "-b", "a1"), 2000);
+    assert_eq!(run(&a, "--bootstrap-server", "a2"), 0, "group a resumed");
+    assert_eq!(
+        run(&b, "--brokers", "b1"),
+        2000,
+        "group b read from the start"
+    );
+}
+
+/// Ctrl-C during a replay: what was sent is flushed and acknowledged, and the summary says so.
+#[test]
+fn ctrl_c_stops_produce_with_a_flush_and_a_summary() {
+    let s = Setup::new("sigint", &brokers());
+    let mut child = s
+        .command(&["produce", "--input", "sim", "--laps", "0", "--speed", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Started (its signal handlers in place) once it says where it produces to.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        let started = line.contains("producing to");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("producing to")),
+        "{seen:?}"
+    );
+    // Let some of the race go out (not a timed assertion: any amount will do).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("produce did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.contains("stopped by a signal"), "{out}");
+    let number = |after: &str| -> u64 {
+        out.split(after)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{after}' in {out}"))
+    };
+    let sent = number("produced ");
+    assert!(sent > 0, "{out}");
+    assert_eq!(number("acknowledged "), sent, "{out}");
+    assert_eq!(
+        s.tail(&s.topic("telemetry"), "after-sigint").len() as u64,
+        sent
+    );
+}

@@ -255,7 +255,7 @@ fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
         Command::new(env!("CARGO_BIN_EXE_pitwall"))
             .args(["run", "-q", "--speed", "500", "--input"])
             .arg(&race)
-            .args(["--http", &pitwall])
+            .args(["--http", &pitwall, "--keep-serving"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

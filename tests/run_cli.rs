@@ -1,7 +1,9 @@
 //! `pitwall run` as a user meets it: the embedded default, and bad input.
 
-use std::io::Write;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
 
 fn pitwall(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pitwall"))
@@ -58,7 +60,27 @@ fn a_file_with_none_of_the_columns_is_exit_code_2() {
 
 #[test]
 fn bad_flags_and_config_are_exit_code_2() {
-    assert_eq!(pitwall(&["run", "--speed", "-1"]).status.code(), Some(2));
+    // A value pitwall cannot use: what is wrong and the usage line, as for any mistake.
+    for (args, says) in [
+        (
+            &["run", "--speed", "-1"][..],
+            "--speed -1 must be 0 or a positive number",
+        ),
+        (&["run", "-w", "0"], "--workers 0: at least 1"),
+        (&["run", "-n", "2", "-p", "2"], "-p 2 must be below -n 2"),
+        (&["produce", "--speed", "-2.5"], "--speed -2.5 must be 0"),
+        (
+            &["tail", "--topic", "t", "--group", "g", "--timeout", "-1"],
+            "--timeout -1",
+        ),
+    ] {
+        let out = pitwall(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        let usage = format!("Usage: pitwall {} [OPTIONS]", args[0]);
+        assert!(err.contains(&usage), "{args:?}: {err}");
+    }
     assert_eq!(
         pitwall(&["run", "--drivers", "NOT A DRIVER"]).status.code(),
         Some(2)
@@ -133,4 +155,314 @@ fn malformed_rows_are_dead_lettered_and_the_rest_is_processed() {
             .count(),
         1
     );
+}
+
+#[test]
+fn dash_h_is_help_for_run_as_for_every_command_and_the_hostfile_is_long() {
+    for args in [
+        &["run", "-h"][..],
+        &["run", "--help"],
+        &["produce", "-h"],
+        &["tail", "-h"],
+    ] {
+        let out = pitwall(args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("Usage: pitwall {}", args[0])),
+            "{text}"
+        );
+    }
+    let help = String::from_utf8_lossy(&pitwall(&["run", "-h"]).stdout).into_owned();
+    assert!(help.contains("--hostfile <FILE>"), "{help}");
+    // The old spelling with a file is an error that says what to write instead.
+    let out = pitwall(&["run", "-n", "2", "-p", "1", "-h", "hosts"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--hostfile hosts"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unknown_kafka_property_is_exit_code_2_naming_it() {
+    let out = pitwall(&["run", "--laps", "1", "-X", "no.such.property=1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no.such.property"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("props.toml");
+    std::fs::write(
+        &cfg,
+        "[kafka.properties]
+\"linger.ms\" = \"soon\"\n",
+    )
+    .unwrap();
+    let out = pitwall(&["run", "--laps", "1", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("linger.ms=soon"), "{err}");
+}
+
+/// The first `rows` telemetry rows of a made-up stint of VER, as a small CSV.
+fn small_race(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
+    let path = dir.join("small.csv");
+    let mut f = std::fs::File::create(&path).unwrap();
+    writeln!(
+        f,
+        "Date,Driver,RPM,Speed,nGear,Throttle,Brake,DRS,LapNumber"
+    )
+    .unwrap();
+    for i in 0..rows {
+        writeln!(
+            f,
+            "2023-05-28T13:{:02}:{:02}.{:03},VER,11000,250,7,100,0,12,5",
+            1 + i / 240,
+            i / 4 % 60,
+            i % 4 * 250
+        )
+        .unwrap();
+    }
+    path
+}
+
+/// Lines of a child's stderr as they come.
+fn stderr_lines(child: &mut Child) -> Receiver<String> {
+    lines_of(child.stderr.take().unwrap())
+}
+
+/// Lines of a pipe as they come, read to its end on a thread of their own.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (up to a generous deadline) for a line containing `needle`; the line.
+fn wait_for_line(lines: &Receiver<String>, needle: &str, seen: &mut Vec<String>) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Waits (up to a generous deadline) for the child to exit; kills it if it does not.
+fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn a_finite_run_from_a_script_returns_and_says_where_the_query_api_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_race(dir.path(), 400);
+    let out_dir = dir.path().join("out");
+    // stdout is a pipe here, as in a script or CI: nobody is there to look at the page.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args(["run", "-q", "--input", input.to_str().unwrap()])
+        .args(["--http", "127.0.0.1:0", "--out", out_dir.to_str().unwrap()])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let status = exit_status(&mut child).expect("the run did not return after its input");
+    let err: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "{err:?}");
+    assert!(
+        err.iter()
+            .any(|l| l.contains("the query API was on http://127.0.0.1:")),
+        "{err:?}"
+    );
+    assert!(out_dir.join("summary.json").exists());
+}
+
+fn http(method: &str, url: &str) -> (u16, Option<String>) {
+    match ureq::request(method, url).call() {
+        Ok(r) => (r.status(), r.header("allow").map(str::to_string)),
+        Err(ureq::Error::Status(code, r)) => (code, r.header("allow").map(str::to_string)),
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+#[test]
+fn keep_serving_serves_after_the_input_with_a_correct_allow_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_race(dir.path(), 400);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args(["run", "-q", "--input", input.to_str().unwrap()])
+        .args(["--http", "127.0.0.1:0", "--keep-serving"])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    let line = wait_for_line(&lines, "still serving the query API on http://", &mut seen);
+    let Some(line) = line else {
+        let _ = child.kill();
+        panic!("no 'still serving' line: {seen:?}");
+    };
+    let base = line
+        .split("on http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|a| format!("http://{a}"))
+        .unwrap();
+    let health: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{base}/"))
+            .set("accept", "application/json")
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap_or_default();
+    assert_eq!(health["records"], 400, "{health}");
+    assert_eq!(
+        http("DELETE", &format!("{base}/api/series")),
+        (405, Some("GET".to_string()))
+    );
+    assert_eq!(
+        http("GET", &format!("{base}/query")),
+        (405, Some("POST".to_string()))
+    );
+    let (code, allow) = http("PUT", &format!("{base}/"));
+    assert_eq!(code, 405);
+    assert!(allow.as_deref().unwrap_or("").contains("GET"), "{allow:?}");
+    signal(&child, "-TERM");
+    let status = exit_status(&mut child).expect("SIGTERM did not stop the server");
+    assert!(status.success(), "{status}");
+}
+
+/// With the broker gone the sinks retry for ever, so stopping cleanly cannot finish: a second
+/// Ctrl-C quits at once, with 130.
+#[test]
+fn a_second_ctrl_c_quits_at_once_when_the_broker_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_race(dir.path(), 2000);
+    // Nothing listens there: every delivery is retried for ever.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    // A stop deadline far away: only the second Ctrl-C can end the run here.
+    let config = dir.path().join("patient.toml");
+    std::fs::write(&config, "[engine]\nstop_grace_ms = 600000\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args([
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--brokers",
+            &gone,
+        ])
+        .env("PITWALL_CONFIG", &config)
+        .env("RUST_LOG", "off")
+        .env("PITWALL_HTTP", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    // The live progress: records read, their outputs waiting for the broker.
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    if wait_for_line(&stdout, "records", &mut seen).is_none() {
+        let _ = child.kill();
+        panic!("no progress line: {seen:?}");
+    }
+    signal(&child, "-INT");
+    if wait_for_line(&lines, "stopping cleanly", &mut seen).is_none() {
+        let _ = child.kill();
+        panic!("the first Ctrl-C was not taken: {seen:?}");
+    }
+    signal(&child, "-INT");
+    let status = exit_status(&mut child).expect("a second Ctrl-C did not stop the run");
+    assert_eq!(status.code(), Some(130), "{status}");
+}
+
+/// With the broker gone and nobody to press Ctrl-C twice (a service manager's SIGTERM), the run
+/// still ends after `[engine] stop_grace_ms`, non-zero, saying what was not delivered.
+#[test]
+fn sigterm_ends_a_run_blocked_on_a_gone_broker_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_race(dir.path(), 2000);
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args([
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--brokers",
+            &gone,
+        ])
+        .env("RUST_LOG", "off")
+        .env("PITWALL_HTTP", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    if wait_for_line(&stdout, "records", &mut seen).is_none() {
+        let _ = child.kill();
+        panic!("no progress line: {seen:?}");
+    }
+    let signalled = Instant::now();
+    signal(&child, "-TERM");
+    let status = exit_status(&mut child).expect("SIGTERM did not end the blocked run");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert!(
+        took <= Duration::from_secs(5),
+        "ended {took:?} after SIGTERM"
+    );
+    let line = wait_for_line(&lines, "exiting without flushing", &mut seen)
+        .unwrap_or_else(|| panic!("no line saying what was not flushed: {seen:?}"));
+    assert!(line.contains("not acknowledged by the broker"), "{line}");
 }

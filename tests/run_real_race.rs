@@ -255,7 +255,7 @@ fn two_processes_give_the_same_alerts_windows_laps_stops_and_predictions() {
             "2".into(),
             "-p".into(),
             p.into(),
-            "-h".into(),
+            "--hostfile".into(),
             hosts.display().to_string(),
             "--out".into(),
             out.display().to_string(),

@@ -127,8 +127,14 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
     progress(0, 1, "producing");
     let started = Instant::now();
     let source = spec.open_single().map_err(|e| e.0)?;
-    let stats = crate::kafka::produce::produce(&cfg, source, speed, kb.config.engine.batch)
-        .map_err(|e| e.to_string())?;
+    let stats = crate::kafka::produce::produce(
+        &cfg,
+        source,
+        speed,
+        kb.config.engine.batch,
+        &Default::default(),
+    )
+    .map_err(|e| e.to_string())?;
     let status = engine.wait().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64() - idle;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -53,8 +53,25 @@ pub fn write_results(dir: &Path, name: &str, rows: &[Row]) -> Result<(PathBuf, P
     Ok((csv_path, svg_path))
 }
 
+/// Text for an SVG (XML) text node or attribute: `&`, `<`, `>` and quotes escaped.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Bars of records/s per scenario, with the efficiency written above each.
 fn svg(title: &str, rows: &[Row]) -> String {
+    let title = xml_escape(title);
     let (w, h, left, bottom, top) = (640.0, 360.0, 70.0, 60.0, 40.0);
     let max = rows
         .iter()
@@ -107,8 +124,41 @@ fn svg(title: &str, rows: &[Row]) -> String {
             },
             x + slot * 0.3,
             h - bottom + 18.0,
-            r.scenario
+            xml_escape(&r.scenario)
         );
     }
     s + "</svg>\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_in_the_svg() {
+        let row = Row {
+            scenario: "-w 1 <a&b>".into(),
+            ..Default::default()
+        };
+        let svg = svg("a&b \"<c>\"", &[row]);
+        assert!(
+            svg.contains("pitwall bench: a&amp;b &quot;&lt;c&gt;&quot;"),
+            "{svg}"
+        );
+        assert!(svg.contains(">-w 1 &lt;a&amp;b&gt;<"), "{svg}");
+        // Every `&` starts an entity, and no text holds a raw `<`.
+        for (i, _) in svg.match_indices('&') {
+            let rest = &svg[i..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "raw & at {i}: {svg}"
+            );
+        }
+        for text in svg.split("</text>") {
+            let inner = text.rsplit_once('>').map_or("", |(_, t)| t);
+            assert!(!inner.contains('<'), "{inner}");
+        }
+    }
 }

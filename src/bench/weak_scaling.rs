@@ -71,7 +71,7 @@ fn run_scenario(
                 processes.to_string(),
                 "-p".into(),
                 p.to_string(),
-                "-h".into(),
+                "--hostfile".into(),
                 hosts.display().to_string(),
             ]);
             // Only process 0 writes the summary.
@@ -90,7 +90,7 @@ fn run_scenario(
             processes.to_string(),
             "-p".into(),
             "0".into(),
-            "-h".into(),
+            "--hostfile".into(),
             hosts.display().to_string(),
         ]);
         let status = Command::new(exe)

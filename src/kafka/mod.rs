@@ -75,11 +75,23 @@ impl KafkaConfig {
         if self.consumer.poll_batch == 0 {
             return Err("kafka.consumer.poll_batch must be at least 1".into());
         }
-        Ok(())
+        for (name, p) in [("producer", &self.producer), ("sink", &self.sink)] {
+            if p.max_in_flight == 0 || p.idempotence && p.max_in_flight > 5 {
+                return Err(format!(
+                    "kafka.{name}.max_in_flight must be 1 or more (at most 5 with idempotence)"
+                ));
+            }
+        }
+        self.check_properties()
     }
 
-    /// The settings every client shares. librdkafka's own warnings go to our log.
+    /// The settings every client shares, then the `[kafka.properties]` (admin, metadata).
     pub fn client(&self) -> ClientConfig {
+        self.with_properties(self.base())
+    }
+
+    /// Bootstrap servers, client id, librdkafka's own warnings to our log.
+    pub(crate) fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "pitwall")
@@ -87,20 +99,75 @@ impl KafkaConfig {
         c
     }
 
+    /// `c` with the `[kafka.properties]` (and `-X`) set last, so that they win.
+    pub fn with_properties(&self, mut c: ClientConfig) -> ClientConfig {
+        for (key, value) in self.properties() {
+            c.set(key, value);
+        }
+        c
+    }
+
+    /// The properties as librdkafka takes them: every value a string.
+    pub fn properties(&self) -> impl Iterator<Item = (&str, String)> {
+        self.properties.iter().map(|(k, v)| {
+            let value = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.as_str(), value)
+        })
+    }
+
+    /// Whether `key` is one of the `[kafka.properties]`.
+    pub fn has_property(&self, key: &str) -> bool {
+        self.properties.contains_key(key)
+    }
+
+    /// Each property checked by librdkafka itself (the name exists, the value is one it takes,
+    /// the build has what it needs, e.g. TLS), without connecting to anything.
+    fn check_properties(&self) -> Result<(), String> {
+        for (key, v) in &self.properties {
+            if matches!(
+                v,
+                toml::Value::Table(_) | toml::Value::Array(_) | toml::Value::Datetime(_)
+            ) {
+                return Err(format!(
+                    "kafka property {key}: {v} is not a string, number or boolean"
+                ));
+            }
+        }
+        for (key, value) in self.properties() {
+            let mut c = ClientConfig::new();
+            c.set(key, &value);
+            if let Err(e) = c.create_native_config() {
+                let reason = match e {
+                    rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
+                    other => other.to_string(),
+                };
+                return Err(format!("kafka property {key}={value}: {reason}"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn producer_config(&self, p: &ProducerSettings) -> ClientConfig {
-        let mut c = self.client();
+        let mut c = self.base();
         c.set("acks", &p.acks)
             .set("compression.type", &p.compression)
             .set("linger.ms", p.linger_ms.to_string())
             .set("batch.size", p.batch_size.to_string())
             .set("message.send.max.retries", p.retries.to_string())
             .set("message.timeout.ms", p.message_timeout_ms.to_string())
-            .set("enable.idempotence", "false");
-        c
+            .set(
+                "max.in.flight.requests.per.connection",
+                p.max_in_flight.to_string(),
+            )
+            .set("enable.idempotence", p.idempotence.to_string());
+        self.with_properties(c)
     }
 
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
-        let mut c = self.client();
+        let mut c = self.base();
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -114,6 +181,77 @@ impl KafkaConfig {
                 self.consumer.fetch_wait_max_ms.to_string(),
             )
             .set("enable.partition.eof", "false");
-        c
+        self.with_properties(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producers_keep_one_request_in_flight_so_retries_keep_the_order() {
+        let cfg = KafkaConfig::default();
+        for settings in [&cfg.producer, &cfg.sink] {
+            let c = cfg.producer_config(settings);
+            assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("1"));
+            assert_eq!(c.get("enable.idempotence"), Some("false"));
+        }
+    }
+
+    #[test]
+    fn properties_come_last_and_win_for_every_client() {
+        let mut cfg = KafkaConfig::default();
+        cfg.properties
+            .insert("acks".into(), toml::Value::String("1".into()));
+        cfg.properties
+            .insert("fetch.wait.max.ms".into(), toml::Value::Integer(77));
+        cfg.properties
+            .insert("enable.idempotence".into(), toml::Value::Boolean(true));
+        let producer = cfg.producer_config(&cfg.producer);
+        assert_eq!(producer.get("acks"), Some("1"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(
+            cfg.consumer_config("g").get("fetch.wait.max.ms"),
+            Some("77")
+        );
+        assert_eq!(cfg.client().get("acks"), Some("1"));
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn librdkafka_checks_each_property_and_the_error_names_it() {
+        let mut cfg = KafkaConfig::default();
+        cfg.properties
+            .insert("no.such.thing".into(), toml::Value::String("1".into()));
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("no.such.thing"), "{err}");
+        let mut cfg = KafkaConfig::default();
+        cfg.properties
+            .insert("acks".into(), toml::Value::Array(vec![]));
+        assert!(cfg.validate().unwrap_err().contains("acks"));
+    }
+
+    /// TLS and SASL/SCRAM are there exactly in the builds with the `ssl` feature.
+    #[test]
+    fn sasl_ssl_needs_the_ssl_feature() {
+        let mut cfg = KafkaConfig::default();
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "alice"),
+            ("sasl.password", "secret"),
+        ] {
+            cfg.properties
+                .insert(k.into(), toml::Value::String(v.into()));
+        }
+        let checked = cfg.validate();
+        if cfg!(feature = "ssl") {
+            assert!(checked.is_ok(), "{checked:?}");
+        } else {
+            let err = checked.unwrap_err();
+            assert!(err.contains("security.protocol=SASL_SSL"), "{err}");
+            assert!(err.contains("OpenSSL not available"), "{err}");
+        }
     }
 }

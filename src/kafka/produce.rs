@@ -8,7 +8,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,8 @@ pub struct ProduceStats {
     pub bytes: u64,
     pub seconds: f64,
     pub messages_per_second: f64,
+    /// Stopped by SIGINT/SIGTERM before the end of the input (what was sent was flushed).
+    pub interrupted: bool,
     /// Event time of the first record and the wall time the pacing clock started from it.
     #[serde(skip)]
     pub first_event_ms: Option<i64>,
@@ -69,23 +71,26 @@ pub fn send_blocking<C: ProducerContext>(
     }
 }
 
-/// Sends every record of `source` to the telemetry topic, paced by `speed`.
+/// Sends every record of `source` to the telemetry topic, paced by `speed`, until the input
+/// ends or `stop` is set; then waits for what was sent to be acknowledged.
 pub fn produce(
     cfg: &KafkaConfig,
     mut source: Box<dyn RecordSource>,
     speed: f64,
     batch: usize,
+    stop: &AtomicBool,
 ) -> Result<ProduceStats, BrokerError> {
     let deliveries = Arc::new(Deliveries::default());
     let mut pcfg = cfg.producer_config(&cfg.producer);
     // A replay gives up on a message after two minutes rather than never ending.
-    if cfg.producer.message_timeout_ms == 0 {
+    if cfg.producer.message_timeout_ms == 0 && !cfg.has_property("message.timeout.ms") {
         pcfg.set("message.timeout.ms", "120000");
     }
     let producer: BaseProducer<CountingContext> = pcfg
         .create_with_context(CountingContext(deliveries.clone()))
         .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
     let topic = &cfg.topics.telemetry.name;
+    tracing::info!("producing to {topic} on {}", cfg.brokers);
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
@@ -94,7 +99,7 @@ pub fn produce(
     let mut session_start = None;
     let mut buf: Vec<Ingest> = Vec::with_capacity(batch);
     let mut payload = Vec::with_capacity(512);
-    loop {
+    'input: loop {
         let more = source.fill(&mut buf, batch);
         for item in buf.drain(..) {
             let Ingest::Record(s) = item else {
@@ -102,7 +107,14 @@ pub fn produce(
                 continue;
             };
             while let Some(wait) = due_in(&Ingest::Record(s), &mut clock, speed) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 producer.poll(wait.min(Duration::from_millis(50)));
+            }
+            if stop.load(Ordering::Relaxed) {
+                stats.interrupted = true;
+                break 'input;
             }
             if stats.first_event_ms.is_none() {
                 stats.first_event_ms = Some(s.ts_ms);

@@ -30,7 +30,7 @@ pub fn tail(
     opts: &TailOptions,
     out: &mut impl Write,
 ) -> Result<u64, BrokerError> {
-    let mut c = cfg.client();
+    let mut c = cfg.base();
     c.set("group.id", &opts.group)
         .set("enable.auto.commit", "true")
         .set(
@@ -45,7 +45,9 @@ pub fn tail(
             "session.timeout.ms",
             cfg.consumer.session_timeout_ms.to_string(),
         );
-    let consumer: BaseConsumer = c
+    // The `[kafka.properties]` and `-X` last: they win over the flags' settings.
+    let consumer: BaseConsumer = cfg
+        .with_properties(c)
         .create()
         .map_err(client_error(format!("kafka consumer for {}", cfg.brokers)))?;
     consumer
