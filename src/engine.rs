@@ -173,17 +173,25 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         Duration::from_millis(cfg.engine.stop_grace_ms),
         {
             let (commits, deliveries) = (commits.clone(), deliveries.clone());
+            let writes_kafka = kafka.is_some();
             move || {
-                if reads_kafka {
+                let sent = if writes_kafka {
                     format!(
-                        "{} outputs were not acknowledged by the broker (they are sent again after a restart). {}",
-                        deliveries.in_flight(),
+                        "{} outputs were not acknowledged by the broker. ",
+                        deliveries.in_flight()
+                    )
+                } else {
+                    "Outputs not yet written are lost. ".to_string()
+                };
+                let input = if reads_kafka {
+                    format!(
+                        "{} Unacknowledged outputs are sent again then.",
                         commits.describe()
                     )
                 } else {
-                    "Outputs not yet written are lost; a restart reads the input from the start."
-                        .to_string()
-                }
+                    "A restart reads the input from the start.".to_string()
+                };
+                sent + &input
             }
         },
     );
