@@ -50,12 +50,12 @@ fn race() -> PathBuf {
     race
 }
 
-/// `pitwall run` on the real race at `speed` times real time, serving on a free port.
-fn engine(speed: &str) -> (Process, String) {
+/// `pitwall run` on `input` at `speed` times real time, serving on a free port.
+fn engine(input: &Path, speed: &str) -> (Process, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
         .args(["run", "-q", "--input"])
-        .arg(race())
+        .arg(input)
         .args(["--speed", speed, "--http", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -163,7 +163,8 @@ async fn look(c: &Client) -> Value {
           let inked = 0;
           for (let i = 3; i < px.length; i += 4) if (px[i] > 0) inked++;
           return { points: Number(el.dataset.points || 0), driver: el.dataset.driver || null,
-                   inked, image: el.toDataURL() };
+                   inked, image: el.toDataURL(),
+                   sharp: el.width === Math.round(el.clientWidth * devicePixelRatio) };
         };
         const rows = Array.from(document.querySelectorAll('#tower tbody tr'));
         return {
@@ -175,6 +176,9 @@ async fn look(c: &Client) -> Value {
             .map((id) => [id, canvas(id)])),
           rate: document.getElementById('e-rate').textContent,
           lap: document.getElementById('lap').textContent,
+          conn: document.getElementById('conn').textContent,
+          empty: Array.from(document.querySelectorAll('p.empty'))
+            .filter((p) => p.offsetParent !== null).map((p) => p.textContent),
           scrollWidth: document.documentElement.scrollWidth,
           overflowing: Array.from(document.querySelectorAll('body *'))
             .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
@@ -230,7 +234,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn the_live_page_shows_the_race_in_a_real_browser() {
-    let (_engine, base) = engine("20");
+    let (_engine, base) = engine(&race(), "20");
 
     // The same URL: HTML for a browser, JSON for an API client; assets cached for good.
     let html = ureq::get(&format!("{base}/"))
@@ -325,6 +329,13 @@ fn the_live_page_shows_the_race_in_a_real_browser() {
             s["innerWidth"].as_u64().is_some_and(|w| w < 500)
         })
         .await;
+        // Every chart redrawn at the size it is shown.
+        until(&c, "the charts redrawn at the phone's width", |s| {
+            s["charts"]
+                .as_object()
+                .is_some_and(|c| c.values().all(|c| c["sharp"] == true))
+        })
+        .await;
         assert!(
             seen["scrollWidth"].as_u64() <= seen["innerWidth"].as_u64(),
             "the page is wider than a phone: {} > {}: {}",
@@ -339,24 +350,84 @@ fn the_live_page_shows_the_race_in_a_real_browser() {
     });
 }
 
+/// Before the first sample: every panel says what it waits for, and nothing fails.
+#[test]
+fn the_page_is_readable_before_any_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("no_rows_yet.csv");
+    std::fs::write(
+        &empty,
+        "Date,SessionTime,Driver,DriverNumber,LapNumber,RPM,Speed,nGear,Throttle,Brake,DRS\n",
+    )
+    .unwrap();
+    let (_engine, base) = engine(&empty, "0");
+    let (_chromedriver, driver) = chromedriver();
+    runtime().block_on(async {
+        let c = browser(&driver, &dir.path().join("profile"), 1280, 900).await;
+        c.goto(&format!("{base}/")).await.unwrap();
+        let seen = until(&c, "the engine's answer with no data", |s| {
+            s["conn"] == "live"
+        })
+        .await;
+        assert_eq!(seen["tower"], json!([]));
+        assert_eq!(seen["alerts"], json!([]));
+        assert_eq!(
+            seen["empty"],
+            json!([
+                "Waiting for telemetry…",
+                "No alerts yet.",
+                "No predictions yet: they come with completed laps.",
+                "No pit stops yet."
+            ]),
+            "each empty panel says so"
+        );
+        for (id, chart) in seen["charts"].as_object().unwrap() {
+            assert_eq!(chart["points"], 0, "{id}");
+            assert!(
+                chart["inked"].as_u64() > Some(50),
+                "{id} shows its waiting message"
+            );
+        }
+        let errors = console_errors(&c, &mut Vec::new()).await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
+        c.close().await.unwrap();
+    });
+}
+
 /// Writes `docs/live-page.png` (and the phone's view): the page late in a real-race replay (the tower full, pit stops
 /// and predictions in). Run by hand: `cargo test --release --test live_page -- --ignored`.
 #[test]
 #[ignore]
 fn screenshot_for_the_readme() {
-    let (_engine, base) = engine("60");
+    let (_engine, base) = engine(&race(), "60");
     let (_chromedriver, driver) = chromedriver();
     let profile = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let c = browser(&driver, profile.path(), 1440, 1200).await;
-        c.goto(&format!("{base}/#LEC")).await.unwrap();
-        until(&c, "lap 52 done (rain) with every chart drawn", |s| {
+        c.goto(&format!("{base}/")).await.unwrap();
+        until(&c, "lap 52 done (rain)", |s| {
             s["lap"]
                 .as_str()
                 .and_then(|l| l.split(' ').next()?.parse::<u32>().ok())
                 >= Some(52)
-                && charts_drawn(s, "LEC")
-                && s["alerts"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        // The driver whose wheels spun last, so that the speed chart shows it.
+        let spin = ureq::get(&format!("{base}/api/alerts?type=wheel_spin&max=1"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let spin: Value = serde_json::from_str(&spin).unwrap();
+        let driver = spin[0]["driver_id"].as_str().unwrap_or("LEC").to_string();
+        c.find(Locator::Css(&format!("#tower tr[data-driver='{driver}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(&c, "every chart drawn", |s| {
+            charts_drawn(s, &driver) && s["alerts"].as_array().is_some_and(|a| !a.is_empty())
         })
         .await;
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
@@ -364,9 +435,21 @@ fn screenshot_for_the_readme() {
         std::fs::write(docs.join("live-page.png"), c.screenshot().await.unwrap()).unwrap();
         c.set_window_size(390, 844).await.unwrap();
         until(&c, "the page at a phone's width", |s| {
-            s["innerWidth"].as_u64().is_some_and(|w| w < 500) && charts_drawn(s, "LEC")
+            s["innerWidth"].as_u64().is_some_and(|w| w < 500)
+                && charts_drawn(s, &driver)
+                && s["charts"]
+                    .as_object()
+                    .is_some_and(|c| c.values().all(|c| c["sharp"] == true))
         })
         .await;
+        // The phone's screen on the charts, below the tower.
+        c.execute(
+            "document.querySelector('.charts-panel').scrollIntoView(); \
+             window.scrollBy(0, -70);",
+            vec![],
+        )
+        .await
+        .unwrap();
         std::fs::write(
             docs.join("live-page-phone.png"),
             c.screenshot().await.unwrap(),
