@@ -3,6 +3,12 @@
 //! drivers in its timing tower, draw its charts, show an alert, redraw for another driver,
 //! fit a phone's width, and log no console error.
 //!
+//! Why fantoccini: it speaks W3C WebDriver to Debian's own chromedriver, built with the same
+//! Chromium, so nothing downloads a browser and no npm is needed; `cargo test` runs it. With
+//! its TLS features off it talks plain HTTP to chromedriver on loopback, a small dependency
+//! tree beside a CDP client's generated protocol crate; chromedriver's browser log
+//! (`goog:loggingPrefs`) gives the console errors.
+//!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`; `.ci/run` installs them). `cargo test --release --test live_page --
 //! --ignored` also writes `docs/live-page.png` and `docs/live-page-phone.png`, the README's

@@ -466,3 +466,31 @@ pub fn race_into_store<'scope>(
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PitwallConfig;
+
+    #[test]
+    fn the_engine_rate_is_records_over_the_time_between_readings() {
+        let store = Store::new(&PitwallConfig::default().http, &WindowConfig::default());
+        assert_eq!(store.engine_rate(), None, "one reading is no rate");
+        store.metrics.records.inc_by(1000);
+        // At least 0.3 s pass, so the rate is above zero and at most 1000 / 0.3.
+        std::thread::sleep(Duration::from_millis(300));
+        let rate = store.engine_rate().expect("a rate from two readings");
+        assert!(rate > 0.0 && rate <= 1000.0 / 0.3, "{rate}");
+    }
+
+    #[test]
+    fn latency_is_the_latest_and_the_mean() {
+        let store = Store::new(&PitwallConfig::default().http, &WindowConfig::default());
+        assert_eq!(store.latency(), (None, None, 0));
+        store.note_latency(0.004);
+        store.note_latency(0.002);
+        let (last, mean, count) = store.latency();
+        assert_eq!((last, count), (Some(0.002), 2));
+        assert!((mean.unwrap() - 0.003).abs() < 1e-9);
+    }
+}
