@@ -10,7 +10,6 @@ use super::response::Response;
 use super::series::series;
 use super::store::Store;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
-use pitwall_dataflows::alert::Severity;
 use pitwall_dataflows::race::{LapRow, PitRow, Prediction, RaceBook};
 use pitwall_dataflows::DriverId;
 use serde_json::{json, Value};
@@ -272,11 +271,11 @@ pub fn engine(store: &Store) -> Value {
     let drivers = store.drivers();
     let race_time_ms = drivers.iter().filter_map(|(_, _, last)| *last).max();
     let (last, mean, count) = store.latency();
-    let mut by_severity: BTreeMap<&str, usize> =
-        Severity::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for a in store.alerts(i64::MIN, i64::MAX, |_| true) {
-        *by_severity.entry(a.severity.as_str()).or_default() += 1;
-    }
+    let by_severity: BTreeMap<&str, usize> = store
+        .alerts_by_severity()
+        .into_iter()
+        .map(|(s, n)| (s.as_str(), n))
+        .collect();
     json!({
         "records": store.metrics.records.get(),
         "records_per_second": store.engine_rate(),

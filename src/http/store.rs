@@ -8,7 +8,7 @@ use crate::config::HttpConfig;
 use crate::format::messages::AlertMessage;
 use crate::ingest::EpochClock;
 use crate::metrics::{AlertLabels, Metrics, ReasonLabels};
-use pitwall_dataflows::alert::{Alert, AlertStatus};
+use pitwall_dataflows::alert::{Alert, AlertStatus, Severity};
 use pitwall_dataflows::analysis::Derived;
 use pitwall_dataflows::config::WindowConfig;
 use pitwall_dataflows::dataflow::{AnalysisHook, Epoch};
@@ -280,6 +280,16 @@ impl Store {
             .filter(|a| a.start_ms <= to && a.end_ms >= from && filter(a))
             .cloned()
             .collect()
+    }
+
+    /// How many of the stored alerts have each severity, counted under the lock.
+    pub fn alerts_by_severity(&self) -> BTreeMap<Severity, usize> {
+        let mut counts: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+        let alerts = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        for a in alerts.iter() {
+            *counts.entry(a.severity).or_default() += 1;
+        }
+        counts
     }
 
     pub fn alert_message(a: &Alert) -> serde_json::Value {
