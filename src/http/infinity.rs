@@ -15,7 +15,8 @@ use pitwall_dataflows::DriverId;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// `GET /`: status, uptime, records, drivers, and the race views' current row counts.
+/// `GET /health` (and `GET /` for clients not asking for HTML): status, uptime, records,
+/// drivers, and the race views' current row counts.
 pub fn health(store: &Store) -> Value {
     let (laps, pit_stops, predictions) = store.with_race(|b| b.counts()).unwrap_or_default();
     json!({
@@ -64,14 +65,20 @@ pub fn series_points(store: &Store, q: &Query) -> Result<Value, Response> {
     ))
 }
 
-/// `GET /api/alerts?from=&to=&severity=&driver=&type=`: alerts in the seeds' JSON.
+/// `GET /api/alerts?from=&to=&severity=&driver=&type=&max=`: alerts in the seeds' JSON,
+/// newest first; `max` keeps the newest N.
 pub fn alerts(store: &Store, q: &Query) -> Result<Value, Response> {
     let (from, to) = time_range(q)?;
     let filter = alert_filter(q)?;
+    let max = match q.get("max") {
+        Some(m) => max_points(Some(m))?,
+        None => usize::MAX,
+    };
     Ok(Value::Array(
         store
             .alerts(from, to, filter)
             .iter()
+            .take(max)
             .map(Store::alert_message)
             .collect(),
     ))
@@ -227,4 +234,83 @@ fn prediction_row(p: &Prediction) -> Value {
         m.insert("probability".into(), json!(p.probability()));
     }
     v
+}
+
+/// Longest trace `/api/trace` serves, in seconds of race time.
+const MAX_TRACE_SECONDS: i64 = 600;
+
+/// `GET /api/trace?driver=VER&seconds=120`: the driver's last `seconds` (1..600, default 120)
+/// of race time up to its latest sample, every metric of every sample in one answer (for the
+/// live page's charts): `{driver, from, to, points: [{time, speed, rpm, throttle, gear, brake,
+/// drs, expected_speed, wheel_spin, spinning}]}`; `expected_speed` and `wheel_spin` are null
+/// where the sample could not be judged.
+pub fn trace(store: &Store, q: &Query) -> Result<Value, Response> {
+    let driver = driver_of(store, q.get("driver").map(String::as_str))?;
+    let seconds = match q.get("seconds") {
+        None => 120,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_TRACE_SECONDS).contains(&n) => n,
+            _ => {
+                return Err(Response::error(
+                    400,
+                    format!("seconds={v:?} must be a whole number from 1 to {MAX_TRACE_SECONDS}"),
+                ))
+            }
+        },
+    };
+    let to = store
+        .drivers()
+        .into_iter()
+        .find(|(d, _, _)| *d == driver)
+        .and_then(|(_, _, last)| last)
+        .unwrap_or(0);
+    let from = to - seconds * 1000;
+    let finite = |v: f32| v.is_finite().then_some(v);
+    let points: Vec<Value> = store
+        .points(driver, from, to)
+        .iter()
+        .map(|p| {
+            json!({
+                "time": p.ts_ms,
+                "speed": finite(p.speed),
+                "rpm": finite(p.rpm),
+                "throttle": finite(p.throttle),
+                "gear": p.gear,
+                "brake": p.brake,
+                "drs": p.drs,
+                "expected_speed": finite(p.expected_speed),
+                "wheel_spin": finite(p.wheel_spin),
+                "spinning": p.spinning,
+            })
+        })
+        .collect();
+    Ok(json!({ "driver": driver.as_str(), "from": from, "to": to, "points": points }))
+}
+
+/// `GET /api/engine`: the engine's own state for the live page: records, their rate over the
+/// last few seconds, the race clock (latest sample), drivers, source-to-output latency (the
+/// latest and the mean over the run), and the stored alerts by severity (each severity is one
+/// partition of the alerts topic).
+pub fn engine(store: &Store) -> Value {
+    let drivers = store.drivers();
+    let race_time_ms = drivers.iter().filter_map(|(_, _, last)| *last).max();
+    let (last, mean, count) = store.latency();
+    let by_severity: BTreeMap<&str, usize> = store
+        .alerts_by_severity()
+        .into_iter()
+        .map(|(s, n)| (s.as_str(), n))
+        .collect();
+    json!({
+        "records": store.metrics.records.get(),
+        "records_per_second": store.engine_rate(),
+        "uptime_seconds": store.uptime_seconds(),
+        "drivers": drivers.len(),
+        "race_time_ms": race_time_ms,
+        "latency_seconds": {
+            "last": last,
+            "mean": mean,
+            "count": count,
+        },
+        "alerts": by_severity,
+    })
 }

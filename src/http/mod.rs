@@ -1,11 +1,13 @@
 //! The HTTP side of `pitwall run`: a query store the dataflow feeds ([`store`]), a route
 //! table of small handlers over it ([`routes`]; [`infinity`] and [`simple_json`] are the two
-//! API dialects, [`params`] and [`series`] what they share), and the server ([`server`]).
+//! API dialects, [`params`] and [`series`] what they share), the live page ([`page`]) and
+//! the server ([`server`]).
 //!
 //! A new endpoint is a handler function in the file of its dialect and one line in
 //! [`routes::ROUTES`].
 
 pub mod infinity;
+pub mod page;
 pub mod params;
 pub mod response;
 pub mod routes;

@@ -7,7 +7,7 @@
 use super::params::{parse_query, Query};
 use super::response::{answer, Response};
 use super::store::Store;
-use super::{infinity, simple_json};
+use super::{infinity, page, simple_json};
 use crate::metrics::EndpointLabels;
 
 /// Bodies larger than this are refused.
@@ -24,12 +24,38 @@ pub struct Route {
 const GET: &[&str] = &["GET"];
 const POST: &[&str] = &["POST"];
 
-/// Every endpoint. `/drivers` and `/alerts` are the seeds' names for the `/api/` ones.
+/// Every endpoint. `/drivers` and `/alerts` are the seeds' names for the `/api/` ones. A
+/// browser's `GET /` is answered by `/index.html` (see [`negotiate`]).
 pub const ROUTES: &[Route] = &[
     Route {
         path: "/",
         methods: &["GET", "POST"],
         handler: |s, _, _| answer(Ok(infinity::health(s))),
+    },
+    Route {
+        path: "/health",
+        methods: GET,
+        handler: |s, _, _| answer(Ok(infinity::health(s))),
+    },
+    Route {
+        path: page::INDEX_PATH,
+        methods: GET,
+        handler: |_, _, _| page::page(),
+    },
+    Route {
+        path: "/page/app.js",
+        methods: GET,
+        handler: |_, _, _| page::app_js(),
+    },
+    Route {
+        path: "/page/style.css",
+        methods: GET,
+        handler: |_, _, _| page::style_css(),
+    },
+    Route {
+        path: "/page/icon.svg",
+        methods: GET,
+        handler: |_, _, _| page::icon_svg(),
     },
     Route {
         path: "/metrics",
@@ -87,6 +113,16 @@ pub const ROUTES: &[Route] = &[
         handler: |s, q, _| answer(infinity::predictions(s, q)),
     },
     Route {
+        path: "/api/trace",
+        methods: GET,
+        handler: |s, q, _| answer(infinity::trace(s, q)),
+    },
+    Route {
+        path: "/api/engine",
+        methods: GET,
+        handler: |s, _, _| answer(Ok(infinity::engine(s))),
+    },
+    Route {
         path: "/search",
         methods: POST,
         handler: |s, _, _| answer(Ok(simple_json::search(s))),
@@ -123,6 +159,16 @@ pub fn route(path: &str, method: &str) -> Result<&'static Route, bool> {
         }
     }
     Err(known)
+}
+
+/// The path that answers a request: a browser's `GET /` (its `Accept` naming `text/html`)
+/// gets the live page, everyone else what they asked for (the health JSON at `/`).
+pub fn negotiate<'a>(method: &str, path: &'a str, accept: Option<&str>) -> &'a str {
+    if method == "GET" && path == "/" && accept.is_some_and(page::wants_html) {
+        page::INDEX_PATH
+    } else {
+        path
+    }
 }
 
 /// The methods `path` takes (for the `Allow` header of a 405), `GET` for unknown paths.
@@ -218,6 +264,11 @@ mod tests {
 
     /// A store fed as the dataflow feeds it: 40 samples of HAM with a lugging episode.
     fn store() -> Store {
+        store_lugging(&[(10, 15)])
+    }
+
+    /// 40 samples of HAM, lugging from the first to before the second sample of each of `lugs`.
+    fn store_lugging(lugs: &[(i64, i64)]) -> Store {
         let store = Arc::new(Store::new(
             &HttpConfig {
                 points_per_driver: 100,
@@ -234,7 +285,7 @@ mod tests {
         detectors.gear.lugging_mode = pitwall_dataflows::config::LuggingMode::Fixed;
         let mut a = DriverAnalysis::new(driver, &detectors);
         for i in 0..40i64 {
-            let lug = (10..15).contains(&i);
+            let lug = lugs.iter().any(|&(from, to)| (from..to).contains(&i));
             let s = Telemetry {
                 driver,
                 ts_ms: 1_000_000 + i * 250,
@@ -616,6 +667,129 @@ mod tests {
             "model_type=\"lap_time\" must be one of crash_risk, tire_failure, pit_stop_probability"
         );
         assert_eq!(get(&s, "/api/predictions", "latest=maybe").0, 400);
+    }
+
+    #[test]
+    fn health_moves_to_its_own_path_and_browsers_get_the_page_at_the_root() {
+        let s = store();
+        let (status, health) = get(&s, "/health", "");
+        assert_eq!(
+            (status, &health["status"], &health["drivers"]),
+            (200, &serde_json::json!("ok"), &serde_json::json!(1))
+        );
+        assert_eq!(get(&s, "/", "").1["records"], health["records"]);
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert_eq!(negotiate("GET", "/", Some(browser)), page::INDEX_PATH);
+        assert_eq!(negotiate("GET", "/", Some("*/*")), "/");
+        assert_eq!(negotiate("GET", "/", None), "/");
+        assert_eq!(
+            negotiate("POST", "/", Some(browser)),
+            "/",
+            "SimpleJSON's POST / stays JSON"
+        );
+        assert_eq!(negotiate("GET", "/health", Some(browser)), "/health");
+        let page = handle(&s, "GET", page::INDEX_PATH, None, b"");
+        assert_eq!(
+            (page.status, page.content_type),
+            (200, "text/html; charset=utf-8")
+        );
+        assert!(String::from_utf8_lossy(&page.body).contains("id=\"tower\""));
+        for (path, content_type) in [
+            ("/page/app.js", "text/javascript; charset=utf-8"),
+            ("/page/style.css", "text/css; charset=utf-8"),
+            ("/page/icon.svg", "image/svg+xml"),
+        ] {
+            let r = handle(&s, "GET", path, None, b"");
+            assert_eq!((r.status, r.content_type), (200, content_type), "{path}");
+            assert!(!r.body.is_empty(), "{path}");
+        }
+        assert_eq!(handle(&s, "POST", "/page/app.js", None, b"").status, 405);
+    }
+
+    #[test]
+    fn a_trace_is_every_metric_of_the_drivers_last_seconds() {
+        let s = store();
+        let (status, t) = get(&s, "/api/trace", "driver=HAM&seconds=2");
+        assert_eq!(status, 200);
+        // The last sample is at 1_009_750; two seconds before it, samples 31..=39.
+        assert_eq!(
+            (t["driver"].as_str(), t["from"].as_i64(), t["to"].as_i64()),
+            (Some("HAM"), Some(1_007_750), Some(1_009_750))
+        );
+        let points = t["points"].as_array().unwrap();
+        assert_eq!(points.len(), 9);
+        assert_eq!(points[0]["time"], 1_007_750);
+        assert_eq!(points[0]["speed"], 131.0);
+        assert_eq!(points[0]["rpm"], 10000.0);
+        assert_eq!(
+            (points[0]["gear"].as_u64(), points[0]["throttle"].as_f64()),
+            (Some(5), Some(50.0))
+        );
+        for p in points {
+            for key in ["expected_speed", "wheel_spin"] {
+                assert!(p[key].is_null() || p[key].is_number(), "{key}: {p}");
+            }
+            assert!(p["spinning"].is_boolean());
+        }
+        let (_, whole) = get(&s, "/api/trace", "driver=HAM");
+        assert_eq!(
+            whole["points"].as_array().unwrap().len(),
+            40,
+            "the default 120 s holds all"
+        );
+        assert_eq!(get(&s, "/api/trace", "driver=HAM&seconds=0").0, 400);
+        assert_eq!(get(&s, "/api/trace", "driver=HAM&seconds=601").0, 400);
+        assert_eq!(get(&s, "/api/trace", "driver=ZZZ").0, 404);
+        assert_eq!(get(&s, "/api/trace", "").0, 400);
+    }
+
+    #[test]
+    fn the_engine_answer_counts_records_alerts_and_the_race_clock() {
+        let s = store();
+        let (status, e) = get(&s, "/api/engine", "");
+        assert_eq!(status, 200);
+        assert_eq!(
+            (e["records"].as_u64(), e["drivers"].as_u64()),
+            (Some(40), Some(1))
+        );
+        assert_eq!(e["race_time_ms"], 1_009_750);
+        let stored = get(&s, "/api/alerts", "").1;
+        let by_severity = |sev: &str| {
+            stored
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["severity"] == sev)
+                .count() as u64
+        };
+        for sev in ["high", "medium", "low"] {
+            assert_eq!(e["alerts"][sev].as_u64(), Some(by_severity(sev)), "{sev}");
+        }
+        assert!(
+            e["alerts"]["low"].as_u64().unwrap() >= 1,
+            "the lugging episode"
+        );
+        // No epoch was noted by this store's clock: no latency measured, said as null.
+        assert_eq!(
+            e["latency_seconds"],
+            serde_json::json!({"last": null, "mean": null, "count": 0})
+        );
+        assert!(e["uptime_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(e["records_per_second"].is_null() || e["records_per_second"].is_number());
+    }
+
+    #[test]
+    fn alerts_max_keeps_the_newest() {
+        let s = store_lugging(&[(10, 15), (25, 30)]);
+        let all = get(&s, "/api/alerts", "").1;
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let (status, one) = get(&s, "/api/alerts", "max=1");
+        assert_eq!(status, 200);
+        assert_eq!(one.as_array().unwrap(), &all[..1]);
+        assert_eq!(one[0]["start_ms"], 1_006_250, "the newest episode");
+        assert_eq!(get(&s, "/api/alerts", "max=0").0, 400);
+        assert_eq!(get(&s, "/api/alerts", "max=lots").0, 400);
     }
 
     #[test]

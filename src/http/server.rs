@@ -1,8 +1,9 @@
 //! The hyper 1.x server on its own tokio thread, off the dataflow's threads: reads a request,
 //! hands it to [`super::routes::handle`], writes the answer.
 
+use super::page::cache_control;
 use super::response::Response;
-use super::routes::{allowed_methods, handle, MAX_BODY};
+use super::routes::{allowed_methods, handle, negotiate, MAX_BODY};
 use super::store::Store;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -19,7 +20,12 @@ async fn answer(
     req: Request<Incoming>,
 ) -> Result<HttpResponse<Full<Bytes>>, Infallible> {
     let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
+    let accept = req
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let path = negotiate(&method, req.uri().path(), accept).to_string();
+    let req_path_is_root = req.uri().path() == "/";
     let query = req.uri().query().map(str::to_string);
     let response = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => {
@@ -37,6 +43,13 @@ async fn answer(
         .header("access-control-allow-origin", "*");
     if response.status == 405 {
         builder = builder.header("allow", allowed_methods(&path).join(", "));
+    }
+    if let Some(cache) = cache_control(&path).filter(|_| response.status == 200) {
+        builder = builder.header("cache-control", cache);
+    }
+    if req_path_is_root {
+        // The same URL answers HTML or JSON by the request's Accept.
+        builder = builder.header("vary", "accept");
     }
     Ok(builder
         .body(Full::new(Bytes::from(response.body)))

@@ -8,7 +8,7 @@ use crate::config::HttpConfig;
 use crate::format::messages::AlertMessage;
 use crate::ingest::EpochClock;
 use crate::metrics::{AlertLabels, Metrics, ReasonLabels};
-use pitwall_dataflows::alert::{Alert, AlertStatus};
+use pitwall_dataflows::alert::{Alert, AlertStatus, Severity};
 use pitwall_dataflows::analysis::Derived;
 use pitwall_dataflows::config::WindowConfig;
 use pitwall_dataflows::dataflow::{AnalysisHook, Epoch};
@@ -16,8 +16,9 @@ use pitwall_dataflows::race::{RaceBook, RaceUpdate};
 use pitwall_dataflows::window::{WindowKind, WindowStats};
 use pitwall_dataflows::{DriverId, Output, Telemetry};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One sample as the store keeps it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,6 +30,8 @@ pub struct Point {
     /// NaN when the sample could not be judged.
     pub expected_speed: f32,
     pub wheel_spin: f32,
+    /// The wheel-spin detector judged this sample spinning.
+    pub spinning: bool,
     pub brake_temp: f32,
     pub brake: u8,
     pub gear: u8,
@@ -105,6 +108,13 @@ pub struct Store {
     pub metrics: Metrics,
     /// The race views as they stand: standings, laps, pit stops, predictions.
     race: Mutex<RaceBook>,
+    /// `(when, records)` readings of the last few seconds, for [`Store::engine_rate`].
+    rate_readings: Mutex<VecDeque<(Instant, u64)>>,
+    /// The latest source-to-output latency observed, in microseconds (`u64::MAX`: none yet),
+    /// and the sum and count of all of them (the histogram does not give its own back).
+    last_latency_us: AtomicU64,
+    latency_sum_us: AtomicU64,
+    latency_count: AtomicU64,
 }
 
 impl Store {
@@ -134,7 +144,53 @@ impl Store {
             alerts: Mutex::new(VecDeque::new()),
             metrics: Metrics::new(),
             race: Mutex::new(RaceBook::default()),
+            rate_readings: Mutex::new(VecDeque::new()),
+            last_latency_us: AtomicU64::new(u64::MAX),
+            latency_sum_us: AtomicU64::new(0),
+            latency_count: AtomicU64::new(0),
         }
+    }
+
+    /// Records analysed per second over the last few seconds, `None` until two readings
+    /// (taken whenever this is asked, at most four a second) are far enough apart. Apart from
+    /// `/metrics`' gauge, whose interval is whoever scraped last.
+    pub fn engine_rate(&self) -> Option<f64> {
+        const SPAN: Duration = Duration::from_secs(5);
+        let now = Instant::now();
+        let records = self.metrics.records.get();
+        let mut readings = self.rate_readings.lock().unwrap_or_else(|e| e.into_inner());
+        if readings
+            .back()
+            .is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_millis(250))
+        {
+            readings.push_back((now, records));
+        }
+        while readings.len() > 2 && readings.get(1).is_some_and(|(t, _)| now - *t >= SPAN) {
+            readings.pop_front();
+        }
+        let (t0, r0) = *readings.front()?;
+        let secs = now.duration_since(t0).as_secs_f64();
+        (secs >= 0.2).then(|| records.saturating_sub(r0) as f64 / secs)
+    }
+
+    /// Notes one source-to-output latency, in seconds (the histogram has it too).
+    fn note_latency(&self, seconds: f64) {
+        let us = (seconds * 1e6) as u64;
+        self.last_latency_us
+            .store(us.min(u64::MAX - 1), Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Source-to-output latency in seconds: the latest, the mean over the run, and how many.
+    pub fn latency(&self) -> (Option<f64>, Option<f64>, u64) {
+        let last = match self.last_latency_us.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            us => Some(us as f64 / 1e6),
+        };
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        (last, (count > 0).then(|| sum / count as f64), count)
     }
 
     pub fn uptime_seconds(&self) -> f64 {
@@ -224,6 +280,16 @@ impl Store {
             .collect()
     }
 
+    /// How many of the stored alerts have each severity, counted under the lock.
+    pub fn alerts_by_severity(&self) -> BTreeMap<Severity, usize> {
+        let mut counts: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+        let alerts = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        for a in alerts.iter() {
+            *counts.entry(a.severity).or_default() += 1;
+        }
+        counts
+    }
+
     pub fn alert_message(a: &Alert) -> serde_json::Value {
         serde_json::to_value(AlertMessage::new(a)).unwrap_or_default()
     }
@@ -290,6 +356,7 @@ impl AnalysisHook for StoreHook {
                 drs: s.drs,
                 expected_speed: spin.map_or(f32::NAN, |r| r.expected_kmh as f32),
                 wheel_spin: spin.map_or(f32::NAN, |r| r.spin_pct as f32),
+                spinning: spin.is_some_and(|r| r.spinning),
                 brake_temp: d.brake_temp_c as f32,
             },
         ));
@@ -308,6 +375,7 @@ impl AnalysisHook for StoreHook {
                         .inc();
                     if let Some(age) = self.epochs.age(epoch) {
                         m.latency.observe(age);
+                        self.store.note_latency(age);
                     }
                 }
                 self.alerts.push(a.clone());
@@ -398,4 +466,32 @@ pub fn race_into_store<'scope>(
             });
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PitwallConfig;
+
+    #[test]
+    fn the_engine_rate_is_records_over_the_time_between_readings() {
+        let store = Store::new(&PitwallConfig::default().http, &WindowConfig::default());
+        assert_eq!(store.engine_rate(), None, "one reading is no rate");
+        store.metrics.records.inc_by(1000);
+        // At least 0.3 s pass, so the rate is above zero and at most 1000 / 0.3.
+        std::thread::sleep(Duration::from_millis(300));
+        let rate = store.engine_rate().expect("a rate from two readings");
+        assert!(rate > 0.0 && rate <= 1000.0 / 0.3, "{rate}");
+    }
+
+    #[test]
+    fn latency_is_the_latest_and_the_mean() {
+        let store = Store::new(&PitwallConfig::default().http, &WindowConfig::default());
+        assert_eq!(store.latency(), (None, None, 0));
+        store.note_latency(0.004);
+        store.note_latency(0.002);
+        let (last, mean, count) = store.latency();
+        assert_eq!((last, count), (Some(0.002), 2));
+        assert!((mean.unwrap() - 0.003).abs() < 1e-9);
+    }
 }
