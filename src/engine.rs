@@ -134,8 +134,8 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         .http
         .map(|_| Arc::new(Store::new(&cfg.http, &cfg.windows)));
     if let (Some(addr), Some(store)) = (opts.http, &store) {
-        let bound =
-            crate::http::serve(addr, store.clone()).map_err(|e| RunError::Input(e.to_string()))?;
+        let bound = crate::http::serve(addr, store.clone(), &cfg.http)
+            .map_err(|e| RunError::Input(e.to_string()))?;
         eprintln!("serving the query API on http://{bound}");
     }
     let serving = store.clone();
