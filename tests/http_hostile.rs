@@ -248,7 +248,7 @@ fn oversized_headers_are_refused_and_the_server_stays_up() {
         // is fine, the answer is what counts.
         let _ = write!(
             s,
-            "GET /api/drivers HTTP/1.1\r\nhost: pitwall\r\nx-big: {big}\r\n\r\n"
+            "GET /api/drivers HTTP/1.1\r\nhost: pitwall\r\nconnection: close\r\nx-big: {big}\r\n\r\n"
         );
         let answer = read_to_close(&mut s);
         let status = parse_status(&answer).map(|(s, _)| s);
@@ -261,7 +261,7 @@ fn oversized_headers_are_refused_and_the_server_stays_up() {
     let many: String = (0..400).map(|i| format!("x-h{i}: v\r\n")).collect();
     write!(
         s,
-        "GET /api/drivers HTTP/1.1\r\nhost: pitwall\r\n{many}\r\n"
+        "GET /api/drivers HTTP/1.1\r\nhost: pitwall\r\nconnection: close\r\n{many}\r\n"
     )
     .unwrap();
     let answer = read_to_close(&mut s);
