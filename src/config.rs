@@ -29,7 +29,7 @@ pub struct EngineConfig {
     pub stop_grace_ms: u64,
 }
 
-/// `[http]`: how much the query store keeps.
+/// `[http]`: how much the query store keeps, and what one client may take of the server.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -41,6 +41,13 @@ pub struct HttpConfig {
     pub windows_per_driver: usize,
     /// Recent alerts kept.
     pub max_alerts: usize,
+    /// A request's header must have arrived this long after the connection opened or went
+    /// idle, or the connection is closed (slow or idle clients).
+    pub header_read_timeout_ms: u64,
+    /// Connections served at once; past this one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Longest request line and header, bytes (at least 8192); longer is answered 431.
+    pub max_header_bytes: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -247,6 +254,14 @@ impl PitwallConfig {
         }
         if self.engine.batch == 0 {
             return Err("engine.batch must be at least 1".into());
+        }
+        if self.http.header_read_timeout_ms == 0 || self.http.max_connections == 0 {
+            return Err(
+                "http.header_read_timeout_ms and http.max_connections must be positive".into(),
+            );
+        }
+        if self.http.max_header_bytes < 8192 {
+            return Err("http.max_header_bytes must be at least 8192".into());
         }
         self.simulator.validate()?;
         self.kafka.validate()?;

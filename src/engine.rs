@@ -138,8 +138,8 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         .map(|_| Arc::new(Store::new(&cfg.http, &cfg.windows)));
     let mut bound = None;
     if let (Some(addr), Some(store)) = (opts.http, &store) {
-        let at =
-            crate::http::serve(addr, store.clone()).map_err(|e| RunError::Input(e.to_string()))?;
+        let at = crate::http::serve(addr, store.clone(), &cfg.http)
+            .map_err(|e| RunError::Input(e.to_string()))?;
         eprintln!("serving the query API on http://{at}");
         bound = Some(at);
     }

@@ -15,6 +15,8 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ingest;
 pub mod kafka;

@@ -62,7 +62,13 @@ fn engine(input: &Path, speed: &str) -> (Process, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
         .args(["run", "-q", "--input"])
         .arg(input)
-        .args(["--speed", speed, "--http", &format!("127.0.0.1:{port}"), "--keep-serving"])
+        .args([
+            "--speed",
+            speed,
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--keep-serving",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -134,6 +134,9 @@ struct TelemetryIn<'a> {
     message_type: Option<Cow<'a, str>>,
 }
 
+/// 10000-01-01T00:00:00Z in epoch ms.
+const MAX_EPOCH_MS: f64 = 253_402_300_800_000.0;
+
 /// Parses one telemetry message; the error names the field and what was wrong.
 pub fn parse_telemetry(payload: &[u8]) -> Result<Telemetry, FieldError> {
     let m: TelemetryIn = serde_json::from_slice(payload)
@@ -153,8 +156,15 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<Telemetry, FieldError> {
     let ts_ms = match &m.timestamp {
         TimeField::Text(t) => parse_utc_ms(t.as_bytes())
             .ok_or_else(|| FieldError::new("timestamp", "not an ISO 8601 UTC time", t))?,
-        TimeField::EpochMs(ms) if ms.is_finite() && *ms >= 0.0 => *ms as i64,
-        TimeField::EpochMs(ms) => return Err(FieldError::new("timestamp", "not a time", ms)),
+        // Up to 9999-12-31T23:59:59.999Z: what the ISO form pitwall writes back can say.
+        TimeField::EpochMs(ms) if (0.0..MAX_EPOCH_MS).contains(ms) => *ms as i64,
+        TimeField::EpochMs(ms) => {
+            return Err(FieldError::new(
+                "timestamp",
+                "not a time from 1970 to 9999 in epoch ms",
+                ms,
+            ))
+        }
     };
     let brake = match m.brake {
         Flag::Bool(b) => b,
@@ -227,6 +237,25 @@ mod tests {
             "gear": 3, "throttle": 50, "brake": 0, "drs": 1}"#;
         let s = parse_telemetry(json).unwrap();
         assert_eq!((s.ts_ms, s.brake, s.lap), (1_685_278_862_424, false, None));
+    }
+
+    #[test]
+    fn epoch_ms_past_year_9999_is_refused() {
+        // Found by the `telemetry_json` fuzz target's round trip: these were taken (1e300 as
+        // i64::MAX), and what pitwall wrote of them ("292278994-08-17T...") it could not read.
+        let message = |ts: &str| {
+            format!(
+                r#"{{"timestamp": {ts}, "driver_id": "HAM", "speed": 1, "rpm": 1, "gear": 1,
+                "throttle": 1, "brake": 0, "drs": 0}}"#
+            )
+        };
+        for bad in ["1e300", "253402300800000", "-1", "-0.5"] {
+            let err = parse_telemetry(message(bad).as_bytes()).unwrap_err();
+            assert_eq!(err.field, "timestamp", "{bad}: {err:?}");
+        }
+        let last = parse_telemetry(message("253402300799999").as_bytes()).unwrap();
+        assert_eq!(format_utc_ms(last.ts_ms), "9999-12-31T23:59:59.999Z");
+        assert_eq!(parse_telemetry(message("0").as_bytes()).unwrap().ts_ms, 0);
     }
 
     #[test]

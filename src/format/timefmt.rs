@@ -1,7 +1,8 @@
 //! Allocation-free parsing of the timestamps FastF1 writes.
 
 /// Parses `YYYY-MM-DD[T| ]HH:MM:SS[.fraction][Z|±00:00]` (UTC) into epoch milliseconds,
-/// truncating the fraction to the millisecond.
+/// truncating the fraction to the millisecond. The date must be on the calendar (no
+/// February 30th) and the second 0..=59: epoch milliseconds have no leap second.
 pub fn parse_utc_ms(s: &[u8]) -> Option<i64> {
     if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || s[13] != b':' || s[16] != b':' {
         return None;
@@ -17,10 +18,10 @@ pub fn parse_utc_ms(s: &[u8]) -> Option<i64> {
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=days_in_month(year, month)).contains(&day)
         || hour > 23
         || minute > 59
-        || second > 60
+        || second > 59
     {
         return None;
     }
@@ -46,6 +47,15 @@ pub fn parse_utc_ms(s: &[u8]) -> Option<i64> {
     }
     let days = days_from_civil(year, month, day);
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -85,30 +95,60 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + (m <= 2) as i64, m, d)
 }
 
-/// Parses pandas' timedelta text, `0 days 01:02:03.450000`, or plain seconds, into ms.
+/// Parses pandas' timedelta text, `0 days 01:02:03.450000` (or `1 day ...`, or the clock
+/// alone), or plain seconds, `12.5`, into ms, truncating to the millisecond. A duration here is
+/// never negative: signs are refused, and so are a clock's minutes or seconds past 59 and a
+/// value past what an i64 of ms holds.
 pub fn parse_timedelta_ms(s: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(s).ok()?.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let (days, clock) = match text.split_once(" days ") {
-        Some((d, c)) => (d.trim().parse::<i64>().ok()?, c),
-        None => match text.split_once(" day ") {
-            Some((d, c)) => (d.trim().parse::<i64>().ok()?, c),
-            None => (0, text),
-        },
+    let (days, clock) = match text
+        .split_once(" days ")
+        .or_else(|| text.split_once(" day "))
+    {
+        Some((d, c)) => (digits(d.trim())?, c.trim()),
+        None => (0, text),
     };
     let mut parts = clock.split(':');
-    let (h, m, sec) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(m), Some(s), None) => (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?, s),
-        (Some(s), None, None, None) => (0, 0, s),
-        _ => return None,
-    };
-    let seconds: f64 = sec.parse().ok()?;
-    if !seconds.is_finite() || seconds < 0.0 {
+    let (hours, minutes, seconds_ms) =
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(h), Some(m), Some(s), None) => {
+                let (m, s) = (digits(m)?, seconds_ms(s)?);
+                if m > 59 || s >= 60_000 {
+                    return None;
+                }
+                (digits(h)?, m, s)
+            }
+            (Some(s), None, None, None) => (0, 0, seconds_ms(s)?),
+            _ => return None,
+        };
+    days.checked_mul(24)?
+        .checked_add(hours)?
+        .checked_mul(60)?
+        .checked_add(minutes)?
+        .checked_mul(60_000)?
+        .checked_add(seconds_ms)
+}
+
+/// A whole number written with digits only (no sign).
+fn digits(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((days * 86_400 + h * 3600 + m * 60) * 1000 + (seconds * 1000.0 + 1e-6).floor() as i64)
+    s.parse().ok()
+}
+
+/// `SS[.fraction]` as ms, the fraction truncated to the millisecond.
+fn seconds_ms(s: &str) -> Option<i64> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (frac.is_empty() && s.ends_with('.')) {
+        return None;
+    }
+    let millis = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0, |acc, b| acc * 10 + (b - b'0') as i64);
+    digits(whole)?.checked_mul(1000)?.checked_add(millis)
 }
 
 #[cfg(test)]
@@ -159,6 +199,66 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn rejects_dates_not_on_the_calendar() {
+        // Found by the `times` fuzz target: these parsed, as the day or minute after.
+        for bad in [
+            "2023-02-31T13:01:02",
+            "2023-02-29T00:00:00",
+            "2024-02-30T00:00:00",
+            "1900-02-29T00:00:00",
+            "2023-04-31T00:00:00",
+            "2023-11-31 00:00:00",
+            "2023-05-28T13:01:60",
+            "2023-12-31T23:59:60.500Z",
+            "2023-05-00T13:01:02",
+        ] {
+            assert_eq!(parse_utc_ms(bad.as_bytes()), None, "{bad}");
+        }
+        for good in [
+            "2024-02-29T00:00:00",
+            "2000-02-29T00:00:00",
+            "2023-01-31T00:00:00",
+            "2023-04-30T23:59:59.999",
+            "2023-12-31T23:59:59",
+        ] {
+            let ms = parse_utc_ms(good.as_bytes()).unwrap_or_else(|| panic!("{good}"));
+            assert_eq!(format_utc_ms(ms)[..19], good[..19], "{good}");
+        }
+    }
+
+    #[test]
+    fn timedeltas_are_never_negative_and_never_overflow() {
+        // Found by the `times` fuzz target: signs were taken (a negative chunk time), and
+        // a huge day or hour count overflowed (a panic in a debug build, garbage in release).
+        for bad in [
+            "-3:01:82",
+            "-1 days 00:00:00",
+            "-1 days +23:59:59",
+            "+5",
+            "-0.5",
+            "0 days 00:61:00",
+            "0 days 00:00:60",
+            "0 days -1:00:00",
+            "1:3168788688688886:87",
+            "99999999999999999 days 00:00:00",
+            "1211203111151610101 day 01:00:00",
+            "9223372036854775807",
+            "1e3",
+            "inf",
+            "NaN",
+            "1.",
+            ".5",
+            "0 days 00:00:01.95x",
+        ] {
+            assert_eq!(parse_timedelta_ms(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_timedelta_ms(b"0 days 00:00:59.999999"), Some(59_999));
+        assert_eq!(parse_timedelta_ms(b"01:02:03.5"), Some(3_723_500));
+        assert_eq!(parse_timedelta_ms(b"2 day 00:00:00"), Some(172_800_000));
+        assert_eq!(parse_timedelta_ms(b"0.001"), Some(1));
     }
 
     #[test]

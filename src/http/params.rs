@@ -14,41 +14,12 @@ pub const MAX_POINTS: i64 = 100_000;
 
 pub type Query = HashMap<String, String>;
 
+/// `a=1&b=x+y%2C` as pairs, decoded as HTML forms are (`+` a space, `%` and two hex digits
+/// a byte, anything else as it stands; bytes that are not UTF-8 become U+FFFD).
 pub fn parse_query(q: Option<&str>) -> Query {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A time as epoch ms or ISO 8601.
@@ -182,4 +153,27 @@ pub fn alert_filter(q: &Query) -> Result<impl Fn(&Alert) -> bool, Response> {
                 .as_ref()
                 .is_none_or(|t| t.iter().any(|t| t == a.alert_type.as_str()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_takes_only_two_hex_digits() {
+        let q = parse_query(Some(
+            "a=%+5&b=%-1&c=%2B&d=%e2%82%ac&e=%zz&f=%4&g=V%45R+x&%6Bey=1&h=%",
+        ));
+        // `%+5` was decoded as byte 0x05: from_str_radix takes a sign.
+        assert_eq!(q["a"], "% 5");
+        assert_eq!(q["b"], "%-1");
+        assert_eq!(q["c"], "+");
+        assert_eq!(q["d"], "\u{20ac}");
+        assert_eq!(q["e"], "%zz");
+        assert_eq!(q["f"], "%4");
+        assert_eq!(q["g"], "VER x");
+        assert_eq!(q["key"], "1");
+        assert_eq!(q["h"], "%");
+        assert_eq!(q.len(), 9);
+    }
 }

@@ -1,19 +1,27 @@
 //! The hyper 1.x server on its own tokio thread, off the dataflow's threads: reads a request,
 //! hands it to [`super::routes::handle`], writes the answer.
+//!
+//! Hostile or broken clients are held to `[http]`'s limits: a request's header must arrive
+//! within `header_read_timeout_ms` (also the most a kept-alive connection may idle), be at
+//! most `max_header_bytes`, and at most `max_connections` are served at once; past that a
+//! connection is answered 503 and closed, so idle clients cannot shut others out for long.
 
 use super::page::cache_control;
 use super::response::Response;
 use super::routes::{allowed_methods, handle, negotiate, MAX_BODY};
 use super::store::Store;
+use crate::config::HttpConfig;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response as HttpResponse};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn answer(
     store: Arc<Store>,
@@ -70,9 +78,84 @@ pub enum ServeError {
     Thread(std::io::Error),
 }
 
+/// What one connection may take of the server.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+    max_header_bytes: usize,
+}
+
+impl Limits {
+    fn of(http: &HttpConfig) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(http.header_read_timeout_ms.max(1)),
+            max_connections: http.max_connections.max(1),
+            // hyper's read buffer cannot be smaller than 8 KiB.
+            max_header_bytes: http.max_header_bytes.max(8192),
+        }
+    }
+}
+
+/// A place among the connections being served, given back when the connection ends.
+struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Place> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Place(open.clone()))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Connections being told 503 at once; past this one is closed without a word.
+const MAX_REFUSING: usize = 64;
+
+/// Tells a connection past the limit why it is closed. The request is read first (what came
+/// within a short wait): closing on unread bytes would reset the connection and lose the
+/// answer.
+async fn refuse(stream: tokio::net::TcpStream, max: usize) {
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            stream.readable().await?;
+            match stream.try_read(&mut buf) {
+                Ok(n) if n == 0 || buf[..n].windows(4).any(|w| w == b"\r\n\r\n") => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    let body = format!(
+        "{{\"error\": \"the server is at its limit of {max} connections; try again later\"}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    // A new connection's send buffer is empty: the short answer goes out in one write.
+    let _ = stream.try_write(answer.as_bytes());
+}
+
 /// Binds `addr` (reporting the address actually bound, for port 0) and serves `store` on a
-/// thread of its own until the process ends.
-pub fn serve(addr: SocketAddr, store: Arc<Store>) -> Result<SocketAddr, ServeError> {
+/// thread of its own until the process ends, within `http`'s limits.
+pub fn serve(
+    addr: SocketAddr,
+    store: Arc<Store>,
+    http: &HttpConfig,
+) -> Result<SocketAddr, ServeError> {
+    let limits = Limits::of(http);
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| ServeError::Listen { addr, source })?;
     listener.set_nonblocking(true)?;
@@ -99,14 +182,36 @@ pub fn serve(addr: SocketAddr, store: Arc<Store>) -> Result<SocketAddr, ServeErr
                         return;
                     }
                 };
+                let open = Arc::new(AtomicUsize::new(0));
+                let refusing = Arc::new(AtomicUsize::new(0));
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else {
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of file descriptors, say: wait for some to be given back
+                            // rather than spin on the error.
+                            tracing::warn!("http accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    let Some(place) = Place::take(&open, limits.max_connections) else {
+                        if let Some(refusing) = Place::take(&refusing, MAX_REFUSING) {
+                            tokio::spawn(async move {
+                                let _refusing = refusing;
+                                refuse(stream, limits.max_connections).await;
+                            });
+                        }
                         continue;
                     };
                     let store = store.clone();
                     tokio::spawn(async move {
+                        let _place = place;
                         let service = service_fn(move |req| answer(store.clone(), req));
                         if let Err(e) = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(limits.header_read_timeout)
+                            .max_header_size(limits.max_header_bytes)
                             .serve_connection(TokioIo::new(stream), service)
                             .await
                         {
