@@ -43,9 +43,11 @@ install_tansu() {
   [ -x "$BIN" ] && return 0
   command -v cargo >/dev/null || die "cargo is needed to build the broker"
   echo "building tansu $TANSU_VERSION with PostgreSQL storage into $CACHE/tansu-pg (once; a long compile)"
-  # The build directory is kept until the install succeeds, so an interrupted build resumes.
+  # --locked: the crate's own Cargo.lock. Without it a newer deadpool-postgres is picked and
+  # tansu-storage 0.6.0 does not compile. The build directory is kept until the install
+  # succeeds, so an interrupted build resumes.
   CARGO_TARGET_DIR="$CACHE/tansu-pg-target" \
-    cargo install tansu --version "$TANSU_VERSION" --features postgres --root "$CACHE/tansu-pg" --quiet
+    cargo install tansu --version "$TANSU_VERSION" --features postgres --locked --root "$CACHE/tansu-pg" --quiet
   rm -rf "$CACHE/tansu-pg-target"
   "$BIN" --version
 }
