@@ -129,6 +129,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let stop = opts.stop.clone();
     let stop_after = opts.stop.clone();
     let deliveries = Arc::new(Deliveries::default());
+    let sink_deliveries = deliveries.clone();
     let epochs = EpochClock::default();
     let store = opts
         .http
@@ -148,7 +149,6 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let commits = CommitBoard::new(kafka.as_ref().map_or("", |k| k.cfg.group_id.as_str()));
     let heartbeat = {
         let commits = commits.clone();
-        let reads_kafka = reads_kafka;
         crate::liveness::watch(
             &timely_config,
             Duration::from_millis(cfg.engine.peer_timeout_ms.max(1)),
@@ -267,6 +267,12 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     .map_err(RunError::Failed)?;
 
     let results = guards.join();
+    if let Some(gap) = sink_deliveries.gaps.longest() {
+        tracing::info!(
+            acknowledged = sink_deliveries.acked.load(Ordering::Relaxed),
+            "kafka sink: {gap}"
+        );
+    }
     if let Some(h) = heartbeat {
         h.finish();
     }

@@ -182,6 +182,9 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
         stats.failed,
         stats.skipped_dead_letters
     );
+    if let Some(gap) = stats.longest_ack_gap {
+        println!("{gap}");
+    }
     if stats.failed > 0 {
         return Err(RunError::Failed(format!(
             "{} messages were not delivered",
