@@ -188,21 +188,17 @@ fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
     }
 }
 
-/// The `longest wait for an acknowledgement S s (unix ms A..B)` a client printed.
-fn ack_gap(text: &str, who: &str) -> (f64, u128, u128) {
-    let line = text
-        .lines()
-        .find(|l| l.contains("longest wait for an acknowledgement"))
-        .unwrap_or_else(|| panic!("{who} printed no acknowledgement gap:\n{text}"));
-    let after = line
-        .split("longest wait for an acknowledgement ")
-        .nth(1)
-        .unwrap();
-    let seconds: f64 = after.split_whitespace().next().unwrap().parse().unwrap();
-    let range = after.split("unix ms ").nth(1).unwrap();
-    let range = range.trim_end_matches(|c: char| !c.is_ascii_digit());
-    let (from, to) = range.split_once("..").unwrap();
-    (seconds, from.parse().unwrap(), to.parse().unwrap())
+/// The waits for an acknowledgement a client reported: `... S s ... (unix ms A..B)` lines.
+fn ack_waits(text: &str) -> Vec<(f64, u128, u128)> {
+    text.lines()
+        .filter(|l| l.contains("for an acknowledgement") && l.contains("(unix ms "))
+        .filter_map(|l| {
+            let seconds = l.split(" s ").next()?.rsplit(' ').next()?.parse().ok()?;
+            let range = l.split("(unix ms ").nth(1)?.split(')').next()?;
+            let (from, to) = range.split_once("..")?;
+            Some((seconds, from.parse().ok()?, to.parse().ok()?))
+        })
+        .collect()
 }
 
 fn jsonl(path: &Path) -> Vec<Value> {
@@ -320,17 +316,32 @@ fn a_broker_killed_mid_stream_loses_no_alert_and_recovers_within_30_s() {
         produced.contains(&format!("acknowledged {rows}, failed 0")),
         "{produced}"
     );
+    // Every wait of 0.25 s or more is logged with its span; a client with none spanning the
+    // kill failed over in less.
     for (who, text) in [
-        ("producer", produced.clone()),
+        (
+            "producer",
+            format!("{produced}{}", read(d, "producer", "err")),
+        ),
         ("engine", read(d, "engine", "err")),
     ] {
-        let (seconds, from, to) = ack_gap(&text, who);
-        eprintln!("recovery time ({who}): {seconds:.2} s, from the last acknowledgement before the kill to the first after it");
+        let waits = ack_waits(&text);
         assert!(
-            from <= after_kill && to >= before_kill,
-            "{who}'s longest wait ({from}..{to}) does not span the kill ({before_kill}..{after_kill})"
+            !waits.is_empty(),
+            "{who} reported no acknowledgement wait:\n{text}"
         );
-        assert!(seconds < 30.0, "{who} took {seconds:.2} s to recover");
+        match waits
+            .iter()
+            .find(|(_, from, to)| *from <= after_kill && *to >= before_kill)
+        {
+            Some((seconds, _, _)) => {
+                eprintln!("recovery time ({who}): {seconds:.2} s, from the last acknowledgement before the kill to the first after it");
+                assert!(*seconds < 30.0, "{who} took {seconds:.2} s to recover");
+            }
+            None => {
+                eprintln!("recovery time ({who}): under 0.25 s (no longer wait spans the kill)")
+            }
+        }
     }
 
     // Nothing lost, nothing twice: every episode of file mode raised and cleared once on the

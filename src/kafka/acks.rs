@@ -6,8 +6,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A wait this long is worth a log line when it ends.
-const NOTABLE: Duration = Duration::from_secs(1);
+/// A wait this long is logged when it ends, with when it began and ended (a failover can be
+/// shorter than the longest wait of a busy broker, so each one is told); a second is a warning.
+const NOTABLE: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 pub struct AckGaps(Mutex<Gaps>);
@@ -51,18 +52,18 @@ impl AckGaps {
         let Ok(mut g) = self.0.lock() else { return };
         if let Some((before, before_wall)) = g.since {
             let waited = now.duration_since(before);
-            if g.longest.is_none_or(|l| waited.as_secs_f64() > l.seconds) {
-                g.longest = Some(AckGap {
-                    seconds: waited.as_secs_f64(),
-                    from_unix_ms: unix_ms(before_wall),
-                    to_unix_ms: unix_ms(wall),
-                });
+            let gap = AckGap {
+                seconds: waited.as_secs_f64(),
+                from_unix_ms: unix_ms(before_wall),
+                to_unix_ms: unix_ms(wall),
+            };
+            if g.longest.is_none_or(|l| gap.seconds > l.seconds) {
+                g.longest = Some(gap);
             }
-            if waited >= NOTABLE {
-                tracing::warn!(
-                    "acknowledgements resumed after {:.2} s without any",
-                    waited.as_secs_f64()
-                );
+            if waited >= Duration::from_secs(1) {
+                tracing::warn!("{}", gap.waited());
+            } else if waited >= NOTABLE {
+                tracing::info!("{}", gap.waited());
             }
         }
         g.pending = g.pending.saturating_sub(1);
@@ -79,6 +80,15 @@ impl AckGaps {
     /// The longest wait so far, if any message was acknowledged.
     pub fn longest(&self) -> Option<AckGap> {
         self.0.lock().ok().and_then(|g| g.longest)
+    }
+}
+
+impl AckGap {
+    fn waited(&self) -> String {
+        format!(
+            "waited {:.2} s for an acknowledgement (unix ms {}..{})",
+            self.seconds, self.from_unix_ms, self.to_unix_ms
+        )
     }
 }
 
