@@ -25,8 +25,8 @@
 # next step). The PostgreSQL binaries are Debian's `postgresql`; the instance is this
 # script's own (initdb into /tmp/pitwall-kc-NAME, run as the `postgres` user), never the
 # system service. The broker is `cargo install tansu --features postgres`, cached in
-# ~/.cache/pitwall/tansu-pg (PITWALL_CACHE): a long compile the first time (about 20-40
-# minutes on 2 cores), nothing after.
+# ~/.cache/pitwall/tansu-pg (PITWALL_CACHE): a long compile the first time (32-48 minutes
+# on 2 shared cores, ~430 crates), nothing after.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
