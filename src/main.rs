@@ -205,6 +205,9 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
         line += "; stopped by a signal before the end of the input";
     }
     println!("{line}");
+    if let Some(gap) = stats.longest_ack_gap {
+        println!("{gap}");
+    }
     if stats.failed > 0 {
         return Err(RunError::Failed(format!(
             "{} messages were not delivered",

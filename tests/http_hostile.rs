@@ -58,7 +58,7 @@ impl Server {
             .arg(&config)
             .arg("--input")
             .arg(&input)
-            .args(["--http", &addr.to_string()])
+            .args(["--http", &addr.to_string(), "--keep-serving"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,6 +2,7 @@
 //! the console consumer. Only standard Kafka APIs are used, so Apache Kafka, Redpanda or MSK
 //! work as the local Tansu broker does.
 
+pub mod acks;
 pub mod admin;
 pub mod produce;
 pub mod sink;

@@ -1,5 +1,6 @@
 //! `pitwall produce`: replays telemetry into the telemetry topic, keyed by driver.
 
+use super::acks::{AckGap, AckGaps};
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::TelemetryMessage;
 use crate::ingest::{due_in, RecordSource};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 pub struct Deliveries {
     pub acked: AtomicU64,
     pub failed: AtomicU64,
+    pub gaps: AckGaps,
 }
 
 pub struct CountingContext(pub Arc<Deliveries>);
@@ -27,8 +29,12 @@ impl ProducerContext for CountingContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => self.0.acked.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => {
+                self.0.gaps.acknowledged();
+                self.0.acked.fetch_add(1, Ordering::Relaxed)
+            }
             Err((e, _)) => {
+                self.0.gaps.failed();
                 tracing::error!("delivery failed: {e}");
                 self.0.failed.fetch_add(1, Ordering::Relaxed)
             }
@@ -47,6 +53,10 @@ pub struct ProduceStats {
     pub messages_per_second: f64,
     /// Stopped by SIGINT/SIGTERM before the end of the input (what was sent was flushed).
     pub interrupted: bool,
+    /// The longest wait for an acknowledgement with messages in flight (a broker lost: the
+    /// failover).
+    #[serde(skip)]
+    pub longest_ack_gap: Option<AckGap>,
     /// Event time of the first record and the wall time the pacing clock started from it.
     #[serde(skip)]
     pub first_event_ms: Option<i64>,
@@ -132,6 +142,7 @@ pub fn produce(
                 doing: format!("producing to {topic}"),
                 source,
             })?;
+            deliveries.gaps.sent();
             stats.messages += 1;
             stats.bytes += payload.len() as u64;
             if stats.messages % 1024 == 0 {
@@ -160,6 +171,7 @@ pub fn produce(
     }
     stats.acknowledged = deliveries.acked.load(Ordering::Relaxed);
     stats.failed = deliveries.failed.load(Ordering::Relaxed);
+    stats.longest_ack_gap = deliveries.gaps.longest();
     stats.seconds = started.elapsed().as_secs_f64();
     stats.messages_per_second = stats.messages as f64 / stats.seconds.max(1e-9);
     let _ = std::io::stderr().flush();

@@ -13,6 +13,7 @@
 //! it marks what is durable; the Kafka source commits offsets only up to there. Deliveries
 //! that fail are sent again; the broker being away only delays them (no message timeout).
 
+use super::acks::AckGaps;
 use super::produce::send_blocking;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
@@ -65,6 +66,7 @@ pub struct Deliveries {
     retries: Mutex<Vec<Retry>>,
     pub acked: AtomicU64,
     pub failed_attempts: AtomicU64,
+    pub gaps: AckGaps,
 }
 
 impl Deliveries {
@@ -87,6 +89,7 @@ impl ProducerContext for SinkContext {
         let epoch = epoch as Epoch;
         match result {
             Ok(_) => {
+                self.0.gaps.acknowledged();
                 self.0.acked.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut f) = self.0.in_flight.lock() {
                     if let Some(n) = f.get_mut(&epoch) {
@@ -99,6 +102,7 @@ impl ProducerContext for SinkContext {
             }
             Err((e, m)) => {
                 self.0.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                self.0.gaps.failed();
                 tracing::warn!("delivery to {} failed, sending again: {e}", m.topic());
                 if let Ok(mut r) = self.0.retries.lock() {
                     r.push(Retry {
@@ -263,7 +267,10 @@ pub fn kafka_sink<'scope>(
                                 | Output::CarStop(..) => continue,
                             };
                             match result {
-                                Ok(()) => sent += 1,
+                                Ok(()) => {
+                                    deliveries.gaps.sent();
+                                    sent += 1
+                                }
                                 Err(e) => tracing::error!("producing {o:?}: {e}"),
                             }
                         }
@@ -292,8 +299,9 @@ pub fn kafka_sink<'scope>(
                         if let Some(h) = r.headers {
                             record = record.headers(h);
                         }
-                        if let Err(e) = send_blocking(&producer, record) {
-                            tracing::error!("sending again to {}: {e}", r.topic);
+                        match send_blocking(&producer, record) {
+                            Ok(()) => deliveries.gaps.sent(),
+                            Err(e) => tracing::error!("sending again to {}: {e}", r.topic),
                         }
                     }
                     if let Ok(in_flight) = deliveries.in_flight.lock() {
