@@ -430,6 +430,18 @@ fn a_broker_killed_mid_stream_loses_no_alert_and_recovers_within_30_s() {
     assert!(tail("f1-dead-letters", "check-dead").is_empty());
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["records"], rows - skipped, "{summary}");
+    // At least once: a batch the dying broker wrote but could not acknowledge is sent again
+    // (idempotence, which would drop it, is off on Tansu), so a few telemetry messages may be
+    // on the topic twice. None may be missing; the alerts above are exact all the same.
+    let records = summary["records"].as_u64().unwrap() as usize;
+    let expected = rows - skipped;
+    assert!(
+        (expected..=expected + 256).contains(&records),
+        "{records} records for {expected} rows produced: {summary}"
+    );
+    eprintln!(
+        "telemetry messages on the topic twice after the kill: {}",
+        records - expected
+    );
     assert_eq!(summary["dead_letters"], 0, "{summary}");
 }
