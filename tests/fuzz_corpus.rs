@@ -29,7 +29,10 @@ fn replay(folder: &str) -> usize {
         let mut paths: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
         paths.sort();
         for path in paths {
-            let data = std::fs::read(&path).unwrap();
+            // A fuzzer running beside the tests may replace corpus files as it shrinks them.
+            let Ok(data) = std::fs::read(&path) else {
+                continue;
+            };
             let outcome = std::panic::catch_unwind(|| target(&data));
             assert!(outcome.is_ok(), "{name}: {} fails", path.display());
             count += 1;
