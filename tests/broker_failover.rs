@@ -8,44 +8,18 @@
 //! broker (`scripts/kafka-cluster.sh install`, a long compile, cached); `.ci/run` provides all
 //! three. Without them the test says what is missing and does nothing (under CI it fails).
 
+mod common;
+
+use common::{bin, race_prefix, root, wait_for, wait_for_progress};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CLUSTER: &str = "failover";
 const PRODUCER_HOST: &str = "5";
 const ENGINE_HOST: &str = "6";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pitwall")
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn race() -> PathBuf {
-    let race = root().join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(race.exists(), "{} is missing", race.display());
-    race
-}
-
-/// The first `rows` rows of the real race as a CSV of its own.
-fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
-    let lines = BufReader::new(flate2::read::GzDecoder::new(
-        std::fs::File::open(race()).unwrap(),
-    ))
-    .lines();
-    let path = dir.join(format!("race-{rows}.csv"));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    for line in lines.take(rows + 1) {
-        writeln!(out, "{}", line.unwrap()).unwrap();
-    }
-    path
-}
 
 fn unix_ms() -> u128 {
     SystemTime::now()
@@ -143,49 +117,6 @@ impl Drop for Cluster {
 
 fn read(dir: &Path, tag: &str, ext: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{tag}.{ext}"))).unwrap_or_default()
-}
-
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    None
-}
-
-/// Waits until the engine's live progress (stdout) is past `records`.
-fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let seen = text
-            .lines()
-            .filter_map(|l| {
-                l.split("records")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
-        if seen >= records {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the engine ended ({status}) before {records} records: {text}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no progress past {records}: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The waits for an acknowledgement a client reported: `... S s ... (unix ms A..B)` lines.
@@ -305,9 +236,9 @@ fn a_broker_killed_mid_stream_loses_no_alert_and_recovers_within_30_s() {
     let after_kill = unix_ms();
     eprintln!("killed broker 1 (host 1) at unix ms {after_kill}");
 
-    let status = wait_for(&mut producer, Duration::from_secs(300)).expect("the producer ends");
+    let (status, _) = wait_for(&mut producer, Duration::from_secs(300)).expect("the producer ends");
     assert!(status.success(), "producer: {}", read(d, "producer", "err"));
-    let status = wait_for(&mut engine, Duration::from_secs(300)).expect("the engine ends");
+    let (status, _) = wait_for(&mut engine, Duration::from_secs(300)).expect("the engine ends");
     assert!(status.success(), "engine: {}", read(d, "engine", "err"));
 
     // Recovery, as each client saw it.

@@ -6,41 +6,15 @@
 //! The tests that need network namespaces say so and do nothing where they cannot be made
 //! (not root, no `ip netns`); `.ci/run` runs as root.
 
+mod common;
+
+use common::{bin, race, race_prefix, root, wait_for, wait_for_progress};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pitwall")
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn race() -> PathBuf {
-    let race = root().join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(race.exists(), "{} is missing", race.display());
-    race
-}
-
-/// The first `rows` rows of the real race as a CSV of its own.
-fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
-    let mut lines = BufReader::new(flate2::read::GzDecoder::new(
-        std::fs::File::open(race()).unwrap(),
-    ))
-    .lines();
-    let path = dir.join(format!("race-{rows}.csv"));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    for line in lines.by_ref().take(rows + 1) {
-        writeln!(out, "{}", line.unwrap()).unwrap();
-    }
-    path
-}
 
 /// Sorted lines of an alerts file: the comparison does not depend on the order of output.
 fn sorted_lines(path: &Path) -> Vec<String> {
@@ -68,49 +42,6 @@ fn single_process(input: &Path, out: &Path) -> PathBuf {
         String::from_utf8_lossy(&run.stderr)
     );
     out.to_path_buf()
-}
-
-/// Waits for a process to end, up to `limit`: its status and how long it took.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Duration)> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some((status, start.elapsed()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-/// Waits until `path` (a process's stdout) shows live progress past `records`.
-fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let seen = text
-            .lines()
-            .filter_map(|l| {
-                l.split("records")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
-        if seen >= records {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before {records} records: {text}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no progress past {records}: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn free_port() -> u16 {

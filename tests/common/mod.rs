@@ -1,0 +1,84 @@
+//! Helpers the end-to-end tests share: the binary, the real race, waiting on child processes.
+//! (Each test binary uses only some of them.)
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pitwall")
+}
+
+/// The repository's root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real race: Monaco 2023, every driver.
+pub fn race() -> PathBuf {
+    let race = root().join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
+    assert!(race.exists(), "{} is missing", race.display());
+    race
+}
+
+/// The first `rows` rows of the real race as a CSV of its own.
+pub fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
+    let lines = BufReader::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(race()).unwrap(),
+    ))
+    .lines();
+    let path = dir.join(format!("race-{rows}.csv"));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for line in lines.take(rows + 1) {
+        writeln!(out, "{}", line.unwrap()).unwrap();
+    }
+    path
+}
+
+/// Waits for a process to end, up to `limit`: its status and how long it took. Past the limit
+/// the process is killed and the answer is `None`.
+pub fn wait_for(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Waits until `path` (a `pitwall run`'s stdout) shows live progress past `records`.
+pub fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let seen = text
+            .lines()
+            .filter_map(|l| {
+                l.split("records")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        if seen >= records {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before {records} records: {text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress past {records}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
