@@ -14,6 +14,7 @@ use pitwall::{bench, engine, kafka, report, source};
 use pitwall_dataflows::config::WheelSpinMode;
 use pitwall_dataflows::DriverId;
 use std::io::IsTerminal;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -219,17 +220,25 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
 
 fn topics(args: TopicsArgs) -> Result<(), RunError> {
     let cfg = args.kafka.load()?;
+    let mut lines = Vec::new();
     if args.action == "create" {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| RunError::Failed(e.to_string()))?;
-        for line in runtime.block_on(kafka::admin::create_topics(&cfg.kafka))? {
-            println!("{line}");
-        }
+        lines = runtime.block_on(kafka::admin::create_topics(&cfg.kafka))?;
     }
     for (name, partitions) in kafka::admin::list_topics(&cfg.kafka)? {
-        println!("{name}\t{partitions} partitions");
+        lines.push(format!("{name}\t{partitions} partitions"));
+    }
+    // Written, not println!'d: a reader that goes away (`| head`) ends the listing, no panic.
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(RunError::Failed(format!("writing the topic list: {e}"))),
+        }
     }
     Ok(())
 }

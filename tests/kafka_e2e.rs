@@ -910,3 +910,21 @@ fn ctrl_c_stops_produce_with_a_flush_and_a_summary() {
         sent
     );
 }
+
+/// `pitwall topics list | true`: the reader is gone before the list is written; the listing
+/// ends quietly instead of panicking on the broken pipe.
+#[test]
+fn topics_list_into_a_closed_pipe_ends_quietly() {
+    let s = Setup::new("pipe", &brokers());
+    let mut child = s
+        .command(&["topics", "list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+}
