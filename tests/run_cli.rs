@@ -378,39 +378,10 @@ fn keep_serving_serves_after_the_input_with_a_correct_allow_until_sigterm() {
 #[test]
 fn a_second_ctrl_c_quits_at_once_when_the_broker_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let input = small_race(dir.path(), 2000);
-    // Nothing listens there: every delivery is retried for ever.
-    let gone = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
     // A stop deadline far away: only the second Ctrl-C can end the run here.
     let config = dir.path().join("patient.toml");
     std::fs::write(&config, "[engine]\nstop_grace_ms = 600000\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args([
-            "run",
-            "--input",
-            input.to_str().unwrap(),
-            "--brokers",
-            &gone,
-        ])
-        .env("PITWALL_CONFIG", &config)
-        .env("RUST_LOG", "off")
-        .env("PITWALL_HTTP", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
-    // The live progress: records read, their outputs waiting for the broker.
-    let stdout = lines_of(child.stdout.take().unwrap());
-    let mut seen = Vec::new();
-    if wait_for_line(&stdout, "records", &mut seen).is_none() {
-        let _ = child.kill();
-        panic!("no progress line: {seen:?}");
-    }
+    let (mut child, lines, _stdout, mut seen) = run_on_a_gone_broker(dir.path(), Some(&config));
     signal(&child, "-INT");
     if wait_for_line(&lines, "stopping cleanly", &mut seen).is_none() {
         let _ = child.kill();
@@ -426,33 +397,7 @@ fn a_second_ctrl_c_quits_at_once_when_the_broker_is_gone() {
 #[test]
 fn sigterm_ends_a_run_blocked_on_a_gone_broker_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
-    let input = small_race(dir.path(), 2000);
-    let gone = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args([
-            "run",
-            "--input",
-            input.to_str().unwrap(),
-            "--brokers",
-            &gone,
-        ])
-        .env("RUST_LOG", "off")
-        .env("PITWALL_HTTP", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
-    let stdout = lines_of(child.stdout.take().unwrap());
-    let mut seen = Vec::new();
-    if wait_for_line(&stdout, "records", &mut seen).is_none() {
-        let _ = child.kill();
-        panic!("no progress line: {seen:?}");
-    }
+    let (mut child, lines, _stdout, mut seen) = run_on_a_gone_broker(dir.path(), None);
     let signalled = Instant::now();
     signal(&child, "-TERM");
     let status = exit_status(&mut child).expect("SIGTERM did not end the blocked run");
@@ -465,4 +410,45 @@ fn sigterm_ends_a_run_blocked_on_a_gone_broker_after_the_grace() {
     let line = wait_for_line(&lines, "exiting without flushing", &mut seen)
         .unwrap_or_else(|| panic!("no line saying what was not flushed: {seen:?}"));
     assert!(line.contains("not acknowledged by the broker"), "{line}");
+}
+
+/// `pitwall run` of a small race whose Kafka sinks point where nothing listens (every delivery
+/// is retried for ever), once its live progress shows: the child, its stderr lines, and the
+/// lines seen so far, and its stdout lines (kept open: the live progress goes on printing).
+/// `config`, when given, is laid over the embedded one.
+fn run_on_a_gone_broker(
+    dir: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> (Child, Receiver<String>, Receiver<String>, Vec<String>) {
+    let input = small_race(dir, 2000);
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pitwall"));
+    command
+        .args([
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--brokers",
+            &gone,
+        ])
+        .env("RUST_LOG", "off")
+        .env("PITWALL_HTTP", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(config) = config {
+        command.env("PITWALL_CONFIG", config);
+    }
+    let mut child = command.spawn().unwrap();
+    let lines = stderr_lines(&mut child);
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    if wait_for_line(&stdout, "records", &mut seen).is_none() {
+        let _ = child.kill();
+        panic!("no progress line: {seen:?}");
+    }
+    (child, lines, stdout, seen)
 }
