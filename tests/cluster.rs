@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{bin, race, race_prefix, root, wait_for, wait_for_progress};
+use common::{bin, cleared_on_topic, race, race_prefix, root, wait_for, wait_for_progress};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -415,17 +415,11 @@ impl Topics {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut by_id = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let m: Value = serde_json::from_str(line).unwrap();
-            if m["value"]["status"] == "cleared" {
-                by_id.insert(
-                    m["value"]["alert_id"].as_str().unwrap().to_string(),
-                    m["value"].clone(),
-                );
-            }
-        }
-        by_id
+        let messages: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        cleared_on_topic(&messages)
     }
 }
 

@@ -1,6 +1,9 @@
 //! Kafka end to end against a real broker: the one `scripts/kafka.sh start` runs (or
 //! PITWALL_BROKERS), and for the outage test a Tansu of its own that it can pause.
 
+mod common;
+
+use common::cleared_on_topic;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
@@ -198,20 +201,6 @@ fn file_mode_alerts(s: &Setup, csv: &Path) -> BTreeMap<String, Value> {
         .into_iter()
         .map(|a| (a["alert_id"].as_str().unwrap().to_string(), a))
         .collect()
-}
-
-/// The last `cleared` message of each alert id on the alerts topic.
-fn cleared_on_topic(messages: &[Value]) -> BTreeMap<String, Value> {
-    let mut by_id = BTreeMap::new();
-    for m in messages {
-        if m["value"]["status"] == "cleared" {
-            by_id.insert(
-                m["value"]["alert_id"].as_str().unwrap().to_string(),
-                m["value"].clone(),
-            );
-        }
-    }
-    by_id
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! (Each test binary uses only some of them.)
 #![allow(dead_code)]
 
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
@@ -81,4 +83,18 @@ pub fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The last `cleared` message of each alert id among messages read by `pitwall tail`.
+pub fn cleared_on_topic(messages: &[Value]) -> BTreeMap<String, Value> {
+    let mut by_id = BTreeMap::new();
+    for m in messages {
+        if m["value"]["status"] == "cleared" {
+            by_id.insert(
+                m["value"]["alert_id"].as_str().unwrap().to_string(),
+                m["value"].clone(),
+            );
+        }
+    }
+    by_id
 }
