@@ -339,3 +339,41 @@ pub(super) fn parse_row(
         session_time_ms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whenever the short path reads a number, it is bit for bit what `f64::from_str`
+        /// reads; and it reads every plain decimal a feed writes.
+        #[test]
+        fn plain_decimals_are_read_exactly_as_the_general_parser_reads_them(
+            text in "-?[0-9]{0,9}(\\.[0-9]{0,8})?|[-+.0-9eE]{0,12}",
+        ) {
+            let general = text.parse::<f64>().ok();
+            match plain_decimal(text.as_bytes()) {
+                Some(v) => prop_assert_eq!(Some(v.to_bits()), general.map(f64::to_bits)),
+                None => {
+                    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+                    let plain = text.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                        && text.matches('.').count() <= 1
+                        && text.matches('-').count() <= 1;
+                    prop_assert!(!(plain && (1..=15).contains(&digits)), "{text:?} was not read");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_is_cut_at_its_commas_as_csv_cuts_it() {
+        let split = Split::new(b"a,,b c, d ,");
+        let fields: Vec<&[u8]> = (0..split.len()).filter_map(|i| split.get(i)).collect();
+        assert_eq!(fields, [&b"a"[..], b"", b"b c", b" d ", b""]);
+        let wide = vec![b','; 100];
+        let split = Split::new(&wide);
+        assert_eq!(split.len(), 101, "fields past the limit are counted");
+        assert_eq!(split.get(Split::MAX), None);
+    }
+}
