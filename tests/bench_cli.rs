@@ -294,6 +294,7 @@ fn a_short_http_load_writes_its_row() {
     assert!(num("latency_p50_ms") <= num("latency_p99_ms"), "{r:?}");
     assert_eq!((num("non_2xx"), num("socket_errors")), (0.0, 0.0));
     assert!(num("engine_records_per_second") > 0.0, "{r:?}");
+    assert!(num("engine_records_per_second_unloaded") > 0.0, "{r:?}");
     assert!(num("peak_rss_mb") > 0.0, "{r:?}");
     let svg = std::fs::read_to_string(dir.path().join("short.svg")).unwrap();
     assert!(svg.contains("requests/s"), "{svg}");

@@ -57,7 +57,10 @@ pub struct HttpRow {
     /// Answers that were not 2xx/3xx, and connect/read/write/timeout errors.
     pub non_2xx: u64,
     pub socket_errors: u64,
-    /// Records the engine ingested while wrk ran, per second.
+    /// Records the engine ingested per second without requests, in the few seconds just
+    /// before the load and just after it (an endless run slows down as its race views grow, so
+    /// the load is bracketed), and while wrk ran: what the load costs ingestion.
+    pub engine_records_per_second_unloaded: f64,
     pub engine_records_per_second: f64,
     pub peak_rss_mb: f64,
 }
@@ -159,7 +162,7 @@ pub fn http_load(hb: &HttpLoad) -> Result<HttpRow, String> {
 /// Fill, then load; the engine is stopped by the caller whatever this returns.
 fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpRow, String> {
     let points = hb.config.http.points_per_driver;
-    super::progress(0, 2, &format!("filling {} x {points} points", hb.cars));
+    super::progress(0, 4, &format!("filling {} x {points} points", hb.cars));
     let started = Instant::now();
     loop {
         if let Some(status) = engine.child.try_wait().map_err(|e| e.to_string())? {
@@ -188,7 +191,11 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         std::thread::sleep(Duration::from_millis(200));
     }
     let fill_seconds = started.elapsed().as_secs_f64();
-    super::progress(1, 2, &format!("wrk for {} s", hb.duration_s));
+    // The same engine without requests, up to 5 s before and after the load.
+    let quiet = Duration::from_secs(hb.duration_s.min(5));
+    super::progress(1, 4, "engine without load");
+    let unloaded_before = ingest_rate(addr, quiet)?;
+    super::progress(2, 4, &format!("wrk for {} s", hb.duration_s));
     let (records_before, t0) = (engine_records(addr)?, Instant::now());
     let url = format!("http://{addr}{}", hb.request);
     let out = Command::new(&hb.wrk)
@@ -206,7 +213,9 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         .output()
         .map_err(|e| format!("{}: {e}. {WRK_HINT}", hb.wrk.display()))?;
     let (records_after, elapsed) = (engine_records(addr)?, t0.elapsed().as_secs_f64());
-    super::progress(2, 2, "done");
+    super::progress(3, 4, "engine without load");
+    let unloaded_after = ingest_rate(addr, quiet)?;
+    super::progress(4, 4, "done");
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!(
@@ -230,6 +239,7 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         latency_p99_ms: wrk.p99_ms,
         non_2xx: wrk.non_2xx,
         socket_errors: wrk.socket_errors,
+        engine_records_per_second_unloaded: (unloaded_before + unloaded_after) / 2.0,
         engine_records_per_second: records_after.saturating_sub(records_before) as f64
             / elapsed.max(1e-9),
         peak_rss_mb: 0.0,
@@ -240,6 +250,14 @@ fn free_port() -> Result<SocketAddr, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// The engine's records per second over `span`.
+fn ingest_rate(addr: SocketAddr, span: Duration) -> Result<f64, String> {
+    let (before, t0) = (engine_records(addr)?, Instant::now());
+    std::thread::sleep(span);
+    let after = engine_records(addr)?;
+    Ok(after.saturating_sub(before) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
 }
 
 /// `GET /api/engine`'s record count.
@@ -383,8 +401,8 @@ pub fn print_table(row: &HttpRow, request: &str) {
         row.peak_rss_mb
     );
     println!(
-        "({} drivers x {} points filled in {:.1} s before the load)",
-        row.drivers, row.points_per_driver, row.fill_seconds
+        "({} drivers x {} points filled in {:.1} s before the load; the engine did {:.0} records/s without requests, just before and after)",
+        row.drivers, row.points_per_driver, row.fill_seconds, row.engine_records_per_second_unloaded
     );
 }
 
