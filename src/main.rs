@@ -382,6 +382,7 @@ fn http_bench(args: HttpBenchArgs) -> Result<(), RunError> {
         duration_s: args.duration,
         request: args.request.clone(),
         fill_timeout: Duration::from_secs(args.fill_timeout),
+        stop: stop_on_signals()?,
     };
     let row = bench::http_load(&hb).map_err(RunError::Failed)?;
     bench::http_load::print_table(&row, &args.request);

@@ -315,3 +315,59 @@ fn http_without_wrk_says_how_to_install_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The pids of a process's children (Linux).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_stopped_http_bench_stops_its_endless_engine() {
+    if !wrk_installed() {
+        eprintln!("skipped: wrk is not installed (apt-get install -y wrk)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut bench = Command::new(common::bin())
+        .args(["bench", "http", "--duration", "60", "--cars", "2"])
+        .args(["--points-per-driver", "200", "--results"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Under load: the engine and wrk both running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let engine = loop {
+        let kids = children(bench.id());
+        let named = |name: &str| {
+            kids.iter().copied().find(|k| {
+                std::fs::read_to_string(format!("/proc/{k}/comm")).is_ok_and(|c| c.trim() == name)
+            })
+        };
+        if let (Some(engine), Some(_wrk)) = (named("pitwall"), named("wrk")) {
+            break engine;
+        }
+        assert!(std::time::Instant::now() < deadline, "no wrk after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(Command::new("kill")
+        .args(["-TERM", &bench.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let (status, _) = common::wait_for(&mut bench, std::time::Duration::from_secs(40))
+        .expect("the bench did not end after SIGTERM");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut bench.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{engine}")).exists(),
+        "the engine {engine} outlived the bench"
+    );
+}

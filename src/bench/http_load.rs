@@ -15,6 +15,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How to get wrk when it is missing.
@@ -38,6 +40,9 @@ pub struct HttpLoad {
     pub request: String,
     /// Give up filling the buffers after this long.
     pub fill_timeout: Duration,
+    /// Set by SIGINT/SIGTERM: the bench stops wrk and the engine and ends. Without it a signal
+    /// to the bench alone would leave the endless engine running flat out.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// The scenario's figures, one CSV row.
@@ -188,17 +193,17 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
                 hb.fill_timeout.as_secs_f64()
             ));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        pause(hb, Duration::from_millis(200))?;
     }
     let fill_seconds = started.elapsed().as_secs_f64();
     // The same engine without requests, up to 5 s before and after the load.
     let quiet = Duration::from_secs(hb.duration_s.min(5));
     super::progress(1, 4, "engine without load");
-    let unloaded_before = ingest_rate(addr, quiet)?;
+    let unloaded_before = ingest_rate(hb, addr, quiet)?;
     super::progress(2, 4, &format!("wrk for {} s", hb.duration_s));
     let (records_before, t0) = (engine_records(addr)?, Instant::now());
     let url = format!("http://{addr}{}", hb.request);
-    let out = Command::new(&hb.wrk)
+    let mut wrk = Command::new(&hb.wrk)
         .args([
             "-t",
             &hb.threads.to_string(),
@@ -210,11 +215,22 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
             &url,
         ])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("{}: {e}. {WRK_HINT}", hb.wrk.display()))?;
+    while wrk.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if let Err(e) = pause(hb, Duration::from_millis(50)) {
+            let _ = wrk.kill();
+            let _ = wrk.wait();
+            return Err(e);
+        }
+    }
+    // wrk's report is a few lines: read after it ended, no pipe fills up.
+    let out = wrk.wait_with_output().map_err(|e| e.to_string())?;
     let (records_after, elapsed) = (engine_records(addr)?, t0.elapsed().as_secs_f64());
     super::progress(3, 4, "engine without load");
-    let unloaded_after = ingest_rate(addr, quiet)?;
+    let unloaded_after = ingest_rate(hb, addr, quiet)?;
     super::progress(4, 4, "done");
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
@@ -252,10 +268,24 @@ fn free_port() -> Result<SocketAddr, String> {
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
+/// Sleeps `span`, or ends early with an error on SIGINT/SIGTERM.
+fn pause(hb: &HttpLoad, span: Duration) -> Result<(), String> {
+    let until = Instant::now() + span;
+    while Instant::now() < until {
+        if hb.stop.load(Ordering::Relaxed) {
+            return Err("stopped by a signal".into());
+        }
+        std::thread::sleep(
+            Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
+        );
+    }
+    Ok(())
+}
+
 /// The engine's records per second over `span`.
-fn ingest_rate(addr: SocketAddr, span: Duration) -> Result<f64, String> {
+fn ingest_rate(hb: &HttpLoad, addr: SocketAddr, span: Duration) -> Result<f64, String> {
     let (before, t0) = (engine_records(addr)?, Instant::now());
-    std::thread::sleep(span);
+    pause(hb, span)?;
     let after = engine_records(addr)?;
     Ok(after.saturating_sub(before) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
 }
