@@ -361,7 +361,10 @@ pub fn bars(rows: &[PeerRow]) -> Vec<Bar> {
             label: format!("pitwall {}", r.scenario),
             value: r.pitwall_records_per_second,
             note: match r.ratio {
-                Some(x) => format!("{:.0}k/s, x{x:.1}", r.pitwall_records_per_second / 1000.0),
+                Some(x) => format!(
+                    "{:.0}k/s, {x:.1}x bytewax",
+                    r.pitwall_records_per_second / 1000.0
+                ),
                 None => format!("{:.0}k/s", r.pitwall_records_per_second / 1000.0),
             },
             color: PITWALL_COLOR,
