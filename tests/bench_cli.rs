@@ -296,6 +296,10 @@ fn a_short_http_load_writes_its_row() {
     assert!(num("engine_records_per_second") > 0.0, "{r:?}");
     assert!(num("engine_records_per_second_unloaded") > 0.0, "{r:?}");
     assert!(num("peak_rss_mb") > 0.0, "{r:?}");
+    assert!(
+        num("peak_rss_mb_buffers_full") <= num("peak_rss_mb"),
+        "{r:?}"
+    );
     let svg = std::fs::read_to_string(dir.path().join("short.svg")).unwrap();
     assert!(svg.contains("requests/s"), "{svg}");
 }

@@ -67,6 +67,9 @@ pub struct HttpRow {
     /// the load is bracketed), and while wrk ran: what the load costs ingestion.
     pub engine_records_per_second_unloaded: f64,
     pub engine_records_per_second: f64,
+    /// The engine's peak RSS when its buffers had just filled, and at the end: an endless
+    /// run's race views keep growing after the buffers stop.
+    pub peak_rss_mb_buffers_full: f64,
     pub peak_rss_mb: f64,
 }
 
@@ -196,6 +199,7 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         pause(hb, Duration::from_millis(200))?;
     }
     let fill_seconds = started.elapsed().as_secs_f64();
+    let rss_full = peak_rss_kb_of(engine.child.id()).unwrap_or(0) as f64 / 1024.0;
     // The same engine without requests, up to 5 s before and after the load.
     let quiet = Duration::from_secs(hb.duration_s.min(5));
     super::progress(1, 4, "engine without load");
@@ -258,6 +262,7 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         engine_records_per_second_unloaded: (unloaded_before + unloaded_after) / 2.0,
         engine_records_per_second: records_after.saturating_sub(records_before) as f64
             / elapsed.max(1e-9),
+        peak_rss_mb_buffers_full: rss_full,
         peak_rss_mb: 0.0,
     })
 }
@@ -431,8 +436,12 @@ pub fn print_table(row: &HttpRow, request: &str) {
         row.peak_rss_mb
     );
     println!(
-        "({} drivers x {} points filled in {:.1} s before the load; the engine did {:.0} records/s without requests, just before and after)",
-        row.drivers, row.points_per_driver, row.fill_seconds, row.engine_records_per_second_unloaded
+        "({} drivers x {} points filled in {:.1} s before the load, peak RSS {:.1} MB then; the engine did {:.0} records/s without requests, just before and after)",
+        row.drivers,
+        row.points_per_driver,
+        row.fill_seconds,
+        row.peak_rss_mb_buffers_full,
+        row.engine_records_per_second_unloaded
     );
 }
 
