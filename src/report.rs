@@ -80,23 +80,50 @@ pub fn peak_rss_kb() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Writes to stdout; an error (the reader went away) is returned, never a panic as
+/// `println!` would.
+pub fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 /// The readable end-of-run summary.
 pub fn print_summary(s: &Summary) {
-    println!();
-    println!("pitwall run: {}", s.input);
-    println!(
+    let mut out = String::new();
+    out.push('\n');
+    outln!(out, "pitwall run: {}", s.input);
+    outln!(
+        out,
         "  {} records from {} drivers in {:.3} s ({:.0} records/s, {} worker(s) in {} process(es))",
-        s.records, s.drivers, s.seconds, s.records_per_second, s.workers, s.processes
+        s.records,
+        s.drivers,
+        s.seconds,
+        s.records_per_second,
+        s.workers,
+        s.processes
     );
-    println!(
+    outln!(
+        out,
         "  rows {}  dead letters {}  left out by --drivers {}",
-        s.rows, s.dead_letters, s.filtered_rows
+        s.rows,
+        s.dead_letters,
+        s.filtered_rows
     );
     for (reason, n) in &s.dead_letters_by_reason {
-        println!("    {n:>8}  {reason}");
+        outln!(out, "    {n:>8}  {reason}");
     }
-    println!("  windows {}", s.windows);
-    println!(
+    outln!(out, "  windows {}", s.windows);
+    outln!(
+        out,
         "  alerts {}  (high {} · medium {} · low {}; wheel spin mode: {})",
         s.alerts,
         s.alerts_by_severity["high"],
@@ -105,15 +132,17 @@ pub fn print_summary(s: &Summary) {
         s.wheel_spin_mode
     );
     for (kind, n) in &s.alerts_by_type {
-        println!("    {n:>8}  {kind}");
+        outln!(out, "    {n:>8}  {kind}");
     }
-    println!("  per driver (records / alerts):");
+    outln!(out, "  per driver (records / alerts):");
     let cells: Vec<String> = s
         .per_driver
         .iter()
         .map(|(d, v)| format!("{d:<6}{:>8} /{:>5}", v.records, v.alerts))
         .collect();
     for row in cells.chunks(4) {
-        println!("    {}", row.join("   "));
+        outln!(out, "    {}", row.join("   "));
     }
+    // Nobody reading (`| head` closed the pipe): nothing to do about it.
+    let _ = print_out(&out);
 }

@@ -452,3 +452,36 @@ fn run_on_a_gone_broker(
     }
     (child, lines, stdout, seen)
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_nothing_but_the_printing() {
+    // `pitwall run | head -1`: the progress lines and the summary go to a closed pipe. Before,
+    // println! panicked the worker printing them (exit 101 with a backtrace).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fast-progress.toml");
+    std::fs::write(&config, "[engine]\nprogress_interval_ms = 1\n").unwrap();
+    let summary = dir.path().join("summary.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .env("PITWALL_HTTP", "off")
+        .env("RUST_LOG", "off")
+        .args(["run", "--laps", "20", "--speed", "0", "--config"])
+        .arg(&config)
+        .arg("--summary")
+        .arg(&summary)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader has gone: every later write meets a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(first.contains("records"), "{first}");
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(written.contains("\"drivers\": 20"), "{written}");
+}

@@ -239,8 +239,8 @@ impl Collector {
         }
         self.last_print = Instant::now();
         let secs = self.started.elapsed().as_secs_f64();
-        println!(
-            "[{secs:7.1}s] records {:>10}  ({:>9.0}/s)  alerts raised: high {} · medium {} · low {}  dead letters {}",
+        let line = format!(
+            "[{secs:7.1}s] records {:>10}  ({:>9.0}/s)  alerts raised: high {} · medium {} · low {}  dead letters {}\n",
             self.records,
             self.records as f64 / secs.max(1e-9),
             self.raised["high"],
@@ -248,6 +248,10 @@ impl Collector {
             self.raised["low"],
             self.dead_letters
         );
+        // A reader that went away (`| head`) is nobody to print for, not a reason to stop.
+        if crate::report::print_out(&line).is_err() {
+            self.console = Console::Quiet;
+        }
     }
 
     /// The race views as they stand.
