@@ -1,0 +1,189 @@
+//! A min/max pyramid over a driver's point ring, so that a downsampled view reads about one
+//! summary per bucket instead of every sample.
+//!
+//! Level `k` summarises aligned runs of [`SPANS`]`[k]` samples (by sequence number, the count
+//! of samples the driver ever pushed): for each metric, the smallest and largest value code
+//! and where in the run they are. Summaries are updated as samples arrive, so the newest,
+//! still filling run of each level is valid for what it holds; nothing is updated when the
+//! ring evicts, so a run whose first samples are gone is never read whole (only runs that
+//! start at or after the query's first sample are). Each level is a ring of runs sized to
+//! cover the point ring, so its memory is fixed: about 1.3 summaries of 72 bytes per 64
+//! samples (1.5 bytes a sample).
+//!
+//! Ties are broken as the downsampling always did: the earliest of equal minima, the latest
+//! of equal maxima.
+
+use super::columns::{Code, NONE};
+
+/// How many metrics each summary covers (the point metrics, in [`super::columns::Metric`]
+/// order).
+pub const METRIC_COUNT: usize = 9;
+
+/// Samples per run at each level; the finest is also the granularity of bucket widths.
+pub const SPANS: [u64; 5] = [64, 256, 1024, 4096, 16384];
+
+/// Smallest and largest code of one metric over one run, with their offsets in the run;
+/// `min == NONE` when the run has no finite value of that metric.
+#[derive(Clone, Copy, Debug)]
+struct Extremes {
+    min: Code,
+    max: Code,
+    argmin: u16,
+    argmax: u16,
+}
+
+const EMPTY: Extremes = Extremes {
+    min: NONE,
+    max: 0,
+    argmin: 0,
+    argmax: 0,
+};
+
+struct Level {
+    span: u64,
+    /// Run `j` lives in slot `j % runs.len()`.
+    runs: Vec<[Extremes; METRIC_COUNT]>,
+}
+
+impl Level {
+    fn run(&self, j: u64) -> &[Extremes; METRIC_COUNT] {
+        &self.runs[(j % self.runs.len() as u64) as usize]
+    }
+}
+
+pub struct Pyramid {
+    levels: Vec<Level>,
+}
+
+/// The extremes found so far over a range of samples, by sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub min: Code,
+    pub min_seq: u64,
+    pub max: Code,
+    pub max_seq: u64,
+}
+
+/// Folds samples and runs in sequence order into the extremes of a range.
+#[derive(Default)]
+pub struct Fold(Option<Found>);
+
+impl Fold {
+    /// Adds one sample; `NONE` (not a number) is skipped.
+    pub fn sample(&mut self, code: Code, seq: u64) {
+        if code == NONE {
+            return;
+        }
+        self.merge(Found {
+            min: code,
+            min_seq: seq,
+            max: code,
+            max_seq: seq,
+        });
+    }
+
+    /// Adds the extremes of a later range.
+    pub fn merge(&mut self, later: Found) {
+        match &mut self.0 {
+            None => self.0 = Some(later),
+            Some(f) => {
+                if later.min < f.min {
+                    (f.min, f.min_seq) = (later.min, later.min_seq);
+                }
+                if later.max >= f.max {
+                    (f.max, f.max_seq) = (later.max, later.max_seq);
+                }
+            }
+        }
+    }
+
+    pub fn found(&self) -> Option<Found> {
+        self.0
+    }
+}
+
+impl Pyramid {
+    /// A pyramid for a ring of `capacity` samples: the levels whose runs fit in it, each with
+    /// enough slots that a run is only overwritten once all its samples have left the ring.
+    pub fn new(capacity: usize) -> Pyramid {
+        let capacity = capacity as u64;
+        let levels = SPANS
+            .iter()
+            .filter(|&&span| span <= capacity)
+            .map(|&span| Level {
+                span,
+                runs: vec![[EMPTY; METRIC_COUNT]; (capacity.div_ceil(span) + 1) as usize],
+            })
+            .collect();
+        Pyramid { levels }
+    }
+
+    /// Notes sample `seq` (the next in sequence) with one code per metric.
+    pub fn push(&mut self, seq: u64, codes: &[Code; METRIC_COUNT]) {
+        for level in &mut self.levels {
+            let slots = level.runs.len() as u64;
+            let offset = (seq % level.span) as u16;
+            let run = &mut level.runs[((seq / level.span) % slots) as usize];
+            if offset == 0 {
+                *run = [EMPTY; METRIC_COUNT];
+            }
+            for (e, &code) in run.iter_mut().zip(codes) {
+                if code == NONE {
+                    continue;
+                }
+                if e.min == NONE {
+                    *e = Extremes {
+                        min: code,
+                        max: code,
+                        argmin: offset,
+                        argmax: offset,
+                    };
+                    continue;
+                }
+                if code < e.min {
+                    (e.min, e.argmin) = (code, offset);
+                }
+                if code >= e.max {
+                    (e.max, e.argmax) = (code, offset);
+                }
+            }
+        }
+    }
+
+    /// The extremes of `metric` over samples `lo..hi`, where `end` is the ring's next sequence
+    /// number (so `hi <= end`) and `lo` is still in the ring; `code_at` reads one sample's
+    /// code for the ends of the range that no whole run covers (fewer than
+    /// `2 × SPANS[0]` reads), everything between costs one read per run.
+    pub fn extremes(
+        &self,
+        metric: usize,
+        lo: u64,
+        hi: u64,
+        end: u64,
+        code_at: impl Fn(u64) -> Code,
+        fold: &mut Fold,
+    ) {
+        let mut p = lo;
+        'next: while p < hi {
+            for level in self.levels.iter().rev() {
+                // A run starting at p is whole in the ring; usable if it ends by hi, or is the
+                // newest, filling run and the range goes to the ring's end.
+                if p % level.span == 0 && (p + level.span).min(end) <= hi {
+                    let e = level.run(p / level.span)[metric];
+                    if e.min != NONE {
+                        fold.merge(Found {
+                            min: e.min,
+                            min_seq: p + e.argmin as u64,
+                            max: e.max,
+                            max_seq: p + e.argmax as u64,
+                        });
+                    }
+                    p += level.span;
+                    continue 'next;
+                }
+            }
+            fold.sample(code_at(p), p);
+            p += 1;
+        }
+    }
+}
