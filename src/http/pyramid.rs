@@ -3,10 +3,11 @@
 //!
 //! Level `k` summarises aligned runs of [`SPANS`]`[k]` samples (by sequence number, the count
 //! of samples the driver ever pushed): for each metric, the smallest and largest value code
-//! and where in the run they are. Summaries are updated as samples arrive, so the newest,
-//! still filling run of each level is valid for what it holds; nothing is updated when the
-//! ring evicts, so a run whose first samples are gone is never read whole (only runs that
-//! start at or after the query's first sample are). Each level is a ring of runs sized to
+//! and where in the run they are. The finest level takes each sample as it arrives (so its
+//! newest, still filling run is valid for what it holds), a coarser level each finished run
+//! of the level below (so only its finished runs are read); nothing is updated when the ring
+//! evicts, so a run whose first samples are gone is never read whole (only runs that start
+//! at or after the query's first sample are). Each level is a ring of runs sized to
 //! cover the point ring, so its memory is fixed: about 1.3 summaries of 72 bytes per 64
 //! samples (1.5 bytes a sample).
 //!
@@ -48,6 +49,27 @@ struct Level {
 impl Level {
     fn run(&self, j: u64) -> &[Extremes; METRIC_COUNT] {
         &self.runs[(j % self.runs.len() as u64) as usize]
+    }
+
+    fn run_mut(&mut self, j: u64) -> &mut [Extremes; METRIC_COUNT] {
+        let slots = self.runs.len() as u64;
+        &mut self.runs[(j % slots) as usize]
+    }
+}
+
+impl Extremes {
+    /// Takes in the extremes of later samples of the same run (`self` empty: them).
+    fn merge(&mut self, later: Extremes) {
+        if self.min == NONE {
+            *self = later;
+            return;
+        }
+        if later.min < self.min {
+            (self.min, self.argmin) = (later.min, later.argmin);
+        }
+        if later.max >= self.max {
+            (self.max, self.argmax) = (later.max, later.argmax);
+        }
     }
 }
 
@@ -118,35 +140,55 @@ impl Pyramid {
         Pyramid { levels }
     }
 
-    /// Notes sample `seq` (the next in sequence) with one code per metric.
+    /// Notes sample `seq` (the next in sequence) with one code per metric: into the finest
+    /// level's run, and when that run is done, into the run above it, and so on while runs
+    /// finish (nine comparisons a sample, plus a merge every 64).
     pub fn push(&mut self, seq: u64, codes: &[Code; METRIC_COUNT]) {
-        for level in &mut self.levels {
-            let slots = level.runs.len() as u64;
-            let offset = (seq % level.span) as u16;
-            let run = &mut level.runs[((seq / level.span) % slots) as usize];
+        let Some((finest, coarser)) = self.levels.split_first_mut() else {
+            return;
+        };
+        let span = finest.span;
+        let offset = (seq % span) as u16;
+        let run = finest.run_mut(seq / span);
+        if offset == 0 {
+            *run = [EMPTY; METRIC_COUNT];
+        }
+        for (e, &code) in run.iter_mut().zip(codes) {
+            if code != NONE {
+                e.merge(Extremes {
+                    min: code,
+                    max: code,
+                    argmin: offset,
+                    argmax: offset,
+                });
+            }
+        }
+        if (seq + 1) % span != 0 {
+            return;
+        }
+        let (mut done, mut done_span) = (*run, span);
+        for level in coarser {
+            let span = level.span;
+            let child_start = seq + 1 - done_span;
+            let offset = (child_start % span) as u16;
+            let parent = level.run_mut(seq / span);
             if offset == 0 {
-                *run = [EMPTY; METRIC_COUNT];
+                *parent = [EMPTY; METRIC_COUNT];
             }
-            for (e, &code) in run.iter_mut().zip(codes) {
-                if code == NONE {
-                    continue;
-                }
-                if e.min == NONE {
-                    *e = Extremes {
-                        min: code,
-                        max: code,
-                        argmin: offset,
-                        argmax: offset,
-                    };
-                    continue;
-                }
-                if code < e.min {
-                    (e.min, e.argmin) = (code, offset);
-                }
-                if code >= e.max {
-                    (e.max, e.argmax) = (code, offset);
+            for (p, c) in parent.iter_mut().zip(&done) {
+                if c.min != NONE {
+                    p.merge(Extremes {
+                        min: c.min,
+                        max: c.max,
+                        argmin: offset + c.argmin,
+                        argmax: offset + c.argmax,
+                    });
                 }
             }
+            if (seq + 1) % span != 0 {
+                break;
+            }
+            (done, done_span) = (*parent, span);
         }
     }
 
@@ -165,10 +207,16 @@ impl Pyramid {
     ) {
         let mut p = lo;
         'next: while p < hi {
-            for level in self.levels.iter().rev() {
-                // A run starting at p is whole in the ring; usable if it ends by hi, or is the
-                // newest, filling run and the range goes to the ring's end.
-                if p % level.span == 0 && (p + level.span).min(end) <= hi {
+            for (k, level) in self.levels.iter().enumerate().rev() {
+                // A run starting at p is whole in the ring; usable if it ends by hi (then it
+                // is complete, as hi <= end), or, at the finest level, which takes each
+                // sample as it comes, if it is the newest and the range goes to the end.
+                let run_end = if k == 0 {
+                    (p + level.span).min(end)
+                } else {
+                    p + level.span
+                };
+                if p % level.span == 0 && run_end <= hi {
                     let e = level.run(p / level.span)[metric];
                     if e.min != NONE {
                         fold.merge(Found {

@@ -465,6 +465,10 @@ impl AnalysisHook for StoreHook {
         }
         if !self.alerts.is_empty() {
             let mut alerts = store.alerts.lock().unwrap_or_else(|e| e.into_inner());
+            if alerts.capacity() == 0 {
+                // Its full size at once, rather than doubling past it (16,384 for 10,000).
+                alerts.reserve_exact(store.max_alerts);
+            }
             for a in self.alerts.drain(..) {
                 // A cleared alert replaces its raised self.
                 if a.status == AlertStatus::Cleared {
