@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// One sample as the store serves it: what the dataflow saw, rounded to the resolution of
-/// its column (see [`super::columns`]; 0.01 km/h for speed, 0.5 rpm, 0.01 % throttle, ...).
+/// its column (see [`super::columns`]; 0.01 km/h for speed, 0.5 rpm, 0.5 % throttle, ...).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
     pub ts_ms: i64,
@@ -202,12 +202,7 @@ impl Store {
     }
 
     fn series(&self, driver: DriverId) -> Arc<Mutex<DriverSeries>> {
-        if let Some(s) = self
-            .drivers
-            .read()
-            .ok()
-            .and_then(|d| d.get(&driver).cloned())
-        {
+        if let Some(s) = self.existing(driver) {
             return s;
         }
         let mut drivers = self.drivers.write().unwrap_or_else(|e| e.into_inner());
