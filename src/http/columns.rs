@@ -21,7 +21,7 @@
 //! FastF1's speed, rpm and throttle are whole numbers, so the real race is served exactly. Not-a-number (a sample the wheel-spin detector
 //! could not judge) has its own code, [`NONE`].
 
-use super::pyramid::{Fold, Found, Pyramid, METRIC_COUNT, SPANS};
+use super::pyramid::{Fold, Found, Pyramid, FINEST, METRIC_COUNT, SPANS};
 use super::store::Point;
 use std::collections::BTreeMap;
 
@@ -180,22 +180,6 @@ impl Encoded {
         }
     }
 
-    /// One code per metric, in [`Metric::ALL`] order.
-    fn codes(&self) -> [Code; METRIC_COUNT] {
-        let [speed, rpm, throttle, expected, spin, brake_temp] = self.values;
-        [
-            speed,
-            rpm,
-            throttle_code(throttle as u8),
-            ((self.flags & BRAKE_BIT) != 0) as Code,
-            self.gear as Code,
-            (self.flags & DRS_MASK) as Code,
-            expected,
-            spin,
-            brake_temp,
-        ]
-    }
-
     pub fn point(&self) -> Point {
         let [speed, rpm, throttle, expected, spin, brake_temp] = self.values;
         Point {
@@ -330,8 +314,10 @@ impl PointColumns {
             self.gear[i] = e.gear;
             self.flags[i] = e.flags;
         }
-        self.pyramid.push(seq, &e.codes());
         self.end += 1;
+        if self.end % RUN == 0 {
+            self.summarise_run(seq);
+        }
         let start = self.start();
         while self
             .aside
@@ -340,6 +326,40 @@ impl PointColumns {
         {
             self.aside.pop_first();
         }
+    }
+
+    /// Hands the pyramid the run that sample `last` finished, a column at a time (the run's
+    /// slots are consecutive but where they wrap round the ring's end).
+    fn summarise_run(&mut self, last: u64) {
+        let first = self.slot(last + 1 - RUN);
+        let cap = self.capacity;
+        let PointColumns {
+            values,
+            throttle,
+            gear,
+            flags,
+            pyramid,
+            ..
+        } = self;
+        pyramid.run_done(last, |metric, codes: &mut [Code; FINEST]| {
+            let fill = |codes: &mut [Code; FINEST], code: &dyn Fn(usize) -> Code| {
+                for (k, c) in codes.iter_mut().enumerate() {
+                    let i = first + k;
+                    *c = code(if i >= cap { i - cap } else { i });
+                }
+            };
+            match Metric::ALL[metric] {
+                Metric::Speed => fill(codes, &|i| values[0][i]),
+                Metric::Rpm => fill(codes, &|i| values[1][i]),
+                Metric::Throttle => fill(codes, &|i| throttle_code(throttle[i])),
+                Metric::ExpectedSpeed => fill(codes, &|i| values[2][i]),
+                Metric::WheelSpin => fill(codes, &|i| values[3][i]),
+                Metric::BrakeTemp => fill(codes, &|i| values[4][i]),
+                Metric::Gear => fill(codes, &|i| gear[i] as Code),
+                Metric::Drs => fill(codes, &|i| (flags[i] & DRS_MASK) as Code),
+                Metric::Brake => fill(codes, &|i| ((flags[i] & BRAKE_BIT) != 0) as Code),
+            }
+        });
     }
 
     fn encoded(&self, seq: u64) -> Encoded {
@@ -432,8 +452,7 @@ impl PointColumns {
         while b < hi {
             let b_end = ((b / width + 1) * width).min(hi);
             let mut fold = Fold::default();
-            self.pyramid
-                .extremes(m, b, b_end, self.end, code_at, &mut fold);
+            self.pyramid.extremes(m, b, b_end, code_at, &mut fold);
             if let Some(f) = fold.found() {
                 if max < 2 {
                     out.push(value(f.max_seq, f.max));
@@ -649,6 +668,26 @@ mod tests {
                 format!("{:?}", columns.points(i64::MIN, i64::MAX)),
                 format!("{:?}", kept.iter().map(|(_, p)| *p).collect::<Vec<_>>())
             );
+        }
+    }
+
+    #[test]
+    fn a_live_view_is_right_after_every_sample_while_runs_fill_and_the_ring_wraps() {
+        let mut r = Lcg(11);
+        let capacity = 300;
+        let mut columns = PointColumns::new(capacity);
+        let mut all = Vec::new();
+        for seq in 0..1000u64 {
+            let p = Encoded::new(&point(1_000_000 + seq as i64 * 250, &mut r)).point();
+            columns.push(&Encoded::new(&p));
+            all.push((seq, p));
+            let kept = &all[all.len().saturating_sub(capacity)..];
+            for (metric, max) in [("speed", 4), ("wheel_spin", 10), ("gear", 100)] {
+                let mut got = Vec::new();
+                let m = Metric::parse(metric).unwrap();
+                columns.series(m, i64::MIN, i64::MAX, max, &mut got);
+                assert_eq!(got, brute_force(kept, metric, max), "{metric} after {seq}");
+            }
         }
     }
 

@@ -3,11 +3,11 @@
 //!
 //! Level `k` summarises aligned runs of [`SPANS`]`[k]` samples (by sequence number, the count
 //! of samples the driver ever pushed): for each metric, the smallest and largest value code
-//! and where in the run they are. The finest level takes each sample as it arrives (so its
-//! newest, still filling run is valid for what it holds), a coarser level each finished run
-//! of the level below (so only its finished runs are read); nothing is updated when the ring
-//! evicts, so a run whose first samples are gone is never read whole (only runs that start
-//! at or after the query's first sample are). Each level is a ring of runs sized to
+//! and where in the run they are. A run is summarised when it is done (the finest from the
+//! columns, a coarser one from the finished runs below it), so only finished runs are read;
+//! the samples of the newest, unfinished 64 are read one by one. Nothing is updated when the
+//! ring evicts, so a run whose first samples are gone is never read whole (only runs that
+//! start at or after the query's first sample are). Each level is a ring of runs sized to
 //! cover the point ring, so its memory is fixed: about 1.3 summaries of 72 bytes per 64
 //! samples (1.5 bytes a sample).
 //!
@@ -21,7 +21,10 @@ use super::columns::{Code, NONE};
 pub const METRIC_COUNT: usize = 9;
 
 /// Samples per run at each level; the finest is also the granularity of bucket widths.
-pub const SPANS: [u64; 5] = [64, 256, 1024, 4096, 16384];
+pub const SPANS: [u64; 5] = [FINEST as u64, 256, 1024, 4096, 16384];
+
+/// Samples in a run of the finest level.
+pub const FINEST: usize = 64;
 
 /// Smallest and largest code of one metric over one run, with their offsets in the run;
 /// `min == NONE` when the run has no finite value of that metric.
@@ -58,6 +61,22 @@ impl Level {
 }
 
 impl Extremes {
+    /// The first smallest and the last largest code of a finest run, `NONE` left out.
+    fn of(codes: &[Code; FINEST]) -> Extremes {
+        let min = codes.iter().copied().min().unwrap_or(NONE);
+        if min == NONE {
+            return EMPTY;
+        }
+        // NONE + 1 wraps to 0, below every value's code + 1.
+        let max = codes.iter().map(|c| c.wrapping_add(1)).max().unwrap_or(0) - 1;
+        Extremes {
+            min,
+            max,
+            argmin: codes.iter().position(|&c| c == min).unwrap_or(0) as u16,
+            argmax: codes.iter().rposition(|&c| c == max).unwrap_or(0) as u16,
+        }
+    }
+
     /// Takes in the extremes of later samples of the same run (`self` empty: them).
     fn merge(&mut self, later: Extremes) {
         if self.min == NONE {
@@ -140,38 +159,27 @@ impl Pyramid {
         Pyramid { levels }
     }
 
-    /// Notes sample `seq` (the next in sequence) with one code per metric: into the finest
-    /// level's run, and when that run is done, into the run above it, and so on while runs
-    /// finish (nine comparisons a sample, plus a merge every 64).
-    pub fn push(&mut self, seq: u64, codes: &[Code; METRIC_COUNT]) {
+    /// Notes that sample `last` finished a run of the finest level: summarises it from its
+    /// codes (`fill(metric, buffer)` writes the run's 64 codes of a metric, oldest first),
+    /// and, when that finishes a run of the level above, merges it in, and so on up. A
+    /// sample costs nothing until its run is done; then a few passes over 64 codes a metric
+    /// (which the compiler turns into vector instructions), about 25 instructions a sample.
+    pub fn run_done(&mut self, last: u64, fill: impl Fn(usize, &mut [Code; FINEST])) {
         let Some((finest, coarser)) = self.levels.split_first_mut() else {
             return;
         };
-        let span = finest.span;
-        let offset = (seq % span) as u16;
-        let run = finest.run_mut(seq / span);
-        if offset == 0 {
-            *run = [EMPTY; METRIC_COUNT];
+        let run = finest.run_mut(last / FINEST as u64);
+        let mut codes = [NONE; FINEST];
+        for (metric, e) in run.iter_mut().enumerate() {
+            fill(metric, &mut codes);
+            *e = Extremes::of(&codes);
         }
-        for (e, &code) in run.iter_mut().zip(codes) {
-            if code != NONE {
-                e.merge(Extremes {
-                    min: code,
-                    max: code,
-                    argmin: offset,
-                    argmax: offset,
-                });
-            }
-        }
-        if (seq + 1) % span != 0 {
-            return;
-        }
-        let (mut done, mut done_span) = (*run, span);
+        let (mut done, mut done_span) = (*run, FINEST as u64);
         for level in coarser {
             let span = level.span;
-            let child_start = seq + 1 - done_span;
+            let child_start = last + 1 - done_span;
             let offset = (child_start % span) as u16;
-            let parent = level.run_mut(seq / span);
+            let parent = level.run_mut(last / span);
             if offset == 0 {
                 *parent = [EMPTY; METRIC_COUNT];
             }
@@ -185,38 +193,31 @@ impl Pyramid {
                     });
                 }
             }
-            if (seq + 1) % span != 0 {
+            if (last + 1) % span != 0 {
                 break;
             }
             (done, done_span) = (*parent, span);
         }
     }
 
-    /// The extremes of `metric` over samples `lo..hi`, where `end` is the ring's next sequence
-    /// number (so `hi <= end`) and `lo` is still in the ring; `code_at` reads one sample's
-    /// code for the ends of the range that no whole run covers (fewer than
-    /// `2 × SPANS[0]` reads), everything between costs one read per run.
+    /// The extremes of `metric` over samples `lo..hi`, where `lo` is still in the ring and
+    /// `hi` is at most the ring's next sequence number; `code_at` reads one sample's code for
+    /// the ends of the range that no finished run covers (fewer than `2 × 64` reads),
+    /// everything between costs one read per run.
     pub fn extremes(
         &self,
         metric: usize,
         lo: u64,
         hi: u64,
-        end: u64,
         code_at: impl Fn(u64) -> Code,
         fold: &mut Fold,
     ) {
         let mut p = lo;
         'next: while p < hi {
-            for (k, level) in self.levels.iter().enumerate().rev() {
+            for level in self.levels.iter().rev() {
                 // A run starting at p is whole in the ring; usable if it ends by hi (then it
-                // is complete, as hi <= end), or, at the finest level, which takes each
-                // sample as it comes, if it is the newest and the range goes to the end.
-                let run_end = if k == 0 {
-                    (p + level.span).min(end)
-                } else {
-                    p + level.span
-                };
-                if p % level.span == 0 && run_end <= hi {
+                // is done, as hi <= end); the newest, unfinished run is read sample by sample.
+                if p % level.span == 0 && p + level.span <= hi {
                     let e = level.run(p / level.span)[metric];
                     if e.min != NONE {
                         fold.merge(Found {
