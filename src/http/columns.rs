@@ -332,7 +332,6 @@ impl PointColumns {
     /// slots are consecutive but where they wrap round the ring's end).
     fn summarise_run(&mut self, last: u64) {
         let first = self.slot(last + 1 - RUN);
-        let cap = self.capacity;
         let PointColumns {
             values,
             throttle,
@@ -341,25 +340,20 @@ impl PointColumns {
             pyramid,
             ..
         } = self;
-        pyramid.run_done(last, |metric, codes: &mut [Code; FINEST]| {
-            let fill = |codes: &mut [Code; FINEST], code: &dyn Fn(usize) -> Code| {
-                for (k, c) in codes.iter_mut().enumerate() {
-                    let i = first + k;
-                    *c = code(if i >= cap { i - cap } else { i });
-                }
-            };
-            match Metric::ALL[metric] {
-                Metric::Speed => fill(codes, &|i| values[0][i]),
-                Metric::Rpm => fill(codes, &|i| values[1][i]),
-                Metric::Throttle => fill(codes, &|i| throttle_code(throttle[i])),
-                Metric::ExpectedSpeed => fill(codes, &|i| values[2][i]),
-                Metric::WheelSpin => fill(codes, &|i| values[3][i]),
-                Metric::BrakeTemp => fill(codes, &|i| values[4][i]),
-                Metric::Gear => fill(codes, &|i| gear[i] as Code),
-                Metric::Drs => fill(codes, &|i| (flags[i] & DRS_MASK) as Code),
-                Metric::Brake => fill(codes, &|i| ((flags[i] & BRAKE_BIT) != 0) as Code),
-            }
-        });
+        pyramid.run_done(
+            last,
+            |metric, codes: &mut [Code; FINEST]| match Metric::ALL[metric] {
+                Metric::Speed => fill_run(codes, &values[0], first, |c| c),
+                Metric::Rpm => fill_run(codes, &values[1], first, |c| c),
+                Metric::Throttle => fill_run(codes, throttle, first, throttle_code),
+                Metric::ExpectedSpeed => fill_run(codes, &values[2], first, |c| c),
+                Metric::WheelSpin => fill_run(codes, &values[3], first, |c| c),
+                Metric::BrakeTemp => fill_run(codes, &values[4], first, |c| c),
+                Metric::Gear => fill_run(codes, gear, first, Code::from),
+                Metric::Drs => fill_run(codes, flags, first, |f| (f & DRS_MASK) as Code),
+                Metric::Brake => fill_run(codes, flags, first, |f| ((f & BRAKE_BIT) != 0) as Code),
+            },
+        );
     }
 
     fn encoded(&self, seq: u64) -> Encoded {
@@ -462,6 +456,24 @@ impl PointColumns {
             }
             b = b_end;
         }
+    }
+}
+
+/// The codes of the 64 samples from slot `first` of `column`, which may wrap round its end;
+/// generic so that each column's loop is compiled on its own (and vectorised).
+fn fill_run<T: Copy>(
+    codes: &mut [Code; FINEST],
+    column: &[T],
+    first: usize,
+    code: impl Fn(T) -> Code,
+) {
+    let head = &column[first..(first + FINEST).min(column.len())];
+    let (whole, wrapped) = codes.split_at_mut(head.len());
+    for (c, &v) in whole.iter_mut().zip(head) {
+        *c = code(v);
+    }
+    for (c, &v) in wrapped.iter_mut().zip(column) {
+        *c = code(v);
     }
 }
 
