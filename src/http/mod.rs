@@ -6,14 +6,17 @@
 //! A new endpoint is a handler function in the file of its dialect and one line in
 //! [`routes::ROUTES`].
 
+pub mod columns;
 pub mod infinity;
 pub mod page;
 pub mod params;
+pub mod pyramid;
 pub mod response;
 pub mod routes;
 pub mod series;
 pub mod server;
 pub mod simple_json;
 pub mod store;
+pub mod window_ring;
 
 pub use server::serve;

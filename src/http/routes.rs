@@ -75,7 +75,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         path: "/api/series",
         methods: GET,
-        handler: |s, q, _| answer(infinity::series_points(s, q)),
+        handler: |s, q, _| infinity::series_points(s, q).unwrap_or_else(|e| e),
     },
     Route {
         path: "/api/alerts",
@@ -790,6 +790,53 @@ mod tests {
         assert_eq!(one[0]["start_ms"], 1_006_250, "the newest episode");
         assert_eq!(get(&s, "/api/alerts", "max=0").0, 400);
         assert_eq!(get(&s, "/api/alerts", "max=lots").0, 400);
+    }
+
+    #[test]
+    fn a_series_answers_the_bytes_a_json_tree_of_its_points_did() {
+        let store = Arc::new(Store::new(
+            &PitwallConfig::default().http,
+            &WindowConfig::default(),
+        ));
+        let mut hook = StoreHook::new(store.clone(), crate::ingest::EpochClock::default());
+        let driver = DriverId::new("LEC").unwrap();
+        let mut a = DriverAnalysis::new(driver, &DetectorConfig::default());
+        // Decimals that an f32 widened to f64 prints long (287.29998779296875).
+        let speeds = [287.3f32, 123.45, 0.07];
+        for (i, speed) in speeds.iter().enumerate() {
+            let s = Telemetry {
+                driver,
+                ts_ms: 1_000_000 + i as i64 * 250,
+                speed: *speed,
+                rpm: 10_000.5,
+                throttle: 99.0,
+                brake_temp: None,
+                position: None,
+                lap: Some(1),
+                gear: 7,
+                drs: 12,
+                brake: false,
+            };
+            let d = a.observe(&s, |o| hook.output(&o, 0));
+            hook.sample(&s, &d);
+        }
+        hook.flush();
+        let r = handle(
+            &store,
+            "GET",
+            "/api/series",
+            Some("driver=LEC&metric=speed"),
+            b"",
+        );
+        let tree: Vec<Value> = speeds
+            .iter()
+            .enumerate()
+            .map(|(i, v)| serde_json::json!({"time": 1_000_000 + i as i64 * 250, "value": v}))
+            .collect();
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            serde_json::to_string(&tree).unwrap()
+        );
     }
 
     #[test]

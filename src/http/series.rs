@@ -1,11 +1,15 @@
 //! One metric of one driver as a time series, from the store's points or its window
 //! aggregates, downsampled without losing peaks.
 
+use super::columns::Metric;
 use super::response::Response;
-use super::store::{window_value, Point, Store, METRICS, WINDOW_METRICS};
+use super::store::{Store, METRICS, WINDOW_METRICS};
 use pitwall_dataflows::DriverId;
 
-/// Series of one metric of one driver, downsampled to at most `max` points.
+/// Series of one metric of one driver, downsampled to at most `max` points: a point metric
+/// from the store's pyramid (each bucket's minimum and maximum, buckets aligned to the
+/// samples so they stay put as the series grows: [`super::columns::PointColumns::series`]),
+/// a window aggregate (at most 7,200 a driver) by [`downsample`].
 pub fn series(
     store: &Store,
     driver: DriverId,
@@ -14,35 +18,26 @@ pub fn series(
     to: i64,
     max: usize,
 ) -> Result<Vec<(i64, f32)>, Response> {
-    let points: Vec<(i64, f32)> = if METRICS.contains(&metric) {
-        store
-            .points(driver, from, to)
-            .iter()
-            .filter_map(|p: &Point| p.value(metric).map(|v| (p.ts_ms, v)))
-            .filter(|(_, v)| v.is_finite())
-            .collect()
-    } else if WINDOW_METRICS.contains(&metric) {
-        store
-            .windows(driver, from, to)
-            .iter()
-            .filter_map(|w| window_value(w, metric).map(|v| (w.end_ms, v)))
-            .filter(|(_, v)| v.is_finite())
-            .collect()
-    } else {
-        return Err(Response::error(
-            404,
-            format!(
-                "unknown metric {metric:?}; known: {}",
-                METRICS
-                    .iter()
-                    .chain(&WINDOW_METRICS)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    };
-    Ok(downsample(&points, max))
+    if let Some(m) = Metric::parse(metric) {
+        return Ok(store.point_series(driver, m, from, to, max));
+    }
+    if WINDOW_METRICS.contains(&metric) {
+        let mut points = store.window_series(driver, metric, from, to);
+        points.retain(|(_, v)| v.is_finite());
+        return Ok(downsample(&points, max));
+    }
+    Err(Response::error(
+        404,
+        format!(
+            "unknown metric {metric:?}; known: {}",
+            METRICS
+                .iter()
+                .chain(&WINDOW_METRICS)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
 }
 
 /// Keeps at most `max` points by taking the minimum and the maximum of equal-width buckets,

@@ -1,9 +1,13 @@
 //! The query store: what the HTTP endpoints serve, fed by the dataflow's workers.
 //!
-//! Each driver's series is a bounded ring behind its own mutex; workers publish a batch at a
-//! time (one lock per driver per batch) and queries copy out what they need and let go, so a
-//! query never holds up the dataflow for longer than a copy.
+//! Each driver's series is a bounded ring of compact columns ([`PointColumns`], with the
+//! min/max pyramid downsampled views read) and of window aggregates ([`WindowRing`]) behind
+//! its own mutex; workers publish a batch at a time (one lock per driver per batch) and
+//! queries take what they answer and let go: a downsampled series reads about one summary
+//! per bucket under the lock, never a copy of the whole ring.
 
+use super::columns::{Encoded, Metric, PointColumns};
+use super::window_ring::WindowRing;
 use crate::config::HttpConfig;
 use crate::format::messages::AlertMessage;
 use crate::ingest::EpochClock;
@@ -20,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// One sample as the store keeps it.
+/// One sample as the store serves it: what the dataflow saw, rounded to the resolution of
+/// its column (see [`super::columns`]; 0.01 km/h for speed, 0.5 rpm, 0.5 % throttle, ...).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
     pub ts_ms: i64,
@@ -89,10 +94,9 @@ pub fn window_value(w: &WindowStats, metric: &str) -> Option<f32> {
     })
 }
 
-#[derive(Default)]
 struct DriverSeries {
-    points: VecDeque<Point>,
-    windows: VecDeque<WindowStats>,
+    points: PointColumns,
+    windows: WindowRing,
     last_seen: Option<Instant>,
 }
 
@@ -198,16 +202,28 @@ impl Store {
     }
 
     fn series(&self, driver: DriverId) -> Arc<Mutex<DriverSeries>> {
-        if let Some(s) = self
-            .drivers
-            .read()
-            .ok()
-            .and_then(|d| d.get(&driver).cloned())
-        {
+        if let Some(s) = self.existing(driver) {
             return s;
         }
         let mut drivers = self.drivers.write().unwrap_or_else(|e| e.into_inner());
-        drivers.entry(driver).or_default().clone()
+        drivers
+            .entry(driver)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(DriverSeries {
+                    points: PointColumns::new(self.points_per_driver),
+                    windows: WindowRing::new(self.windows_per_driver),
+                    last_seen: None,
+                }))
+            })
+            .clone()
+    }
+
+    /// A driver's series, if it has any.
+    fn existing(&self, driver: DriverId) -> Option<Arc<Mutex<DriverSeries>>> {
+        self.drivers
+            .read()
+            .ok()
+            .and_then(|d| d.get(&driver).cloned())
     }
 
     pub fn drivers(&self) -> Vec<(DriverId, usize, Option<i64>)> {
@@ -220,7 +236,7 @@ impl Store {
             .into_iter()
             .map(|(id, s)| {
                 let s = s.lock().unwrap_or_else(|e| e.into_inner());
-                (id, s.points.len(), s.points.back().map(|p| p.ts_ms))
+                (id, s.points.len(), s.points.last_ms())
             })
             .collect()
     }
@@ -232,41 +248,60 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// Points of a driver within [from, to].
+    /// Points of a driver within [from, to] (every one: for short spans such as the live
+    /// page's trace; a series wants [`Store::point_series`]).
     pub fn points(&self, driver: DriverId, from: i64, to: i64) -> Vec<Point> {
-        let Some(s) = self
-            .drivers
-            .read()
-            .ok()
-            .and_then(|d| d.get(&driver).cloned())
-        else {
+        let Some(s) = self.existing(driver) else {
             return Vec::new();
         };
         let s = s.lock().unwrap_or_else(|e| e.into_inner());
-        let start = s.points.partition_point(|p| p.ts_ms < from);
-        s.points
-            .range(start..)
-            .take_while(|p| p.ts_ms <= to)
-            .copied()
-            .collect()
+        s.points.points(from, to)
     }
 
-    /// Window aggregates of a driver within [from, to] (by window end), oldest first.
-    pub fn windows(&self, driver: DriverId, from: i64, to: i64) -> Vec<WindowStats> {
-        let Some(s) = self
-            .drivers
-            .read()
-            .ok()
-            .and_then(|d| d.get(&driver).cloned())
-        else {
+    /// One metric of a driver within [from, to] as `(time, value)`, at most `max` of them
+    /// (each bucket's minimum and maximum past that: [`PointColumns::series`]).
+    pub fn point_series(
+        &self,
+        driver: DriverId,
+        metric: Metric,
+        from: i64,
+        to: i64,
+        max: usize,
+    ) -> Vec<(i64, f32)> {
+        let mut out = Vec::new();
+        if let Some(s) = self.existing(driver) {
+            let s = s.lock().unwrap_or_else(|e| e.into_inner());
+            s.points.series(metric, from, to, max, &mut out);
+        }
+        out
+    }
+
+    /// One window aggregate of a driver within [from, to] (by window end) as `(end, value)`,
+    /// oldest first.
+    pub fn window_series(
+        &self,
+        driver: DriverId,
+        metric: &str,
+        from: i64,
+        to: i64,
+    ) -> Vec<(i64, f32)> {
+        let Some(s) = self.existing(driver) else {
             return Vec::new();
         };
         let s = s.lock().unwrap_or_else(|e| e.into_inner());
-        s.windows
-            .iter()
-            .filter(|w| (from..=to).contains(&w.end_ms))
-            .cloned()
-            .collect()
+        s.windows.series(driver, self.window_ms, from, to, |w| {
+            window_value(w, metric)
+        })
+    }
+
+    /// The newest `max` window aggregates of a driver within [from, to] (by window end),
+    /// oldest first.
+    pub fn windows(&self, driver: DriverId, from: i64, to: i64, max: usize) -> Vec<WindowStats> {
+        let Some(s) = self.existing(driver) else {
+            return Vec::new();
+        };
+        let s = s.lock().unwrap_or_else(|e| e.into_inner());
+        s.windows.windows(driver, self.window_ms, from, to, max)
     }
 
     /// Alerts (their latest state) whose episode overlaps [from, to], newest first.
@@ -321,7 +356,8 @@ impl Store {
 pub struct StoreHook {
     store: Arc<Store>,
     epochs: EpochClock,
-    points: Vec<(DriverId, Point)>,
+    /// Encoded as they come, so the batch sorts and publishes 32 bytes a sample.
+    points: Vec<(DriverId, Encoded)>,
     windows: Vec<WindowStats>,
     alerts: Vec<Alert>,
     records: u64,
@@ -346,7 +382,7 @@ impl AnalysisHook for StoreHook {
         let spin = d.spin;
         self.points.push((
             s.driver,
-            Point {
+            Encoded::new(&Point {
                 ts_ms: s.ts_ms,
                 speed: s.speed,
                 rpm: s.rpm,
@@ -358,7 +394,7 @@ impl AnalysisHook for StoreHook {
                 wheel_spin: spin.map_or(f32::NAN, |r| r.spin_pct as f32),
                 spinning: spin.is_some_and(|r| r.spinning),
                 brake_temp: d.brake_temp_c as f32,
-            },
+            }),
         ));
     }
 
@@ -411,10 +447,7 @@ impl AnalysisHook for StoreHook {
             let series = store.series(driver);
             let mut s = series.lock().unwrap_or_else(|e| e.into_inner());
             for (_, p) in &self.points[i..end] {
-                if s.points.len() == store.points_per_driver {
-                    s.points.pop_front();
-                }
-                s.points.push_back(*p);
+                s.points.push(p);
             }
             s.last_seen = Some(Instant::now());
             i = end;
@@ -423,13 +456,14 @@ impl AnalysisHook for StoreHook {
         for w in self.windows.drain(..) {
             let series = store.series(w.driver);
             let mut s = series.lock().unwrap_or_else(|e| e.into_inner());
-            if s.windows.len() == store.windows_per_driver {
-                s.windows.pop_front();
-            }
-            s.windows.push_back(w);
+            s.windows.push(&w);
         }
         if !self.alerts.is_empty() {
             let mut alerts = store.alerts.lock().unwrap_or_else(|e| e.into_inner());
+            if alerts.capacity() == 0 {
+                // Its full size at once, rather than doubling past it (16,384 for 10,000).
+                alerts.reserve_exact(store.max_alerts);
+            }
             for a in self.alerts.drain(..) {
                 // A cleared alert replaces its raised self.
                 if a.status == AlertStatus::Cleared {
