@@ -8,6 +8,11 @@
 //! the same key, supersedes the old message for a consumer keeping the latest value per key
 //! (the laps topic can be compacted).
 //!
+//! Alerts (everything on the alerts topic) have a producer of their own that sends at once
+//! (`[kafka.alert_sink]`, linger 0), so an alert never waits for a batch of windows to fill or
+//! behind one in flight; the rest is batched (`[kafka.sink]`). One producer per topic keeps each
+//! partition's order as emitted.
+//!
 //! Each worker produces what its own operators emitted. The operator keeps a timely
 //! capability for every epoch whose messages are not all acknowledged yet, so the probe after
 //! it marks what is durable; the Kafka source commits offsets only up to there. Deliveries
@@ -15,6 +20,7 @@
 
 use super::acks::AckGaps;
 use super::produce::send_blocking;
+use super::timing::AlertTimings;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
@@ -79,7 +85,11 @@ impl Deliveries {
     }
 }
 
-struct SinkContext(Arc<Deliveries>);
+struct SinkContext {
+    deliveries: Arc<Deliveries>,
+    /// For the alert producer with `kafka.alert_timings`: acknowledgements are timed.
+    timings: Option<Arc<AlertTimings>>,
+}
 
 impl ClientContext for SinkContext {}
 
@@ -87,11 +97,15 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
         let epoch = epoch as Epoch;
+        let deliveries = &self.deliveries;
         match result {
-            Ok(_) => {
-                self.0.gaps.acknowledged();
-                self.0.acked.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut f) = self.0.in_flight.lock() {
+            Ok(m) => {
+                if let (Some(t), Some(key)) = (&self.timings, m.key()) {
+                    t.acknowledged(key);
+                }
+                deliveries.gaps.acknowledged();
+                deliveries.acked.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut f) = deliveries.in_flight.lock() {
                     if let Some(n) = f.get_mut(&epoch) {
                         *n -= 1;
                         if *n == 0 {
@@ -101,10 +115,10 @@ impl ProducerContext for SinkContext {
                 }
             }
             Err((e, m)) => {
-                self.0.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                self.0.gaps.failed();
+                deliveries.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                deliveries.gaps.failed();
                 tracing::warn!("delivery to {} failed, sending again: {e}", m.topic());
-                if let Ok(mut r) = self.0.retries.lock() {
+                if let Ok(mut r) = deliveries.retries.lock() {
                     r.push(Retry {
                         topic: m.topic().to_string(),
                         partition: m.partition(),
@@ -128,8 +142,22 @@ pub fn kafka_sink<'scope>(
 ) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
     let producer: BaseProducer<SinkContext> = cfg
         .producer_config(&cfg.sink)
-        .create_with_context(SinkContext(deliveries.clone()))
+        .create_with_context(SinkContext {
+            deliveries: deliveries.clone(),
+            timings: None,
+        })
         .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
+    let timings = AlertTimings::shared(cfg);
+    let alert_producer: BaseProducer<SinkContext> = cfg
+        .producer_config(&cfg.alert_sink)
+        .create_with_context(SinkContext {
+            deliveries: deliveries.clone(),
+            timings: timings.clone(),
+        })
+        .map_err(client_error(format!(
+            "kafka alert producer for {}",
+            cfg.brokers
+        )))?;
     let alerts = cfg.topics.alerts.name.clone();
     let windows = cfg.topics.windows.name.clone();
     let dead = cfg.topics.dead_letters.name.clone();
@@ -161,7 +189,10 @@ pub fn kafka_sink<'scope>(
                                             .partition(alerts_partition(a.severity))
                                             .key(key.as_bytes())
                                             .payload(&payload[..]);
-                                    send_blocking(&producer, record)
+                                    if let Some(t) = &timings {
+                                        t.sent(a);
+                                    }
+                                    send_blocking(&alert_producer, record)
                                 }
                                 Output::Window(w) => {
                                     let _ = serde_json::to_writer(&mut payload, w);
@@ -245,14 +276,16 @@ pub fn kafka_sink<'scope>(
                                             (&alerts, Some(alerts_partition(a.severity)))
                                         }
                                     };
-                                    let mut record =
-                                        BaseRecord::with_opaque_to(topic, epoch as usize)
-                                            .key(key.as_bytes())
-                                            .payload(&payload[..]);
-                                    if let Some(p) = partition {
-                                        record = record.partition(p);
+                                    let record = BaseRecord::with_opaque_to(topic, epoch as usize)
+                                        .key(key.as_bytes())
+                                        .payload(&payload[..]);
+                                    // Only alerts name their partition (their severity's).
+                                    match partition {
+                                        Some(p) => {
+                                            send_blocking(&alert_producer, record.partition(p))
+                                        }
+                                        None => send_blocking(&producer, record),
                                     }
-                                    send_blocking(&producer, record)
                                 }
                                 // A retraction is not sent: a changed row comes as a
                                 // retraction of the old version and an insertion of the new
@@ -284,6 +317,7 @@ pub fn kafka_sink<'scope>(
                         }
                     });
                     producer.poll(Duration::ZERO);
+                    alert_producer.poll(Duration::ZERO);
                     let retries = deliveries
                         .retries
                         .lock()
@@ -299,7 +333,12 @@ pub fn kafka_sink<'scope>(
                         if let Some(h) = r.headers {
                             record = record.headers(h);
                         }
-                        match send_blocking(&producer, record) {
+                        let to = if r.topic == alerts {
+                            &alert_producer
+                        } else {
+                            &producer
+                        };
+                        match send_blocking(to, record) {
                             Ok(()) => deliveries.gaps.sent(),
                             Err(e) => tracing::error!("sending again to {}: {e}", r.topic),
                         }
@@ -307,8 +346,11 @@ pub fn kafka_sink<'scope>(
                     if let Ok(in_flight) = deliveries.in_flight.lock() {
                         held.retain(|epoch, _| in_flight.contains_key(epoch));
                     }
-                    if !held.is_empty() || !frontier.is_empty() && producer.in_flight_count() > 0 {
-                        activator.activate_after(Duration::from_millis(2));
+                    let in_flight = producer.in_flight_count() + alert_producer.in_flight_count();
+                    if !held.is_empty() || !frontier.is_empty() && in_flight > 0 {
+                        // An alert's acknowledgement is seen within 1 ms; windows' batches are
+                        // 10 ms apart anyway.
+                        activator.activate_after(Duration::from_millis(1));
                     }
                 }
             },
