@@ -34,7 +34,7 @@ use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -66,6 +66,8 @@ struct Retry {
     epoch: Epoch,
 }
 
+/// A process's sink state, shared by its workers: what is in flight, what to send again, and
+/// the producers.
 #[derive(Default)]
 pub struct Deliveries {
     in_flight: Mutex<HashMap<Epoch, usize>>,
@@ -73,9 +75,42 @@ pub struct Deliveries {
     pub acked: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub gaps: AckGaps,
+    /// The batching producer and the alert producer, made by the first worker's sink and
+    /// shared by the others: each librdkafka client is a few threads, connections and queues
+    /// (memory), and a key's messages still come from the one worker that analyses it, in order.
+    producers: Mutex<Option<SinkProducers>>,
+}
+
+type SinkProducer = Arc<BaseProducer<SinkContext>>;
+
+#[derive(Clone)]
+struct SinkProducers {
+    batched: SinkProducer,
+    alerts: SinkProducer,
 }
 
 impl Deliveries {
+    /// One more message of `epoch` in flight. Counted before it is handed to the producer:
+    /// its acknowledgement may be served at once (by another worker polling the shared
+    /// producer, or by the wait for room in a full queue), and must find it counted.
+    fn add_in_flight(&self, epoch: Epoch) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            *f.entry(epoch).or_default() += 1;
+        }
+    }
+
+    /// A message counted by `add_in_flight` is settled (acknowledged, or never sent).
+    fn settle(&self, epoch: Epoch) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            if let Some(n) = f.get_mut(&epoch) {
+                *n -= 1;
+                if *n == 0 {
+                    f.remove(&epoch);
+                }
+            }
+        }
+    }
+
     /// Outputs handed to the producer and not yet acknowledged by the broker.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -86,7 +121,8 @@ impl Deliveries {
 }
 
 struct SinkContext {
-    deliveries: Arc<Deliveries>,
+    /// Weak: `Deliveries` holds the producers, which hold this context.
+    deliveries: Weak<Deliveries>,
     /// For the alert producer with `kafka.alert_timings`: acknowledgements are timed.
     timings: Option<Arc<AlertTimings>>,
 }
@@ -97,7 +133,9 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
         let epoch = epoch as Epoch;
-        let deliveries = &self.deliveries;
+        let Some(deliveries) = self.deliveries.upgrade() else {
+            return;
+        };
         match result {
             Ok(m) => {
                 if let (Some(t), Some(key)) = (&self.timings, m.key()) {
@@ -105,14 +143,7 @@ impl ProducerContext for SinkContext {
                 }
                 deliveries.gaps.acknowledged();
                 deliveries.acked.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut f) = deliveries.in_flight.lock() {
-                    if let Some(n) = f.get_mut(&epoch) {
-                        *n -= 1;
-                        if *n == 0 {
-                            f.remove(&epoch);
-                        }
-                    }
-                }
+                deliveries.settle(epoch);
             }
             Err((e, m)) => {
                 deliveries.failed_attempts.fetch_add(1, Ordering::Relaxed);
@@ -133,6 +164,35 @@ impl ProducerContext for SinkContext {
     }
 }
 
+/// The process's producers, made on the first call.
+fn sink_producers(
+    cfg: &KafkaConfig,
+    deliveries: &Arc<Deliveries>,
+) -> Result<SinkProducers, BrokerError> {
+    let mut slot = deliveries
+        .producers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = slot.as_ref() {
+        return Ok(p.clone());
+    }
+    let make = |settings, timings, what: &str| {
+        cfg.producer_config(settings)
+            .create_with_context(SinkContext {
+                deliveries: Arc::downgrade(deliveries),
+                timings,
+            })
+            .map(Arc::new)
+            .map_err(client_error(format!("kafka {what} for {}", cfg.brokers)))
+    };
+    let made = SinkProducers {
+        batched: make(&cfg.sink, None, "producer")?,
+        alerts: make(&cfg.alert_sink, AlertTimings::shared(cfg), "alert producer")?,
+    };
+    *slot = Some(made.clone());
+    Ok(made)
+}
+
 /// Produces the outputs of this worker; the returned stream carries no data, only the
 /// frontier of what the broker has acknowledged.
 pub fn kafka_sink<'scope>(
@@ -140,24 +200,11 @@ pub fn kafka_sink<'scope>(
     cfg: &KafkaConfig,
     deliveries: Arc<Deliveries>,
 ) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
-    let producer: BaseProducer<SinkContext> = cfg
-        .producer_config(&cfg.sink)
-        .create_with_context(SinkContext {
-            deliveries: deliveries.clone(),
-            timings: None,
-        })
-        .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
+    let SinkProducers {
+        batched: producer,
+        alerts: alert_producer,
+    } = sink_producers(cfg, &deliveries)?;
     let timings = AlertTimings::shared(cfg);
-    let alert_producer: BaseProducer<SinkContext> = cfg
-        .producer_config(&cfg.alert_sink)
-        .create_with_context(SinkContext {
-            deliveries: deliveries.clone(),
-            timings: timings.clone(),
-        })
-        .map_err(client_error(format!(
-            "kafka alert producer for {}",
-            cfg.brokers
-        )))?;
     let alerts = cfg.topics.alerts.name.clone();
     let windows = cfg.topics.windows.name.clone();
     let dead = cfg.topics.dead_letters.name.clone();
@@ -181,6 +228,7 @@ pub fn kafka_sink<'scope>(
                         for o in data.drain(..) {
                             payload.clear();
                             key.clear();
+                            deliveries.add_in_flight(epoch);
                             let result = match &o {
                                 Output::Alert(a) => {
                                     write_alert(&mut payload, &mut key, a);
@@ -192,7 +240,7 @@ pub fn kafka_sink<'scope>(
                                     if let Some(t) = &timings {
                                         t.sent(a);
                                     }
-                                    send_blocking(&alert_producer, record)
+                                    send_blocking(&*alert_producer, record)
                                 }
                                 Output::Window(w) => {
                                     let _ = serde_json::to_writer(&mut payload, w);
@@ -200,7 +248,7 @@ pub fn kafka_sink<'scope>(
                                         BaseRecord::with_opaque_to(&windows, epoch as usize)
                                             .key(w.driver.as_str().as_bytes())
                                             .payload(&payload[..]);
-                                    send_blocking(&producer, record)
+                                    send_blocking(&*producer, record)
                                 }
                                 Output::DeadLetter(d) => {
                                     let position = d.position.to_string();
@@ -235,7 +283,7 @@ pub fn kafka_sink<'scope>(
                                     let record = BaseRecord::with_opaque_to(&dead, epoch as usize)
                                         .payload(&d.raw[..])
                                         .headers(headers);
-                                    send_blocking(&producer, record)
+                                    send_blocking(&*producer, record)
                                 }
                                 Output::Race(u) if u.diff > 0 => {
                                     let (topic, partition) = match &u.item {
@@ -282,9 +330,9 @@ pub fn kafka_sink<'scope>(
                                     // Only alerts name their partition (their severity's).
                                     match partition {
                                         Some(p) => {
-                                            send_blocking(&alert_producer, record.partition(p))
+                                            send_blocking(&*alert_producer, record.partition(p))
                                         }
-                                        None => send_blocking(&producer, record),
+                                        None => send_blocking(&*producer, record),
                                     }
                                 }
                                 // A retraction is not sent: a changed row comes as a
@@ -292,25 +340,28 @@ pub fn kafka_sink<'scope>(
                                 // one, and that insertion supersedes the old message (same
                                 // key on the laps and alerts topics; same driver, lap and
                                 // model on the predictions topic).
-                                Output::Race(_) => continue,
-                                Output::Progress { .. }
+                                Output::Race(_)
+                                | Output::Progress { .. }
                                 | Output::DriverTotals(_)
                                 | Output::Lap(_)
                                 | Output::PitStop(_)
-                                | Output::CarStop(..) => continue,
+                                | Output::CarStop(..) => {
+                                    deliveries.settle(epoch);
+                                    continue;
+                                }
                             };
                             match result {
                                 Ok(()) => {
                                     deliveries.gaps.sent();
                                     sent += 1
                                 }
-                                Err(e) => tracing::error!("producing {o:?}: {e}"),
+                                Err(e) => {
+                                    deliveries.settle(epoch);
+                                    tracing::error!("producing {o:?}: {e}")
+                                }
                             }
                         }
                         if sent > 0 {
-                            if let Ok(mut f) = deliveries.in_flight.lock() {
-                                *f.entry(epoch).or_default() += sent;
-                            }
                             if let Some(c) = cap.retain_least(0) {
                                 held.entry(epoch).or_insert(c);
                             }
@@ -338,7 +389,7 @@ pub fn kafka_sink<'scope>(
                         } else {
                             &producer
                         };
-                        match send_blocking(to, record) {
+                        match send_blocking(&**to, record) {
                             Ok(()) => deliveries.gaps.sent(),
                             Err(e) => tracing::error!("sending again to {}: {e}", r.topic),
                         }
