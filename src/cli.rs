@@ -26,7 +26,8 @@ pub enum Command {
     Topics(TopicsArgs),
     /// Print a topic's messages as JSON lines, consuming in a named group.
     Tail(TailArgs),
-    /// Benchmarks: weak scaling over workers and processes, or Kafka end to end.
+    /// Benchmarks: weak scaling, Kafka end to end, against the Bytewax peer, the query API
+    /// under load.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Fit the pit-stop model on real races (telemetry + FastF1 laps tables).
@@ -74,6 +75,95 @@ pub enum BenchCommand {
     WeakScaling(WeakScalingArgs),
     /// Produce and engine at once through the broker (started by scripts/kafka.sh).
     Kafka(KafkaBenchArgs),
+    /// The engine on the real race side by side with the Bytewax peer
+    /// (../shared/peers/bytewax_pipeline.py), pair by pair; pitwall alone without bytewax.
+    Peers(PeersBenchArgs),
+    /// The query API under wrk while an endless simulator run fills it: req/s, latency, the
+    /// engine's records/s meanwhile and its peak RSS.
+    Http(HttpBenchArgs),
+}
+
+#[derive(Args)]
+pub struct PeersBenchArgs {
+    /// The race both engines read: a merged FastF1 file, gzip (the peer reads only gzip).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "../shared/data/monaco-2023/monaco_2023_race.csv.gz"
+    )]
+    pub input: PathBuf,
+    /// Worker counts; both engines run with each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub workers: Vec<usize>,
+    /// Pairs (a pitwall run and a peer run, one right after the other) per worker count; the
+    /// medians and the median of the pairs' ratios are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// A Python with bytewax 0.21.1 (default: the active venv's python, then python3, if it
+    /// imports bytewax; else pitwall runs alone).
+    #[arg(long, value_name = "PATH", env = "PITWALL_PEER_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// The peer's script.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "../shared/peers/bytewax_pipeline.py"
+    )]
+    pub peer_script: PathBuf,
+    /// The peer's dataflow: `ops` (one operator per concern, as pitwall) or `fused` (one
+    /// operator, its fastest form).
+    #[arg(long, value_parser = ["ops", "fused"], default_value = "ops")]
+    pub peer_mode: String,
+    /// Name of the results: bench/results/NAME.csv and NAME.svg.
+    #[arg(long, default_value = "peers")]
+    pub name: String,
+    /// Folder of the results.
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
+}
+
+#[derive(Args)]
+pub struct HttpBenchArgs {
+    /// The request wrk sends, path and query.
+    #[arg(
+        long,
+        default_value = "/api/series?driver=SIM01&metric=speed&maxDataPoints=1000"
+    )]
+    pub request: String,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// wrk's connections (-c).
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// wrk's threads (-t).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Simulated cars, each buffer filled before the load.
+    #[arg(long, default_value_t = 20)]
+    pub cars: usize,
+    /// Points kept per driver, the buffers to fill (default: http.points_per_driver of the
+    /// configuration, 60,000).
+    #[arg(long)]
+    pub points_per_driver: Option<usize>,
+    /// Engine workers.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub workers: usize,
+    /// Give up when the buffers are not full after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub fill_timeout: u64,
+    /// The wrk binary.
+    #[arg(long, value_name = "PATH", default_value = "wrk")]
+    pub wrk: PathBuf,
+    /// Configuration file of the engine (default: the embedded config/pitwall.toml).
+    #[arg(long, env = "PITWALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Name of the results: bench/results/NAME.csv and NAME.svg.
+    #[arg(long, default_value = "http")]
+    pub name: String,
+    /// Folder of the results.
+    #[arg(long, default_value = "bench/results")]
+    pub results: PathBuf,
 }
 
 #[derive(Args)]
@@ -339,6 +429,26 @@ impl Cli {
             Command::Bench(BenchCommand::Kafka(a)) => {
                 non_negative("--rate", a.rate).or_else(|| at_least_one("--workers", a.workers))
             }
+            Command::Bench(BenchCommand::Peers(a)) => (a.workers.is_empty()
+                || a.workers.contains(&0))
+            .then(|| "--workers takes counts of at least 1".to_string())
+            .or_else(|| at_least_one("--repeat", a.repeat)),
+            Command::Bench(BenchCommand::Http(a)) => at_least_one("--duration", a.duration as usize)
+                .or_else(|| at_least_one("--connections", a.connections))
+                .or_else(|| at_least_one("--threads", a.threads))
+                .or_else(|| {
+                    (a.threads > a.connections).then(|| {
+                        format!(
+                            "--threads {} must not exceed --connections {} (wrk gives each thread connections)",
+                            a.threads, a.connections
+                        )
+                    })
+                })
+                .or_else(|| at_least_one("--cars", a.cars))
+                .or_else(|| a.points_per_driver.and_then(|p| at_least_one("--points-per-driver", p)))
+                .or_else(|| at_least_one("--workers", a.workers))
+                .or_else(|| at_least_one("--fill-timeout", a.fill_timeout as usize))
+                .or_else(|| pitwall::bench::http_load::check_request(&a.request).err()),
             Command::Bench(BenchCommand::WeakScaling(a)) => {
                 (a.workers.is_empty() || a.workers.contains(&0) || a.processes.contains(&0))
                     .then(|| "--workers and --processes take counts of at least 1".to_string())
@@ -365,6 +475,8 @@ impl Cli {
             Command::Tail(_) => vec!["tail"],
             Command::Bench(BenchCommand::WeakScaling(_)) => vec!["bench", "weak-scaling"],
             Command::Bench(BenchCommand::Kafka(_)) => vec!["bench", "kafka"],
+            Command::Bench(BenchCommand::Peers(_)) => vec!["bench", "peers"],
+            Command::Bench(BenchCommand::Http(_)) => vec!["bench", "http"],
             Command::Train(_) => vec!["train"],
             Command::Evaluate(_) => vec!["evaluate"],
         }

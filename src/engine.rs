@@ -12,7 +12,8 @@ use crate::report::Summary;
 use crate::sinks::collect::collect;
 use crate::sinks::collect::{Collector, Console};
 use crate::source::InputSpec;
-use pitwall_dataflows::dataflow::{analyze_with, Epoch};
+use pitwall_dataflows::dataflow::{analyze_placed, Epoch};
+use pitwall_dataflows::placement::Placement;
 use pitwall_dataflows::race::views::race_views;
 use pitwall_dataflows::race::RaceBook;
 use pitwall_dataflows::DriverId;
@@ -115,7 +116,11 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         (None, Some(k)) => format!("kafka {} on {}", k.cfg.topics.telemetry.name, k.cfg.brokers),
         (None, None) => String::new(),
     };
-    let detectors = cfg.detectors();
+    let mut detectors = cfg.detectors();
+    if !reads_kafka && opts.speed <= 0.0 {
+        // Replayed flat out: nobody watches the race views move (see the config's comment).
+        detectors.race.view_step_epochs = detectors.race.replay_view_step_epochs;
+    }
     let models = ModelFile::load(opts.pit_model.as_deref())?.models();
     let race_book = opts.race_book.clone();
     let pace = Pace {
@@ -128,6 +133,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
     let summary_path = opts.summary.clone();
     let console = opts.console;
     let processes = opts.cluster.processes.max(1);
+    let workers_per_process = opts.cluster.workers.max(1);
     let mode = format!("{:?}", detectors.wheel_spin.mode).to_lowercase();
     let stop = opts.stop.clone();
     let stop_after = opts.stop.clone();
@@ -216,9 +222,21 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
             r.borrow_mut().share_commits(commits.clone());
         }
         let source = match &spec {
-            Some(spec) => spec.open(index, peers, filter.clone(), stats.clone())?,
+            Some(spec) => {
+                let first = index - index % workers_per_process;
+                spec.open_in(
+                    index,
+                    peers,
+                    first..first + workers_per_process,
+                    filter.clone(),
+                    stats.clone(),
+                )?
+            }
             None => None,
         };
+        let placement = spec
+            .as_ref()
+            .map_or_else(Placement::hashed, |s| s.placement());
         let collector = if index == 0 {
             let c = Collector::new(out.as_deref(), console, interval)
                 .map_err(|e| InputError::new(format!("--out: {e}")))?;
@@ -245,12 +263,18 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                 _ => ingest(scope, source, pace, epochs.clone(), stop.clone()),
             };
             let outputs = match &store {
-                Some(store) => analyze_with(
+                Some(store) => analyze_placed(
                     records,
                     &detectors,
                     StoreHook::new(store.clone(), epochs.clone()),
+                    &placement,
                 ),
-                None => analyze_with(records, &detectors, pitwall_dataflows::dataflow::NoHook),
+                None => analyze_placed(
+                    records,
+                    &detectors,
+                    pitwall_dataflows::dataflow::NoHook,
+                    &placement,
+                ),
             };
             let race = race_views(outputs.clone(), &detectors.race, &models);
             if let Some(store) = &store {

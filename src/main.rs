@@ -4,8 +4,8 @@ mod cli;
 
 use clap::Parser;
 use cli::{
-    BenchCommand, Cli, Command, EvaluateArgs, KafkaBenchArgs, ProduceArgs, RunArgs, TailArgs,
-    TopicsArgs, TrainArgs, WeakScalingArgs,
+    BenchCommand, Cli, Command, EvaluateArgs, HttpBenchArgs, KafkaBenchArgs, PeersBenchArgs,
+    ProduceArgs, RunArgs, TailArgs, TopicsArgs, TrainArgs, WeakScalingArgs,
 };
 use engine::{Cluster, KafkaRun, RunError, RunOptions};
 use pitwall::config::PitwallConfig;
@@ -45,6 +45,8 @@ fn main() -> ExitCode {
         Command::Tail(args) => tail(args),
         Command::Bench(BenchCommand::WeakScaling(args)) => weak_scaling(args),
         Command::Bench(BenchCommand::Kafka(args)) => kafka_bench(args),
+        Command::Bench(BenchCommand::Peers(args)) => peers_bench(args),
+        Command::Bench(BenchCommand::Http(args)) => http_bench(args),
         Command::Train(args) => train(args),
         Command::Evaluate(args) => evaluate(args),
     };
@@ -289,6 +291,118 @@ fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
     let result = bench::kafka(&kb).map_err(RunError::Failed)?;
     report_rows(&result.rows, &args.results, &args.name)?;
     bench::kafka::print_details(&result);
+    Ok(())
+}
+
+fn peers_bench(args: PeersBenchArgs) -> Result<(), RunError> {
+    use bench::peers::{find_python, Peer, INSTALL_HINT};
+    if !args.input.is_file() {
+        return Err(RunError::Input(format!(
+            "--input {}: no such file (the real race: ../shared/data/monaco-2023/monaco_2023_race.csv.gz)",
+            args.input.display()
+        )));
+    }
+    let peer = match find_python(args.python.as_deref()).map_err(RunError::Input)? {
+        Some((python, version)) => {
+            if !args.peer_script.is_file() {
+                return Err(RunError::Input(format!(
+                    "--peer-script {}: no such file",
+                    args.peer_script.display()
+                )));
+            }
+            if !version.starts_with("0.21") {
+                eprintln!(
+                    "note: {} has bytewax {version}; the peer is written for 0.21.1",
+                    python.display()
+                );
+            }
+            Some(Peer {
+                python,
+                script: args.peer_script.clone(),
+                mode: args.peer_mode.clone(),
+                version,
+            })
+        }
+        None => {
+            eprintln!(
+                "no Python with bytewax found: pitwall runs alone. To compare, {INSTALL_HINT}"
+            );
+            None
+        }
+    };
+    if let Some(p) = &peer {
+        eprintln!(
+            "pitwall against bytewax {} ({} {}, --mode {}), {} pair(s) per worker count",
+            p.version,
+            p.python.display(),
+            p.script.display(),
+            p.mode,
+            args.repeat
+        );
+    }
+    let pb = bench::PeersBench {
+        input: args.input.clone(),
+        workers: args.workers.clone(),
+        repeat: args.repeat,
+        peer,
+    };
+    let report = bench::peers(&pb).map_err(RunError::Failed)?;
+    bench::peers::print_table(&report.rows);
+    let (csv, svg) = bench::results::write_csv_and_chart(
+        &args.results,
+        &args.name,
+        &report.rows,
+        "records/s",
+        &bench::peers::bars(&report.rows),
+    )
+    .map_err(RunError::Failed)?;
+    println!("ratio = pitwall's records/s over bytewax's, taken pair by pair; the median row's ratio is the median of the pairs'");
+    println!("alerts by type, pitwall: {:?}", report.pitwall_alerts);
+    match &report.peer_alerts {
+        Some(peer) => println!("alerts by type, bytewax: {peer:?}"),
+        None => println!("bytewax not run: {INSTALL_HINT}"),
+    }
+    for scenario in &report.record_mismatches {
+        println!("warning: {scenario}: the two engines counted different records (see the CSV): not the same work");
+    }
+    println!("wrote {} and {}", csv.display(), svg.display());
+    Ok(())
+}
+
+fn http_bench(args: HttpBenchArgs) -> Result<(), RunError> {
+    let mut config = PitwallConfig::load(args.config.as_deref())?;
+    if let Some(points) = args.points_per_driver {
+        config.http.points_per_driver = points;
+    }
+    let hb = bench::HttpLoad {
+        config,
+        cars: args.cars,
+        workers: args.workers,
+        wrk: args.wrk.clone(),
+        threads: args.threads,
+        connections: args.connections,
+        duration_s: args.duration,
+        request: args.request.clone(),
+        fill_timeout: Duration::from_secs(args.fill_timeout),
+        stop: stop_on_signals()?,
+    };
+    let row = bench::http_load(&hb).map_err(RunError::Failed)?;
+    bench::http_load::print_table(&row, &args.request);
+    if row.non_2xx + row.socket_errors > 0 {
+        println!(
+            "warning: {} answers were not 2xx/3xx and {} socket errors: req/s counts them too",
+            row.non_2xx, row.socket_errors
+        );
+    }
+    let (csv, svg) = bench::results::write_csv_and_chart(
+        &args.results,
+        &args.name,
+        std::slice::from_ref(&row),
+        "requests/s",
+        &bench::http_load::bars(&row),
+    )
+    .map_err(RunError::Failed)?;
+    println!("wrote {} and {}", csv.display(), svg.display());
     Ok(())
 }
 

@@ -111,14 +111,19 @@ proptest! {
         keep in prop::option::of(prop::collection::hash_set(
             prop::sample::select(vec!["VER", "HAM", "LEC", "SAI", "ALO", "PER", "OCO"]), 1..4)),
         batch in 1usize..500,
+        crlf in any::<bool>(),
+        last_newline in any::<bool>(),
     ) {
         let (header, rows) = real_rows();
+        let newline = if crlf { "\r\n" } else { "\n" };
         let mut text = header.clone();
         for l in &lines {
-            text.push('\n');
+            text.push_str(newline);
             text.push_str(&render(l));
         }
-        text.push('\n');
+        if last_newline {
+            text.push_str(newline);
+        }
         let filter: Option<HashSet<DriverId>> = keep.map(|k| {
             k.iter().map(|d| DriverId::new(d).expect("a driver code")).collect()
         });

@@ -4,6 +4,7 @@
 use crate::analysis::{Derived, DriverAnalysis};
 use crate::config::DetectorConfig;
 use crate::output::{Ingest, Output};
+use crate::placement::Placement;
 use crate::record::DriverMap;
 use crate::record::Telemetry;
 use timely::dataflow::channels::pact::Exchange;
@@ -48,12 +49,22 @@ pub fn analyze<'scope>(
 pub fn analyze_with<'scope, H: AnalysisHook>(
     ingest: Stream<'scope, Epoch, Vec<Ingest>>,
     cfg: &DetectorConfig,
+    hook: H,
+) -> Stream<'scope, Epoch, Vec<Output>> {
+    analyze_placed(ingest, cfg, hook, &Placement::hashed())
+}
+
+/// [`analyze_with`], each driver analysed on the worker `placement` gives it.
+pub fn analyze_placed<'scope, H: AnalysisHook>(
+    ingest: Stream<'scope, Epoch, Vec<Ingest>>,
+    cfg: &DetectorConfig,
     mut hook: H,
+    placement: &Placement,
 ) -> Stream<'scope, Epoch, Vec<Output>> {
     let cfg = cfg.clone();
     ingest
         .unary_frontier(
-            Exchange::new(|item: &Ingest| item.route()),
+            Exchange::new(placement.router()),
             "Analyze",
             move |initial: Capability<Epoch>, _info| {
                 let mut drivers: DriverMap<DriverAnalysis> = DriverMap::default();

@@ -13,6 +13,7 @@ pub mod dataflow;
 pub mod episode;
 pub mod gear;
 pub mod output;
+pub mod placement;
 pub mod race;
 pub mod record;
 pub mod wheel_spin;

@@ -1,14 +1,19 @@
-//! `pitwall bench`: weak scaling ([`weak_scaling`]) and Kafka end-to-end runs ([`kafka`]), as
+//! `pitwall bench`: weak scaling ([`weak_scaling`]), Kafka end-to-end runs ([`kafka`]), the
+//! engine against the Bytewax peer ([`peers`]) and the query API under load ([`http_load`]), as
 //! a table, a CSV and an SVG chart ([`results`]).
 //!
 //! Every scenario runs `pitwall run` as a child process (so each has its own peak RSS and a
 //! clean start) and reads the [`Summary`] it writes.
 
+pub mod http_load;
 pub mod kafka;
+pub mod peers;
 pub mod results;
 pub mod weak_scaling;
 
+pub use http_load::{http_load, HttpLoad};
 pub use kafka::{kafka, KafkaBench};
+pub use peers::{peers, PeersBench};
 pub use results::{print_table, write_results};
 pub use weak_scaling::{weak_scaling, WeakScaling};
 
@@ -79,4 +84,33 @@ pub(crate) fn progress(done: usize, total: usize, what: &str) {
 pub(crate) fn read_summary_file(path: &Path) -> Result<Summary, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Peak resident set of another process (Linux: VmHWM of /proc/PID/status), KiB; `None` once
+/// it has ended (a zombie's status has no memory lines) or off Linux.
+pub(crate) fn peak_rss_kb_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The median (the mean of the middle two for an even count); NaN for none.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(super::median(&[]).is_nan());
+    }
 }

@@ -39,6 +39,30 @@ pub fn print_table(rows: &[Row]) {
 
 /// Writes `<dir>/<name>.csv` and `<dir>/<name>.svg`; returns their paths.
 pub fn write_results(dir: &Path, name: &str, rows: &[Row]) -> Result<(PathBuf, PathBuf), String> {
+    write_csv_and_chart(dir, name, rows, "records/s", &bars_of(rows))
+}
+
+/// One bar of a chart: its label under it, its height, the text above it.
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub note: String,
+    /// An SVG colour: scenarios side by side (pitwall and a peer) tell themselves apart by it.
+    pub color: &'static str,
+}
+
+/// pitwall's bars (the peers' have their own colour).
+pub const PITWALL_COLOR: &str = "#3b7dd8";
+
+/// Writes any scenario's rows as `<dir>/<name>.csv` (one line per row, the fields as columns)
+/// and `bars` as `<dir>/<name>.svg`; returns their paths.
+pub fn write_csv_and_chart<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    rows: &[T],
+    unit: &str,
+    bars: &[Bar],
+) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let csv_path = dir.join(format!("{name}.csv"));
     let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
@@ -48,7 +72,7 @@ pub fn write_results(dir: &Path, name: &str, rows: &[Row]) -> Result<(PathBuf, P
     w.flush().map_err(|e| e.to_string())?;
     let svg_path = dir.join(format!("{name}.svg"));
     std::fs::File::create(&svg_path)
-        .and_then(|mut f| f.write_all(svg(name, rows).as_bytes()))
+        .and_then(|mut f| f.write_all(chart(name, unit, bars).as_bytes()))
         .map_err(|e| e.to_string())?;
     Ok((csv_path, svg_path))
 }
@@ -70,20 +94,47 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// Bars of records/s per scenario, with the efficiency written above each.
+fn bars_of(rows: &[Row]) -> Vec<Bar> {
+    rows.iter()
+        .map(|r| Bar {
+            label: r.scenario.clone(),
+            value: r.records_per_second,
+            note: format!(
+                "{:.0}k/s{}",
+                r.records_per_second / 1000.0,
+                if r.efficiency.is_finite() {
+                    format!(", eff {:.2}", r.efficiency)
+                } else {
+                    String::new()
+                }
+            ),
+            color: PITWALL_COLOR,
+        })
+        .collect()
+}
+
+#[cfg(test)]
 fn svg(title: &str, rows: &[Row]) -> String {
+    chart(title, "records/s", &bars_of(rows))
+}
+
+/// A bar chart: `unit` up the axis, each bar's note above it and its label below.
+fn chart(title: &str, unit: &str, bars: &[Bar]) -> String {
     let title = xml_escape(title);
+    let unit = xml_escape(unit);
     let (w, h, left, bottom, top) = (640.0, 360.0, 70.0, 60.0, 40.0);
-    let max = rows
+    let max = bars
         .iter()
-        .map(|r| r.records_per_second)
+        .map(|b| b.value)
+        .filter(|v| v.is_finite())
         .fold(1.0, f64::max);
-    let slot = (w - left - 20.0) / rows.len().max(1) as f64;
+    let slot = (w - left - 20.0) / bars.len().max(1) as f64;
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <text x="{}" y="22" text-anchor="middle" font-size="15">pitwall bench: {title}</text>
 <line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>
 <line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>
-<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">records/s</text>
+<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">{unit}</text>
 "#,
         w / 2.0,
         h - bottom,
@@ -96,35 +147,37 @@ fn svg(title: &str, rows: &[Row]) -> String {
     for i in 0..=4 {
         let v = max * i as f64 / 4.0;
         let y = h - bottom - (h - bottom - top) * i as f64 / 4.0;
+        // Thousands as `k` (records/s); smaller scales (requests/s) as they are.
+        let tick = if max >= 10_000.0 {
+            format!("{:.0}k", v / 1000.0)
+        } else {
+            format!("{v:.0}")
+        };
         s += &format!(
-            r#"<text x="{}" y="{}" text-anchor="end">{:.0}k</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="end">{tick}</text>"#,
             left - 6.0,
             y + 4.0,
-            v / 1000.0
         );
         s += "\n";
     }
-    for (i, r) in rows.iter().enumerate() {
-        let bh = (h - bottom - top) * r.records_per_second / max;
+    for (i, b) in bars.iter().enumerate() {
+        let value = if b.value.is_finite() { b.value } else { 0.0 };
+        let bh = (h - bottom - top) * value / max;
         let x = left + slot * i as f64 + slot * 0.2;
         let y = h - bottom - bh;
         s += &format!(
-            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="#3b7dd8"/>
-<text x="{:.1}" y="{:.1}" text-anchor="middle">{:.0}k/s{}</text>
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{bh:.1}" fill="{}"/>
+<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>
 <text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>
 "##,
             slot * 0.6,
+            xml_escape(b.color),
             x + slot * 0.3,
             y - 6.0,
-            r.records_per_second / 1000.0,
-            if r.efficiency.is_finite() {
-                format!(", eff {:.2}", r.efficiency)
-            } else {
-                String::new()
-            },
+            xml_escape(&b.note),
             x + slot * 0.3,
             h - bottom + 18.0,
-            xml_escape(&r.scenario)
+            xml_escape(&b.label)
         );
     }
     s + "</svg>\n"

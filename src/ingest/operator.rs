@@ -1,6 +1,6 @@
 //! The `Ingest` operator: drives one worker's [`RecordSource`] (or none) as a timely input.
 
-use super::{due_in, give_in_epochs, EpochClock, Pace, RecordSource};
+use super::{due_at, due_in, give_in_epochs, EpochClock, Pace, RecordSource};
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::Ingest;
 use std::collections::VecDeque;
@@ -22,8 +22,12 @@ pub fn ingest<'scope>(
     stop: Arc<AtomicBool>,
 ) -> Stream<'scope, Epoch, Vec<Ingest>> {
     source(scope, "Ingest", move |capability, info| {
-        let activator = scope.activator_for(info.address);
+        let activator = scope.activator_for(info.address.clone());
         let mut src = source_for_worker;
+        // A source fed by its own thread wakes this operator when it has more.
+        let woken = src
+            .as_mut()
+            .is_some_and(|s| s.wake_with(scope.worker().sync_activator_for(info.address.to_vec())));
         let mut cap = src.is_some().then_some(capability);
         let mut pending: VecDeque<Ingest> = VecDeque::new();
         let mut fill_buf: Vec<Ingest> = Vec::with_capacity(pace.batch);
@@ -40,6 +44,25 @@ pub fn ingest<'scope>(
             if (pending.is_empty() && exhausted) || stop.load(Ordering::Relaxed) {
                 cap = None;
                 src = None;
+                return;
+            }
+            if pending.is_empty() {
+                // Nothing of this worker's own to give: follow the input's watermark (when
+                // due), then wait to be woken (or poll, for a source that does not wake).
+                if let Some(ms) = src.as_ref().and_then(|s| s.watermark()) {
+                    let epoch = ms.max(0).div_euclid(pace.epoch_ms.max(1)) as Epoch;
+                    match due_at(ms, &mut clock, pace.speed) {
+                        None if epoch > *c.time() => c.downgrade(&epoch),
+                        None => {}
+                        Some(delay) => {
+                            activator.activate_after(delay);
+                            return;
+                        }
+                    }
+                }
+                if !woken {
+                    activator.activate();
+                }
                 return;
             }
             give_in_epochs(

@@ -23,8 +23,16 @@ pub fn due_in(item: &Ingest, clock: &mut Option<(Instant, i64)>, speed: f64) -> 
     let (Ingest::Record(s) | Ingest::Replay(s)) = item else {
         return None;
     };
-    let (start, origin_ms) = *clock.get_or_insert((Instant::now(), s.ts_ms));
-    let offset_ms = ((s.ts_ms - origin_ms) as f64 / speed).max(0.0);
+    due_at(s.ts_ms, clock, speed)
+}
+
+/// [`due_in`] for an event time rather than an item.
+pub fn due_at(ts_ms: i64, clock: &mut Option<(Instant, i64)>, speed: f64) -> Option<Duration> {
+    if speed <= 0.0 {
+        return None;
+    }
+    let (start, origin_ms) = *clock.get_or_insert((Instant::now(), ts_ms));
+    let offset_ms = ((ts_ms - origin_ms) as f64 / speed).max(0.0);
     let due = start + Duration::from_secs_f64(offset_ms / 1000.0);
     let now = Instant::now();
     (due > now).then(|| due - now)

@@ -8,6 +8,7 @@ pub mod sim;
 
 use crate::ingest::{InputError, RecordSource, SourceStats};
 use clone_drivers::CloneDrivers;
+use pitwall_dataflows::placement::Placement;
 use pitwall_dataflows::DriverId;
 use sim::{SimConfig, Simulator};
 use std::collections::HashSet;
@@ -17,8 +18,11 @@ use std::sync::{Arc, Mutex};
 /// What `--input` names, checked before the dataflow starts.
 pub enum InputSpec {
     Sim(SimConfig),
-    /// A merged FastF1 file with a `Driver` column, streamed by worker 0; or, when cloned (for
-    /// weak-scaling benchmarks), read by every worker, each renaming the drivers `CODE#w`.
+    /// A merged FastF1 file with a `Driver` column, dealt to the workers by driver and parsed
+    /// by each ([`fastf1::MergedFile`]).
+    Dealt(fastf1::MergedFile),
+    /// A merged FastF1 file read by every worker, each renaming the drivers `CODE#w` (for
+    /// weak-scaling benchmarks).
     Merged(PathBuf, bool),
     /// Per-driver car_data, loaded and merged in time order before the start.
     CarData(Mutex<Option<fastf1::Loaded>>, Vec<PathBuf>),
@@ -54,8 +58,12 @@ impl InputSpec {
             fastf1::car_data_files(path)?
         } else if fastf1::check_header(path)? {
             // Open once to check the header; worker 0 opens it again to stream it.
-            fastf1::CsvFile::open(path, None, filter, stats)?;
-            return Ok(InputSpec::Merged(path.to_path_buf(), clone));
+            fastf1::CsvFile::open(path, None, filter.clone(), stats.clone())?;
+            return Ok(if clone {
+                InputSpec::Merged(path.to_path_buf(), true)
+            } else {
+                InputSpec::Dealt(fastf1::MergedFile::new(path, filter, stats))
+            });
         } else {
             vec![path.to_path_buf()]
         };
@@ -63,8 +71,34 @@ impl InputSpec {
         Ok(InputSpec::CarData(Mutex::new(Some(loaded)), files))
     }
 
-    /// The source of one worker, if it has one: files are read by worker 0, simulated cars
-    /// are dealt to all workers.
+    /// The source of worker `worker` of `peers` in a run whose process runs the workers
+    /// `local`: a merged file is dealt to every worker ([`fastf1::MergedFile`]); anything
+    /// else as [`InputSpec::open`].
+    pub fn open_in(
+        &self,
+        worker: usize,
+        peers: usize,
+        local: std::ops::Range<usize>,
+        filter: Option<Arc<HashSet<DriverId>>>,
+        stats: Arc<SourceStats>,
+    ) -> Result<Option<Box<dyn RecordSource>>, InputError> {
+        match self {
+            InputSpec::Dealt(file) => Ok(Some(Box::new(file.open(worker, peers, local)?))),
+            _ => self.open(worker, peers, filter, stats),
+        }
+    }
+
+    /// Which worker analyses which driver: a dealt file's table, else by hash.
+    pub fn placement(&self) -> Placement {
+        match self {
+            InputSpec::Dealt(file) => file.placement().clone(),
+            _ => Placement::hashed(),
+        }
+    }
+
+    /// The source of one worker, if it has one: files are read by worker 0 (a merged file
+    /// row by row, for a single reader such as `pitwall produce`), simulated cars are dealt
+    /// to all workers.
     pub fn open(
         &self,
         worker: usize,
@@ -81,6 +115,12 @@ impl InputSpec {
                         && filter.as_ref().is_none_or(|f| f.contains(&cfg.driver(car)))
                 }))))
             }
+            InputSpec::Dealt(file) if worker == 0 => Ok(Some(Box::new(fastf1::CsvFile::open(
+                file.path(),
+                None,
+                filter,
+                stats,
+            )?))),
             InputSpec::Merged(path, false) if worker == 0 => Ok(Some(Box::new(
                 fastf1::CsvFile::open(path, None, filter, stats)?,
             ))),
@@ -109,6 +149,7 @@ impl InputSpec {
                 "sim ({} cars, {} laps, seed {})",
                 cfg.cars, cfg.laps, cfg.seed
             ),
+            InputSpec::Dealt(file) => file.path().display().to_string(),
             InputSpec::Merged(p, false) => p.display().to_string(),
             InputSpec::Merged(p, true) => format!("{} (cloned per worker)", p.display()),
             InputSpec::CarData(_, files) => match files.as_slice() {

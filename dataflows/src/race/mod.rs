@@ -74,6 +74,11 @@ pub struct RaceConfig {
     /// The race views advance in steps of this many epochs (engine.epoch_ms each): their
     /// rows come up to one step later, for a fraction of the work.
     pub view_step_epochs: u64,
+    /// The step when a file or the simulator is replayed as fast as it can be read: nobody
+    /// watches the views move then, and their final rows are the same at any step, so a
+    /// coarse step saves most of the views' work (differential's reduces replay a key's
+    /// history at every step).
+    pub replay_view_step_epochs: u64,
     /// Fewest cars whose laps make a judgement of the field.
     pub min_field_cars: usize,
     /// A car standing with its engine off has retired after this long (ms).
@@ -114,6 +119,7 @@ impl Default for RaceConfig {
             red_share_permille: 500,
             red_stationary_ms: 60_000,
             view_step_epochs: 10,
+            replay_view_step_epochs: 600,
             min_field_cars: 3,
             retire_engine_off_ms: 5_000,
             retire_on_track_ms: 30_000,

@@ -8,9 +8,12 @@
 pub mod car_data;
 pub mod reader;
 pub mod row;
+mod rows;
+pub mod split;
 
 pub use car_data::{car_data_files, load_car_data, Loaded};
 pub use reader::{check_header, CsvFile};
+pub use split::{ChunkSource, MergedFile};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The streaming CSV reader: one file, plain or gzipped, row by row, bad rows as dead letters.
 
-use super::row::{parse_row, trim, Columns};
+use super::row::{parse_row, Columns, Fields, Split};
+use super::rows::{csv_record, header, Next, Rows};
 use crate::ingest::{InputError, RecordSource, SourceStats};
 use csv::ByteRecord;
 use flate2::read::MultiGzDecoder;
@@ -9,6 +10,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub(super) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read + Send>, InputError> {
@@ -31,7 +33,7 @@ pub(super) fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read + Send>, Input
 /// One CSV file, read row by row.
 pub struct CsvFile {
     origin: String,
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    rows: Rows<Box<dyn Read + Send>>,
     record: ByteRecord,
     cols: Columns,
     fixed_driver: Option<DriverId>,
@@ -62,21 +64,8 @@ impl CsvFile {
         filter: Option<Arc<HashSet<DriverId>>>,
         stats: Arc<SourceStats>,
     ) -> Result<CsvFile, InputError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(false)
-            .buffer_capacity(256 * 1024)
-            .from_reader(input);
-        let mut header = ByteRecord::new();
-        match reader.read_byte_record(&mut header) {
-            Ok(true) => {}
-            Ok(false) => return Err(InputError::new(format!("{origin}: empty file, no header"))),
-            Err(e) => {
-                return Err(InputError::new(format!(
-                    "{origin}: cannot read the header: {e}"
-                )))
-            }
-        }
+        let mut rows = Rows::new(input);
+        let header = header(&mut rows, &origin)?;
         let (cols, unknown) = Columns::from_header(&header, &origin)?;
         if cols.driver.is_none() && fixed_driver.is_none() {
             return Err(InputError::new(format!(
@@ -89,7 +78,7 @@ impl CsvFile {
         }
         Ok(CsvFile {
             origin,
-            reader,
+            rows,
             record: ByteRecord::new(),
             cols,
             fixed_driver,
@@ -100,106 +89,91 @@ impl CsvFile {
         })
     }
 
-    fn dead(&self, line: u64, field: Option<&str>, reason: String, detail: String) -> Ingest {
-        let raw = self.record.iter().collect::<Vec<_>>().join(&b',');
-        Ingest::Dead(Box::new(DeadLetter {
-            origin: self.origin.clone(),
-            partition: None,
-            position: line,
-            field: field.map(str::to_string),
-            reason,
-            detail,
-            raw,
-        }))
-    }
-
-    /// The line the record just read starts on. csv gives the line where its read began,
-    /// which is that of the first blank line before it when there are some; so count back
-    /// from where it ended instead: the line after it, less the newlines inside its fields.
-    /// (A last record with no newline after it, blank lines before it, is one line early.)
-    fn record_line(&self) -> u64 {
-        let began = self
-            .record
-            .position()
-            .map_or(self.last_line + 1, |p| p.line());
-        let inside: u64 = self
-            .record
-            .iter()
-            .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
-            .sum();
-        self.reader
-            .position()
-            .line()
-            .saturating_sub(inside + 1)
-            .max(began)
-    }
-
     /// The next record or dead letter, with car_data's chunk time; `None` at the end.
     pub(super) fn next_row(&mut self) -> Option<(Ingest, Option<i64>)> {
         loop {
             if self.done {
                 return None;
             }
-            match self.reader.read_byte_record(&mut self.record) {
-                Ok(true) => {}
-                Ok(false) => {
+            let span = match self.rows.next() {
+                Next::Row(span) => span,
+                Next::Blank => continue,
+                Next::End => {
                     self.done = true;
                     return None;
                 }
-                Err(e) => {
+                Next::Failed(e) => {
                     self.done = true;
-                    // I/O errors carry no position: the failure is just past the last good line.
-                    let line = self.last_line + 1;
-                    self.stats
-                        .rows
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.record.clear();
+                    // What was read before stays; the failure is just past the last good row.
+                    self.stats.rows.fetch_add(1, Ordering::Relaxed);
                     return Some((
-                        self.dead(
-                            line,
-                            None,
-                            "input truncated or unreadable".into(),
-                            e.to_string(),
-                        ),
+                        Ingest::Dead(Box::new(DeadLetter {
+                            origin: self.origin.clone(),
+                            partition: None,
+                            position: self.last_line + 1,
+                            field: None,
+                            reason: "input truncated or unreadable".into(),
+                            detail: e.to_string(),
+                            raw: Vec::new(),
+                        })),
                         None,
                     ));
                 }
-            }
-            let line = self.record_line();
-            self.last_line = line;
-            if self.record.len() == 1 && self.record.get(0).is_some_and(|f| trim(f).is_empty()) {
-                continue; // blank line
-            }
-            self.stats
-                .rows
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Some(
-                match parse_row(&self.record, &self.cols, self.fixed_driver) {
-                    Ok(row) => {
-                        if self
-                            .filter
-                            .as_ref()
-                            .is_some_and(|f| !f.contains(&row.sample.driver))
-                        {
-                            self.stats
-                                .filtered
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            continue;
-                        }
-                        (Ingest::Record(row.sample), row.session_time_ms)
+            };
+            self.last_line = span.line;
+            self.stats.rows.fetch_add(1, Ordering::Relaxed);
+            let bytes = &self.rows.buf[span.range.clone()];
+            let split;
+            let fields: &dyn Fields = if span.quoted || self.cols.width > Split::MAX {
+                csv_record(bytes, &mut self.record);
+                &self.record
+            } else {
+                split = Split::new(bytes);
+                &split
+            };
+            return Some(match parse_row(fields, &self.cols, self.fixed_driver) {
+                Ok(row) => {
+                    if self
+                        .filter
+                        .as_ref()
+                        .is_some_and(|f| !f.contains(&row.sample.driver))
+                    {
+                        self.stats.filtered.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    Err(e) => {
-                        let detail = if e.value.is_empty() {
-                            String::new()
-                        } else {
-                            format!("value {:?}", e.value)
-                        };
-                        (self.dead(line, Some(e.field), e.reason, detail), None)
-                    }
-                },
-            );
+                    (Ingest::Record(row.sample), row.session_time_ms)
+                }
+                Err(e) => (dead_letter(&self.origin, span.line, fields, e), None),
+            });
         }
     }
+}
+
+/// A row that cannot be a record: its line, what is wrong, and its fields joined by commas.
+pub(super) fn dead_letter(
+    origin: &str,
+    line: u64,
+    fields: &dyn Fields,
+    e: crate::format::validate::FieldError,
+) -> Ingest {
+    let raw = (0..fields.len())
+        .filter_map(|i| fields.get(i))
+        .collect::<Vec<_>>()
+        .join(&b',');
+    let detail = if e.value.is_empty() {
+        String::new()
+    } else {
+        format!("value {:?}", e.value)
+    };
+    Ingest::Dead(Box::new(DeadLetter {
+        origin: origin.to_string(),
+        partition: None,
+        position: line,
+        field: Some(e.field.to_string()),
+        reason: e.reason,
+        detail,
+        raw,
+    }))
 }
 
 impl RecordSource for CsvFile {

@@ -118,7 +118,80 @@ fn field_error(field: &'static str, reason: impl Into<String>, value: &[u8]) -> 
     FieldError::new(field, reason, String::from_utf8_lossy(value))
 }
 
-fn get<'r>(rec: &'r ByteRecord, idx: usize, field: &'static str) -> Result<&'r [u8], FieldError> {
+/// The fields of one row, however it was split: a csv [`ByteRecord`] or a plain line cut at
+/// its commas ([`Split`]).
+pub(super) trait Fields {
+    fn len(&self) -> usize;
+    fn get(&self, idx: usize) -> Option<&[u8]>;
+}
+
+impl Fields for ByteRecord {
+    fn len(&self) -> usize {
+        ByteRecord::len(self)
+    }
+    fn get(&self, idx: usize) -> Option<&[u8]> {
+        ByteRecord::get(self, idx)
+    }
+}
+
+/// A line with no quote in it, cut at its commas without copying: what csv would make of it.
+pub(super) struct Split<'a> {
+    line: &'a [u8],
+    /// Where each field ends (its comma, or the end of the line); the first `len` are used.
+    ends: [u32; Split::MAX],
+    len: usize,
+}
+
+impl<'a> Split<'a> {
+    /// Fields past this are counted, not kept: the row has the wrong number of fields anyway.
+    pub(super) const MAX: usize = 64;
+
+    pub(super) fn new(line: &'a [u8]) -> Split<'a> {
+        // A plain loop: commas come every few bytes, where memchr's search for a rare byte
+        // costs more than it saves.
+        let mut ends = [0u32; Split::MAX];
+        let mut len = 0;
+        for (at, &b) in line.iter().enumerate() {
+            if b == b',' {
+                if len < Split::MAX {
+                    ends[len] = at as u32;
+                }
+                len += 1;
+            }
+        }
+        if len < Split::MAX {
+            ends[len] = line.len() as u32;
+        }
+        Split {
+            line,
+            ends,
+            len: len + 1,
+        }
+    }
+}
+
+impl Fields for Split<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn get(&self, idx: usize) -> Option<&[u8]> {
+        if idx >= self.len.min(Split::MAX) {
+            return None;
+        }
+        let start = if idx == 0 {
+            0
+        } else {
+            self.ends[idx - 1] as usize + 1
+        };
+        self.line.get(start..self.ends[idx] as usize)
+    }
+}
+
+fn get<'r>(
+    rec: &'r (impl Fields + ?Sized),
+    idx: usize,
+    field: &'static str,
+) -> Result<&'r [u8], FieldError> {
     match rec.get(idx).map(trim) {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(field_error(field, "missing", b"")),
@@ -137,10 +210,48 @@ pub(super) fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
+/// `[-]digits[.digits]` with at most 15 digits in all, exactly as `f64::from_str` reads it:
+/// the digits make an integer below 2^53 and the divisor a power of ten below 10^23, both
+/// exact in an f64, so the one correctly rounded division is the correctly rounded value.
+/// Anything else (exponents, `inf`, long numbers) is `None`, for the general parser.
+pub(super) fn plain_decimal(raw: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    let (mut mantissa, mut count, mut fraction, mut seen_dot) = (0u64, 0usize, 0usize, false);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + (b - b'0') as u64;
+                count += 1;
+                fraction += seen_dot as usize;
+                if count > 15 {
+                    return None;
+                }
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return None,
+        }
+    }
+    // "5." and ".5" are numbers to f64::from_str too; "." and "" are not.
+    if count == 0 {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[fraction];
+    Some(if negative { -value } else { value })
+}
+
 fn number(raw: &[u8], limit: &Limit) -> Result<f64, FieldError> {
-    let value = std::str::from_utf8(raw)
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
+    let value = plain_decimal(raw)
+        .or_else(|| {
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+        })
         .ok_or_else(|| field_error(limit.field, "not a number", raw))?;
     limit.check(value).map_err(|mut e| {
         e.value = String::from_utf8_lossy(raw).into_owned();
@@ -163,7 +274,7 @@ pub(super) struct Row {
 }
 
 pub(super) fn parse_row(
-    rec: &ByteRecord,
+    rec: &(impl Fields + ?Sized),
     c: &Columns,
     fixed: Option<DriverId>,
 ) -> Result<Row, FieldError> {
@@ -227,4 +338,42 @@ pub(super) fn parse_row(
         },
         session_time_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whenever the short path reads a number, it is bit for bit what `f64::from_str`
+        /// reads; and it reads every plain decimal a feed writes.
+        #[test]
+        fn plain_decimals_are_read_exactly_as_the_general_parser_reads_them(
+            text in "-?[0-9]{0,9}(\\.[0-9]{0,8})?|[-+.0-9eE]{0,12}",
+        ) {
+            let general = text.parse::<f64>().ok();
+            match plain_decimal(text.as_bytes()) {
+                Some(v) => prop_assert_eq!(Some(v.to_bits()), general.map(f64::to_bits)),
+                None => {
+                    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+                    let plain = text.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                        && text.matches('.').count() <= 1
+                        && text.matches('-').count() <= 1;
+                    prop_assert!(!(plain && (1..=15).contains(&digits)), "{text:?} was not read");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_is_cut_at_its_commas_as_csv_cuts_it() {
+        let split = Split::new(b"a,,b c, d ,");
+        let fields: Vec<&[u8]> = (0..split.len()).filter_map(|i| split.get(i)).collect();
+        assert_eq!(fields, [&b"a"[..], b"", b"b c", b" d ", b""]);
+        let wide = vec![b','; 100];
+        let split = Split::new(&wide);
+        assert_eq!(split.len(), 101, "fields past the limit are counted");
+        assert_eq!(split.get(Split::MAX), None);
+    }
 }
