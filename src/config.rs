@@ -135,6 +135,11 @@ pub struct ProducerSettings {
     pub max_in_flight: u32,
     /// `enable.idempotence`.
     pub idempotence: bool,
+    /// `queue.buffering.max.kbytes`: what waits in librdkafka's queue at most; a full queue
+    /// makes the sender wait.
+    pub queue_max_kbytes: u32,
+    /// `queue.buffering.max.messages`.
+    pub queue_max_messages: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -144,6 +149,18 @@ pub struct ConsumerSettings {
     /// Messages a worker takes from its consumer per activation.
     pub poll_batch: usize,
     pub fetch_wait_max_ms: u32,
+    pub fetch_min_bytes: u32,
+    /// `fetch.max.bytes`: the most one fetch answer carries (Tansu sends up to this much).
+    pub fetch_max_bytes: u32,
+    pub max_partition_fetch_bytes: u32,
+    /// `queued.max.messages.kbytes`: prefetched messages waiting for the worker, at most.
+    pub queued_max_kbytes: u32,
+    /// `queued.min.messages`: per partition, prefetched messages librdkafka aims to keep.
+    pub queued_min_messages: u32,
+    /// `fetch.queue.backoff.ms`: how soon a partition whose queue was full is fetched again.
+    pub fetch_queue_backoff_ms: u32,
+    /// Records handed to the dataflow and not yet through its sinks, at most (backpressure).
+    pub max_in_dataflow: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -157,11 +174,15 @@ pub struct KafkaConfig {
     /// After a restart, re-read each partition from its start to rebuild the detectors'
     /// state exactly, emitting nothing for what was committed before.
     pub rebuild_state: bool,
+    /// A file prefix for the per-alert latency breakdown (`bench kafka`); empty: off.
+    pub alert_timings: String,
     pub topics: Topics,
     /// `pitwall produce`, the replay producer.
     pub producer: ProducerSettings,
-    /// The engine's sinks (alerts, windows, dead letters).
+    /// The engine's sinks of windows, race views and dead letters.
     pub sink: ProducerSettings,
+    /// The engine's alerts: their own producer, sent at once.
+    pub alert_sink: ProducerSettings,
     pub consumer: ConsumerSettings,
     /// librdkafka properties given to every client, after pitwall's own settings (`-X`).
     pub properties: BTreeMap<String, toml::Value>,

@@ -288,8 +288,10 @@ fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
         rate: args.rate,
         workers: args.workers.max(1),
     };
-    let row = bench::kafka(&kb).map_err(RunError::Failed)?;
-    report_rows(&[row], &args.results, &args.name)
+    let result = bench::kafka(&kb).map_err(RunError::Failed)?;
+    report_rows(&result.rows, &args.results, &args.name)?;
+    bench::kafka::print_details(&result);
+    Ok(())
 }
 
 fn peers_bench(args: PeersBenchArgs) -> Result<(), RunError> {

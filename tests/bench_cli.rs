@@ -375,3 +375,69 @@ fn a_stopped_http_bench_stops_its_endless_engine() {
         "the engine {engine} outlived the bench"
     );
 }
+
+/// `bench kafka` on a prefix of the real race at a rate, against the broker `scripts/kafka.sh
+/// start` runs (or PITWALL_BROKERS): the three rows, every message drained by the engine and by
+/// the plain consumer, and the latency breakdown with the alerts the engine timed. Its numbers
+/// are not asserted.
+#[test]
+fn bench_kafka_drains_every_message_and_breaks_the_latency_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 20_000;
+    let csv = common::race_prefix(dir.path(), rows);
+    let out = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+        .args([
+            "bench",
+            "kafka",
+            "--input",
+            csv.to_str().unwrap(),
+            "--rate",
+            "5000",
+            "--name",
+            "tiny-kafka",
+            "--results",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut csv = csv::Reader::from_path(dir.path().join("tiny-kafka.csv")).unwrap();
+    let header = csv.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows_read: Vec<(String, u64)> = csv
+        .records()
+        .map(Result::unwrap)
+        .map(|r| {
+            (
+                r[col("scenario")].to_string(),
+                r[col("records")].parse().unwrap(),
+            )
+        })
+        .collect();
+    let expected = rows as u64;
+    assert_eq!(
+        rows_read,
+        vec![
+            ("kafka -w 1".to_string(), expected),
+            ("drain -w 1".to_string(), expected),
+            ("raw drain".to_string(), expected),
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ceiling: engine drain / plain consumer drain"),
+        "{stdout}"
+    );
+    // The engine timed the alerts the bench saw: its share has a count.
+    let share = stdout
+        .lines()
+        .find(|l| l.starts_with("consumed -> alert acked"))
+        .unwrap_or_else(|| panic!("no breakdown: {stdout}"));
+    let timed: usize = share.split_whitespace().nth(4).unwrap().parse().unwrap();
+    assert!(timed > 0, "{stdout}");
+}

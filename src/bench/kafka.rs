@@ -1,10 +1,18 @@
 //! Kafka end to end: produce and engine at once through the broker; with a rate, the latency
-//! from a sample's send time to its alert arriving on the alerts topic.
+//! from a sample's send time to its alert arriving on the alerts topic and where it goes
+//! (the engine notes, per alert, when its sample was consumed and when the alert was sent and
+//! acknowledged: `kafka.alert_timings`); then the produced topic drained by the engine and by
+//! a plain consumer, whose rate is the ceiling the engine can reach.
 
 use super::{progress, read_summary_file, Row};
 use crate::config::PitwallConfig;
+use crate::kafka::timing::AlertTiming;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub struct KafkaBench {
@@ -17,12 +25,30 @@ pub struct KafkaBench {
     pub workers: usize,
 }
 
+/// What `bench kafka` measured: the rows of the table, where an alert's milliseconds went
+/// (with a rate), and the engine's drain against a plain consumer's.
+pub struct KafkaResult {
+    /// Produce and engine at once; the engine draining the produced topic; the plain drain.
+    pub rows: Vec<Row>,
+    /// Sample sent → its alert seen, stage by stage (ms); empty without a rate.
+    pub stages: Vec<Stage>,
+    /// Engine drain msg/s ÷ plain consumer drain msg/s.
+    pub ceiling: Option<f64>,
+}
+
+/// One stage of the latency breakdown.
+pub struct Stage {
+    pub name: &'static str,
+    /// What takes the time in it.
+    pub covers: &'static str,
+    pub ms: Option<crate::report::Percentiles>,
+}
+
 /// Produce and engine at once through the broker: throughput, and with a rate the latency
-/// from a sample's send time to its alert arriving on the alerts topic.
-pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
+/// from a sample's send time to its alert arriving on the alerts topic, with its breakdown;
+/// then the engine and a plain consumer each drain the produced topic afresh.
+pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, String> {
     use crate::source::InputSpec;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
 
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -37,10 +63,16 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
         &mut cfg.topics.telemetry,
         &mut cfg.topics.alerts,
         &mut cfg.topics.predictions,
+        &mut cfg.topics.laps,
         &mut cfg.topics.windows,
         &mut cfg.topics.dead_letters,
     ] {
         t.name = format!("{prefix}-{}", t.name);
+    }
+    let timings_prefix = dir.path().join("alert-timings");
+    if kb.rate > 0.0 {
+        // Only with a rate: noting every sample's arrival costs the engine a little.
+        cfg.alert_timings = timings_prefix.display().to_string();
     }
     let config = dir.path().join("pitwall.toml");
     let toml = toml::to_string(&PitwallConfig {
@@ -67,64 +99,15 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
         0.0
     };
 
-    let summary_file = dir.path().join("summary.json");
     // The engine stops once nothing has come for `idle` seconds (counted from its start too),
     // so it must outlast the warm-up below; the idle tail is taken off the elapsed time.
     let idle = 8.0;
-    let mut engine = Command::new(&exe)
-        .args([
-            "run",
-            "-q",
-            "--http",
-            "off",
-            "--brokers",
-            &cfg.brokers,
-            "--until-idle",
-            &idle.to_string(),
-            "-w",
-            &kb.workers.to_string(),
-            "--summary",
-            &summary_file.display().to_string(),
-        ])
-        .env("PITWALL_CONFIG", &config)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-
-    // Alerts as they arrive on the topic, with their arrival time.
-    let alerts_topic = cfg.topics.alerts.name.clone();
-    let mut ccfg = cfg.client();
-    ccfg.set("group.id", format!("{prefix}-watch"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5");
-    let watcher: BaseConsumer = ccfg.create().map_err(|e| e.to_string())?;
-    // Assigned, not subscribed: a group join would delay the first messages (on Tansu by
-    // half the session timeout) and with them the measured latency.
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for p in 0..cfg.topics.alerts.partitions {
-        assignment
-            .add_partition_offset(&alerts_topic, p, rdkafka::Offset::Beginning)
-            .map_err(|e| e.to_string())?;
-    }
-    watcher.assign(&assignment).map_err(|e| e.to_string())?;
-    let (tx, rx) = std::sync::mpsc::channel::<(SystemTime, i64)>();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop_watch = stop.clone();
-    let watch = std::thread::spawn(move || {
-        while !stop_watch.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Some(Ok(m)) = watcher.poll(Duration::from_millis(100)) {
-                let v: Value =
-                    serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
-                if v["status"] == "raised" {
-                    let _ = tx.send((SystemTime::now(), v["end_ms"].as_i64().unwrap_or(0)));
-                }
-            }
-        }
-    });
+    let summary_file = dir.path().join("summary.json");
+    let mut engine = spawn_engine(&exe, &config, &cfg, None, idle, kb.workers, &summary_file)?;
+    let watch = AlertWatch::start(&cfg, &format!("{prefix}-watch"))?;
     // Let the engine and the watcher join before the first message.
     std::thread::sleep(Duration::from_secs(3));
-    progress(0, 1, "producing");
+    progress(0, 3, "producing");
     let started = Instant::now();
     let source = spec.open_single().map_err(|e| e.0)?;
     let stats = crate::kafka::produce::produce(
@@ -137,25 +120,27 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
     .map_err(|e| e.to_string())?;
     let status = engine.wait().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64() - idle;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = watch.join();
-    progress(1, 1, "done");
+    let seen = watch.stop();
     if !status.success() {
         return Err(format!("the engine failed: {status}"));
     }
     let summary = read_summary_file(&summary_file)?;
     let mut latencies: Vec<f64> = Vec::new();
+    let mut stages = Vec::new();
     if let (Some(origin_wall), Some(origin_ms)) = (stats.pacing_origin_wall, stats.first_event_ms) {
         if speed > 0.0 {
-            for (arrived, event_ms) in rx.try_iter() {
-                let sent = origin_wall
+            // When the sample that raised an alert (its last, `end_ms`) was due to be sent.
+            let sent_us = |event_ms: i64| {
+                let due = origin_wall
                     + Duration::from_secs_f64(
                         ((event_ms - origin_ms) as f64 / speed / 1000.0).max(0.0),
                     );
-                if let Ok(d) = arrived.duration_since(sent) {
-                    latencies.push(d.as_secs_f64() * 1000.0);
-                }
+                unix_us(due)
+            };
+            for a in &seen {
+                latencies.push(a.seen_us.saturating_sub(sent_us(a.end_ms)) as f64 / 1000.0);
             }
+            stages = breakdown(&seen, &read_timings(&timings_prefix), sent_us, &stats);
         }
     }
     let mut row = Row::from_summary(&format!("kafka -w {}", kb.workers), kb.workers, 1, &summary);
@@ -167,7 +152,311 @@ pub fn kafka(kb: &KafkaBench) -> Result<Row, String> {
     row.latency_p95_ms = p.as_ref().map_or(f64::NAN, |p| p.p95);
     row.latency_p99_ms = p.as_ref().map_or(f64::NAN, |p| p.p99);
     row.efficiency = f64::NAN;
-    Ok(row)
+
+    // The produced topic drained afresh (a new group reads it from its start): the engine,
+    // then a plain consumer that only counts, the ceiling the engine can reach.
+    progress(1, 3, "engine drain");
+    let drain_idle = 2.0;
+    let drain_file = dir.path().join("drain.json");
+    let group = format!("{prefix}-drain");
+    let status = spawn_engine(
+        &exe,
+        &config,
+        &cfg,
+        Some(&group),
+        drain_idle,
+        kb.workers,
+        &drain_file,
+    )?
+    .wait()
+    .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("the engine's drain failed: {status}"));
+    }
+    let drained = read_summary_file(&drain_file)?;
+    let mut drain = Row::from_summary(&format!("drain -w {}", kb.workers), kb.workers, 1, &drained);
+    // The summary's time includes the idle tail that ended the run.
+    drain.seconds = (drained.seconds - drain_idle).max(1e-9);
+    drain.records_per_second = drained.records as f64 / drain.seconds;
+    drain.records_per_second_per_worker = drain.records_per_second / kb.workers.max(1) as f64;
+    drain.efficiency = f64::NAN;
+    drain.latency_p50_ms = f64::NAN;
+    drain.latency_p95_ms = f64::NAN;
+    drain.latency_p99_ms = f64::NAN;
+
+    progress(2, 3, "plain consumer drain");
+    let (count, seconds) = raw_drain(&cfg, &format!("{prefix}-raw"), stats.messages)?;
+    progress(3, 3, "done");
+    let raw = Row {
+        scenario: "raw drain".into(),
+        workers: 1,
+        processes: 1,
+        records: count,
+        seconds,
+        records_per_second: count as f64 / seconds.max(1e-9),
+        records_per_second_per_worker: count as f64 / seconds.max(1e-9),
+        efficiency: f64::NAN,
+        latency_p50_ms: f64::NAN,
+        latency_p95_ms: f64::NAN,
+        latency_p99_ms: f64::NAN,
+        peak_rss_mb: f64::NAN,
+    };
+    let ceiling = Some(drain.records_per_second / raw.records_per_second.max(1e-9));
+    Ok(KafkaResult {
+        rows: vec![row, drain, raw],
+        stages,
+        ceiling,
+    })
+}
+
+/// The breakdown and the ceiling, after the table.
+pub fn print_details(result: &KafkaResult) {
+    if !result.stages.is_empty() {
+        println!();
+        println!("sample sent -> its alert seen on the topic, by stage (ms):");
+        println!(
+            "{:<28} {:>6} {:>8} {:>8} {:>8}  covers",
+            "stage", "n", "p50", "p95", "p99"
+        );
+        for s in &result.stages {
+            match &s.ms {
+                Some(p) => println!(
+                    "{:<28} {:>6} {:>8.2} {:>8.2} {:>8.2}  {}",
+                    s.name, p.count, p.p50, p.p95, p.p99, s.covers
+                ),
+                None => println!("{:<28} {:>6}  {}", s.name, 0, s.covers),
+            }
+        }
+    }
+    if let Some(c) = result.ceiling {
+        println!();
+        println!("ceiling: engine drain / plain consumer drain = {c:.2}");
+    }
+}
+
+fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// `pitwall run` on the bench's topics (`config`), until `idle` seconds without a message.
+fn spawn_engine(
+    exe: &Path,
+    config: &Path,
+    cfg: &crate::config::KafkaConfig,
+    group: Option<&str>,
+    idle: f64,
+    workers: usize,
+    summary: &Path,
+) -> Result<std::process::Child, String> {
+    let mut command = Command::new(exe);
+    command.args([
+        "run",
+        "-q",
+        "--http",
+        "off",
+        "--brokers",
+        &cfg.brokers,
+        "--until-idle",
+        &idle.to_string(),
+        "-w",
+        &workers.to_string(),
+        "--summary",
+        &summary.display().to_string(),
+    ]);
+    if let Some(g) = group {
+        command.args(["--group", g]);
+    }
+    command
+        .env("PITWALL_CONFIG", config)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+/// A raised alert as the bench's own consumer saw it.
+struct SeenAlert {
+    alert_id: String,
+    /// Event time of the sample that raised it.
+    end_ms: i64,
+    seen_us: u64,
+}
+
+/// The bench's consumer of the alerts topic, on a thread of its own.
+struct AlertWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<SeenAlert>>,
+}
+
+impl AlertWatch {
+    fn start(cfg: &crate::config::KafkaConfig, group: &str) -> Result<AlertWatch, String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Message;
+        let topic = cfg.topics.alerts.name.clone();
+        let mut ccfg = cfg.client();
+        ccfg.set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set(
+                "fetch.wait.max.ms",
+                cfg.consumer.fetch_wait_max_ms.to_string(),
+            );
+        let watcher: BaseConsumer = ccfg.create().map_err(|e| e.to_string())?;
+        // Assigned, not subscribed: a group join would delay the first messages (on Tansu by
+        // half the session timeout) and with them the measured latency.
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for p in 0..cfg.topics.alerts.partitions {
+            assignment
+                .add_partition_offset(&topic, p, rdkafka::Offset::Beginning)
+                .map_err(|e| e.to_string())?;
+        }
+        watcher.assign(&assignment).map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = watcher.poll(Duration::from_millis(100)) {
+                    let seen_us = unix_us(SystemTime::now());
+                    let v: Value =
+                        serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
+                    if v["status"] == "raised" {
+                        seen.push(SeenAlert {
+                            alert_id: v["alert_id"].as_str().unwrap_or_default().to_string(),
+                            end_ms: v["end_ms"].as_i64().unwrap_or(0),
+                            seen_us,
+                        });
+                    }
+                }
+            }
+            seen
+        });
+        Ok(AlertWatch { stop, thread })
+    }
+
+    fn stop(self) -> Vec<SeenAlert> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// The engine's per-alert timings (every process's file under `prefix`), by alert id.
+fn read_timings(prefix: &Path) -> HashMap<String, AlertTiming> {
+    let mut out = HashMap::new();
+    let (Some(dir), Some(stem)) = (prefix.parent(), prefix.file_name()) else {
+        return out;
+    };
+    let stem = stem.to_string_lossy().to_string();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&stem) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            if let Ok(t) = serde_json::from_str::<AlertTiming>(line) {
+                out.insert(t.alert_id.clone(), t);
+            }
+        }
+    }
+    out
+}
+
+/// Sample sent → alert seen, split where the clocks allow: the engine's own timestamps
+/// (consumed, alert sent, acknowledged) between the bench's (sample due, alert seen).
+fn breakdown(
+    seen: &[SeenAlert],
+    timings: &HashMap<String, AlertTiming>,
+    sent_us: impl Fn(i64) -> u64,
+    stats: &crate::kafka::produce::ProduceStats,
+) -> Vec<Stage> {
+    let ms = |from: u64, to: u64| (to as f64 - from as f64) / 1000.0;
+    let mut columns: [Vec<f64>; 6] = Default::default();
+    for a in seen {
+        let Some(t) = timings.get(&a.alert_id) else {
+            continue;
+        };
+        let sent = sent_us(a.end_ms);
+        columns[0].push(ms(sent, t.consumed_us));
+        columns[1].push(ms(t.consumed_us, t.sent_us));
+        columns[2].push(ms(t.sent_us, t.acked_us));
+        columns[3].push(ms(t.consumed_us, t.acked_us));
+        columns[4].push(ms(t.sent_us, a.seen_us));
+        columns[5].push(ms(sent, a.seen_us));
+    }
+    let [to_engine, in_engine, to_ack, engine_share, to_bench, total] =
+        columns.map(|mut c| crate::report::Percentiles::of(&mut c));
+    vec![
+        Stage {
+            name: "sample sent -> acked",
+            covers: "replay producer: linger, request, broker append (every sample)",
+            ms: stats.ack_latency_ms.clone(),
+        },
+        Stage {
+            name: "sample sent -> consumed",
+            covers: "producer linger, broker, engine's fetch",
+            ms: to_engine,
+        },
+        Stage {
+            name: "consumed -> alert sent",
+            covers: "engine: source, dataflow, sink",
+            ms: in_engine,
+        },
+        Stage {
+            name: "alert sent -> acked",
+            covers: "alert producer, broker append, acknowledgement seen",
+            ms: to_ack,
+        },
+        Stage {
+            name: "consumed -> alert acked",
+            covers: "the engine's own share",
+            ms: engine_share,
+        },
+        Stage {
+            name: "alert sent -> seen",
+            covers: "alert producer, broker, bench's fetch",
+            ms: to_bench,
+        },
+        Stage {
+            name: "sample sent -> alert seen",
+            covers: "end to end (the alerts the engine timed)",
+            ms: total,
+        },
+    ]
+}
+
+/// A plain consumer with the engine's consumer settings, reading every partition of the
+/// telemetry topic from its start and only counting: (messages, seconds to the last one).
+fn raw_drain(
+    cfg: &crate::config::KafkaConfig,
+    group: &str,
+    expected: u64,
+) -> Result<(u64, f64), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = cfg
+        .consumer_config(group)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let topic = &cfg.topics.telemetry.name;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..cfg.topics.telemetry.partitions {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (mut count, mut last) = (0u64, started);
+    while count < expected && last.elapsed() < Duration::from_secs(5) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => {
+                count += 1;
+                last = Instant::now();
+            }
+            Some(Err(e)) => return Err(format!("plain drain of {topic}: {e}")),
+            None => {}
+        }
+    }
+    Ok((count, last.duration_since(started).as_secs_f64()))
 }
 
 fn count_and_span(spec: &crate::source::InputSpec, input: &str) -> Result<(u64, i64), String> {

@@ -8,6 +8,7 @@ pub mod produce;
 pub mod sink;
 pub mod source;
 pub mod tail;
+pub mod timing;
 
 pub use crate::config::{ConsumerSettings, KafkaConfig, ProducerSettings, TopicSpec, Topics};
 
@@ -76,7 +77,14 @@ impl KafkaConfig {
         if self.consumer.poll_batch == 0 {
             return Err("kafka.consumer.poll_batch must be at least 1".into());
         }
-        for (name, p) in [("producer", &self.producer), ("sink", &self.sink)] {
+        if self.consumer.max_in_dataflow == 0 {
+            return Err("kafka.consumer.max_in_dataflow must be at least 1".into());
+        }
+        for (name, p) in [
+            ("producer", &self.producer),
+            ("sink", &self.sink),
+            ("alert_sink", &self.alert_sink),
+        ] {
             if p.max_in_flight == 0 || p.idempotence && p.max_in_flight > 5 {
                 return Err(format!(
                     "kafka.{name}.max_in_flight must be 1 or more (at most 5 with idempotence)"
@@ -163,7 +171,12 @@ impl KafkaConfig {
                 "max.in.flight.requests.per.connection",
                 p.max_in_flight.to_string(),
             )
-            .set("enable.idempotence", p.idempotence.to_string());
+            .set("enable.idempotence", p.idempotence.to_string())
+            .set("queue.buffering.max.kbytes", p.queue_max_kbytes.to_string())
+            .set(
+                "queue.buffering.max.messages",
+                p.queue_max_messages.to_string(),
+            );
         self.with_properties(c)
     }
 
@@ -181,6 +194,30 @@ impl KafkaConfig {
                 "fetch.wait.max.ms",
                 self.consumer.fetch_wait_max_ms.to_string(),
             )
+            .set("fetch.min.bytes", self.consumer.fetch_min_bytes.to_string())
+            .set("fetch.max.bytes", self.consumer.fetch_max_bytes.to_string())
+            // librdkafka wants fetch.max.bytes >= message.max.bytes (a consumer's requests
+            // are small; this is no limit on the messages it reads).
+            .set(
+                "message.max.bytes",
+                self.consumer.fetch_max_bytes.to_string(),
+            )
+            .set(
+                "max.partition.fetch.bytes",
+                self.consumer.max_partition_fetch_bytes.to_string(),
+            )
+            .set(
+                "queued.max.messages.kbytes",
+                self.consumer.queued_max_kbytes.to_string(),
+            )
+            .set(
+                "queued.min.messages",
+                self.consumer.queued_min_messages.to_string(),
+            )
+            .set(
+                "fetch.queue.backoff.ms",
+                self.consumer.fetch_queue_backoff_ms.to_string(),
+            )
             .set("enable.partition.eof", "false");
         self.with_properties(c)
     }
@@ -193,11 +230,37 @@ mod tests {
     #[test]
     fn producers_keep_one_request_in_flight_so_retries_keep_the_order() {
         let cfg = KafkaConfig::default();
-        for settings in [&cfg.producer, &cfg.sink] {
+        for settings in [&cfg.producer, &cfg.sink, &cfg.alert_sink] {
             let c = cfg.producer_config(settings);
             assert_eq!(c.get("max.in.flight.requests.per.connection"), Some("1"));
             assert_eq!(c.get("enable.idempotence"), Some("false"));
         }
+    }
+
+    /// The engine's clients are bounded (its memory) and librdkafka takes the combination
+    /// (fetch.max.bytes may not be below message.max.bytes, say).
+    #[test]
+    fn the_engines_clients_are_bounded_and_librdkafka_takes_their_settings() {
+        let cfg = KafkaConfig::default();
+        let consumer = cfg.consumer_config("g");
+        for key in [
+            "fetch.max.bytes",
+            "max.partition.fetch.bytes",
+            "queued.max.messages.kbytes",
+            "queued.min.messages",
+            "fetch.queue.backoff.ms",
+        ] {
+            assert!(consumer.get(key).is_some(), "{key}");
+        }
+        assert!(consumer.create_native_config().is_ok());
+        for settings in [&cfg.producer, &cfg.sink, &cfg.alert_sink] {
+            let producer = cfg.producer_config(settings);
+            assert!(producer.get("queue.buffering.max.kbytes").is_some());
+            assert!(producer.create_native_config().is_ok());
+        }
+        // Alerts are sent at once; windows are batched.
+        assert_eq!(cfg.alert_sink.linger_ms, 0);
+        assert!(cfg.sink.linger_ms > 0);
     }
 
     #[test]

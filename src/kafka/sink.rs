@@ -8,6 +8,11 @@
 //! the same key, supersedes the old message for a consumer keeping the latest value per key
 //! (the laps topic can be compacted).
 //!
+//! Alerts (everything on the alerts topic) have a producer of their own that sends at once
+//! (`[kafka.alert_sink]`, linger 0), so an alert never waits for a batch of windows to fill or
+//! behind one in flight; the rest is batched (`[kafka.sink]`). One producer per topic keeps each
+//! partition's order as emitted.
+//!
 //! Each worker produces what its own operators emitted. The operator keeps a timely
 //! capability for every epoch whose messages are not all acknowledged yet, so the probe after
 //! it marks what is durable; the Kafka source commits offsets only up to there. Deliveries
@@ -15,6 +20,7 @@
 
 use super::acks::AckGaps;
 use super::produce::send_blocking;
+use super::timing::AlertTimings;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
@@ -28,7 +34,7 @@ use rdkafka::ClientContext;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -60,6 +66,8 @@ struct Retry {
     epoch: Epoch,
 }
 
+/// A process's sink state, shared by its workers: what is in flight, what to send again, and
+/// the producers.
 #[derive(Default)]
 pub struct Deliveries {
     in_flight: Mutex<HashMap<Epoch, usize>>,
@@ -67,9 +75,42 @@ pub struct Deliveries {
     pub acked: AtomicU64,
     pub failed_attempts: AtomicU64,
     pub gaps: AckGaps,
+    /// The batching producer and the alert producer, made by the first worker's sink and
+    /// shared by the others: each librdkafka client is a few threads, connections and queues
+    /// (memory), and a key's messages still come from the one worker that analyses it, in order.
+    producers: Mutex<Option<SinkProducers>>,
+}
+
+type SinkProducer = Arc<BaseProducer<SinkContext>>;
+
+#[derive(Clone)]
+struct SinkProducers {
+    batched: SinkProducer,
+    alerts: SinkProducer,
 }
 
 impl Deliveries {
+    /// One more message of `epoch` in flight. Counted before it is handed to the producer:
+    /// its acknowledgement may be served at once (by another worker polling the shared
+    /// producer, or by the wait for room in a full queue), and must find it counted.
+    fn add_in_flight(&self, epoch: Epoch) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            *f.entry(epoch).or_default() += 1;
+        }
+    }
+
+    /// A message counted by `add_in_flight` is settled (acknowledged, or never sent).
+    fn settle(&self, epoch: Epoch) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            if let Some(n) = f.get_mut(&epoch) {
+                *n -= 1;
+                if *n == 0 {
+                    f.remove(&epoch);
+                }
+            }
+        }
+    }
+
     /// Outputs handed to the producer and not yet acknowledged by the broker.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -79,7 +120,12 @@ impl Deliveries {
     }
 }
 
-struct SinkContext(Arc<Deliveries>);
+struct SinkContext {
+    /// Weak: `Deliveries` holds the producers, which hold this context.
+    deliveries: Weak<Deliveries>,
+    /// For the alert producer with `kafka.alert_timings`: acknowledgements are timed.
+    timings: Option<Arc<AlertTimings>>,
+}
 
 impl ClientContext for SinkContext {}
 
@@ -87,24 +133,23 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
         let epoch = epoch as Epoch;
+        let Some(deliveries) = self.deliveries.upgrade() else {
+            return;
+        };
         match result {
-            Ok(_) => {
-                self.0.gaps.acknowledged();
-                self.0.acked.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut f) = self.0.in_flight.lock() {
-                    if let Some(n) = f.get_mut(&epoch) {
-                        *n -= 1;
-                        if *n == 0 {
-                            f.remove(&epoch);
-                        }
-                    }
+            Ok(m) => {
+                if let (Some(t), Some(key)) = (&self.timings, m.key()) {
+                    t.acknowledged(key);
                 }
+                deliveries.gaps.acknowledged();
+                deliveries.acked.fetch_add(1, Ordering::Relaxed);
+                deliveries.settle(epoch);
             }
             Err((e, m)) => {
-                self.0.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                self.0.gaps.failed();
+                deliveries.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                deliveries.gaps.failed();
                 tracing::warn!("delivery to {} failed, sending again: {e}", m.topic());
-                if let Ok(mut r) = self.0.retries.lock() {
+                if let Ok(mut r) = deliveries.retries.lock() {
                     r.push(Retry {
                         topic: m.topic().to_string(),
                         partition: m.partition(),
@@ -119,6 +164,35 @@ impl ProducerContext for SinkContext {
     }
 }
 
+/// The process's producers, made on the first call.
+fn sink_producers(
+    cfg: &KafkaConfig,
+    deliveries: &Arc<Deliveries>,
+) -> Result<SinkProducers, BrokerError> {
+    let mut slot = deliveries
+        .producers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = slot.as_ref() {
+        return Ok(p.clone());
+    }
+    let make = |settings, timings, what: &str| {
+        cfg.producer_config(settings)
+            .create_with_context(SinkContext {
+                deliveries: Arc::downgrade(deliveries),
+                timings,
+            })
+            .map(Arc::new)
+            .map_err(client_error(format!("kafka {what} for {}", cfg.brokers)))
+    };
+    let made = SinkProducers {
+        batched: make(&cfg.sink, None, "producer")?,
+        alerts: make(&cfg.alert_sink, AlertTimings::shared(cfg), "alert producer")?,
+    };
+    *slot = Some(made.clone());
+    Ok(made)
+}
+
 /// Produces the outputs of this worker; the returned stream carries no data, only the
 /// frontier of what the broker has acknowledged.
 pub fn kafka_sink<'scope>(
@@ -126,10 +200,11 @@ pub fn kafka_sink<'scope>(
     cfg: &KafkaConfig,
     deliveries: Arc<Deliveries>,
 ) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
-    let producer: BaseProducer<SinkContext> = cfg
-        .producer_config(&cfg.sink)
-        .create_with_context(SinkContext(deliveries.clone()))
-        .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
+    let SinkProducers {
+        batched: producer,
+        alerts: alert_producer,
+    } = sink_producers(cfg, &deliveries)?;
+    let timings = AlertTimings::shared(cfg);
     let alerts = cfg.topics.alerts.name.clone();
     let windows = cfg.topics.windows.name.clone();
     let dead = cfg.topics.dead_letters.name.clone();
@@ -153,6 +228,7 @@ pub fn kafka_sink<'scope>(
                         for o in data.drain(..) {
                             payload.clear();
                             key.clear();
+                            deliveries.add_in_flight(epoch);
                             let result = match &o {
                                 Output::Alert(a) => {
                                     write_alert(&mut payload, &mut key, a);
@@ -161,7 +237,10 @@ pub fn kafka_sink<'scope>(
                                             .partition(alerts_partition(a.severity))
                                             .key(key.as_bytes())
                                             .payload(&payload[..]);
-                                    send_blocking(&producer, record)
+                                    if let Some(t) = &timings {
+                                        t.sent(a);
+                                    }
+                                    send_blocking(&*alert_producer, record)
                                 }
                                 Output::Window(w) => {
                                     let _ = serde_json::to_writer(&mut payload, w);
@@ -169,7 +248,7 @@ pub fn kafka_sink<'scope>(
                                         BaseRecord::with_opaque_to(&windows, epoch as usize)
                                             .key(w.driver.as_str().as_bytes())
                                             .payload(&payload[..]);
-                                    send_blocking(&producer, record)
+                                    send_blocking(&*producer, record)
                                 }
                                 Output::DeadLetter(d) => {
                                     let position = d.position.to_string();
@@ -204,7 +283,7 @@ pub fn kafka_sink<'scope>(
                                     let record = BaseRecord::with_opaque_to(&dead, epoch as usize)
                                         .payload(&d.raw[..])
                                         .headers(headers);
-                                    send_blocking(&producer, record)
+                                    send_blocking(&*producer, record)
                                 }
                                 Output::Race(u) if u.diff > 0 => {
                                     let (topic, partition) = match &u.item {
@@ -245,45 +324,51 @@ pub fn kafka_sink<'scope>(
                                             (&alerts, Some(alerts_partition(a.severity)))
                                         }
                                     };
-                                    let mut record =
-                                        BaseRecord::with_opaque_to(topic, epoch as usize)
-                                            .key(key.as_bytes())
-                                            .payload(&payload[..]);
-                                    if let Some(p) = partition {
-                                        record = record.partition(p);
+                                    let record = BaseRecord::with_opaque_to(topic, epoch as usize)
+                                        .key(key.as_bytes())
+                                        .payload(&payload[..]);
+                                    // Only alerts name their partition (their severity's).
+                                    match partition {
+                                        Some(p) => {
+                                            send_blocking(&*alert_producer, record.partition(p))
+                                        }
+                                        None => send_blocking(&*producer, record),
                                     }
-                                    send_blocking(&producer, record)
                                 }
                                 // A retraction is not sent: a changed row comes as a
                                 // retraction of the old version and an insertion of the new
                                 // one, and that insertion supersedes the old message (same
                                 // key on the laps and alerts topics; same driver, lap and
                                 // model on the predictions topic).
-                                Output::Race(_) => continue,
-                                Output::Progress { .. }
+                                Output::Race(_)
+                                | Output::Progress { .. }
                                 | Output::DriverTotals(_)
                                 | Output::Lap(_)
                                 | Output::PitStop(_)
-                                | Output::CarStop(..) => continue,
+                                | Output::CarStop(..) => {
+                                    deliveries.settle(epoch);
+                                    continue;
+                                }
                             };
                             match result {
                                 Ok(()) => {
                                     deliveries.gaps.sent();
                                     sent += 1
                                 }
-                                Err(e) => tracing::error!("producing {o:?}: {e}"),
+                                Err(e) => {
+                                    deliveries.settle(epoch);
+                                    tracing::error!("producing {o:?}: {e}")
+                                }
                             }
                         }
                         if sent > 0 {
-                            if let Ok(mut f) = deliveries.in_flight.lock() {
-                                *f.entry(epoch).or_default() += sent;
-                            }
                             if let Some(c) = cap.retain_least(0) {
                                 held.entry(epoch).or_insert(c);
                             }
                         }
                     });
                     producer.poll(Duration::ZERO);
+                    alert_producer.poll(Duration::ZERO);
                     let retries = deliveries
                         .retries
                         .lock()
@@ -299,7 +384,12 @@ pub fn kafka_sink<'scope>(
                         if let Some(h) = r.headers {
                             record = record.headers(h);
                         }
-                        match send_blocking(&producer, record) {
+                        let to = if r.topic == alerts {
+                            &alert_producer
+                        } else {
+                            &producer
+                        };
+                        match send_blocking(&**to, record) {
                             Ok(()) => deliveries.gaps.sent(),
                             Err(e) => tracing::error!("sending again to {}: {e}", r.topic),
                         }
@@ -307,8 +397,11 @@ pub fn kafka_sink<'scope>(
                     if let Ok(in_flight) = deliveries.in_flight.lock() {
                         held.retain(|epoch, _| in_flight.contains_key(epoch));
                     }
-                    if !held.is_empty() || !frontier.is_empty() && producer.in_flight_count() > 0 {
-                        activator.activate_after(Duration::from_millis(2));
+                    let in_flight = producer.in_flight_count() + alert_producer.in_flight_count();
+                    if !held.is_empty() || !frontier.is_empty() && in_flight > 0 {
+                        // An alert's acknowledgement is seen within 1 ms; windows' batches are
+                        // 10 ms apart anyway.
+                        activator.activate_after(Duration::from_millis(1));
                     }
                 }
             },

@@ -11,6 +11,7 @@
 //! the same alert ids.
 
 use super::admin::partition_count;
+use super::timing::AlertTimings;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::parse_telemetry;
 use crate::ingest::{give_in_epochs, EpochClock};
@@ -20,17 +21,35 @@ use pitwall_dataflows::{DeadLetter, Ingest};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, Stream};
+
+/// Records handed to the dataflow in one activation.
+struct Handed {
+    /// The epoch they were handed at (the latest of them).
+    epoch: Epoch,
+    records: usize,
+    /// Next offset to read per partition after them.
+    offsets: Vec<(i32, i64)>,
+}
+
+/// Records of `handed` (oldest first) at epochs before `current`.
+fn in_dataflow_before(handed: &VecDeque<Handed>, current: Epoch) -> usize {
+    handed
+        .iter()
+        .take_while(|h| h.epoch < current)
+        .map(|h| h.records)
+        .sum()
+}
 
 /// One worker's consumer and its offsets.
 pub struct KafkaReader {
@@ -40,14 +59,18 @@ pub struct KafkaReader {
     next: BTreeMap<i32, i64>,
     /// Offsets below these were committed before this run: replayed for state only.
     replay_until: BTreeMap<i32, i64>,
-    /// (epoch, next offsets after the records given at that epoch), oldest first.
-    uncommitted: VecDeque<(Epoch, Vec<(i32, i64)>)>,
+    /// What is in the dataflow and not yet through its sinks, oldest first.
+    uncommitted: VecDeque<Handed>,
     committed: BTreeMap<i32, i64>,
     /// The same commits, shared with whoever reports them (a lost peer, a forced stop).
     board: Option<CommitBoard>,
     pub replayed: u64,
     pub consumed: u64,
     offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
+    /// Notes each sample's arrival for the latency breakdown (`bench kafka`).
+    timings: Option<Arc<AlertTimings>>,
+    /// `kafka.consumer.max_in_dataflow`.
+    max_in_dataflow: usize,
 }
 
 impl KafkaReader {
@@ -119,6 +142,8 @@ impl KafkaReader {
             replayed: 0,
             consumed: 0,
             offsets_gauge,
+            timings: AlertTimings::shared(cfg),
+            max_in_dataflow: cfg.consumer.max_in_dataflow,
         })
     }
 
@@ -153,6 +178,13 @@ impl KafkaReader {
                 }
                 Ok(s) => {
                     self.consumed += 1;
+                    if let Some(t) = &self.timings {
+                        let created = match message.timestamp() {
+                            Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => ms,
+                            Timestamp::NotAvailable => 0,
+                        };
+                        t.arrived(s.driver.as_str(), s.ts_ms, created);
+                    }
                     out.push(Ingest::Record(s));
                 }
                 // Delivered to the dead-letter topic before the restart.
@@ -177,11 +209,11 @@ impl KafkaReader {
     /// Commits the offsets of every epoch the durable probe has passed.
     fn commit_durable(&mut self, durable: &ProbeHandle<Epoch>) {
         let mut latest = None;
-        while let Some((epoch, _)) = self.uncommitted.front() {
-            if durable.less_equal(epoch) {
+        while let Some(handed) = self.uncommitted.front() {
+            if durable.less_equal(&handed.epoch) {
                 break;
             }
-            latest = self.uncommitted.pop_front().map(|(_, offsets)| offsets);
+            latest = self.uncommitted.pop_front().map(|h| h.offsets);
         }
         if let Some(offsets) = latest {
             self.commit(offsets, CommitMode::Async);
@@ -209,6 +241,13 @@ impl KafkaReader {
                 tracing::warn!("committing offsets on {}: {e}", self.topic);
             }
         }
+    }
+
+    /// Records handed over at epochs before `current` and not yet through the sinks. Those at
+    /// `current` are left out: the source's own capability holds them back, so waiting for
+    /// them would wait for ever.
+    fn in_dataflow_before(&self, current: Epoch) -> usize {
+        in_dataflow_before(&self.uncommitted, current)
     }
 
     /// Shares this reader's commits with `board` from now on.
@@ -273,7 +312,16 @@ pub struct StopWhen {
     pub signal: Arc<AtomicBool>,
 }
 
+/// How often an idle source looks again without being woken: for commits, `--until-idle` and
+/// stop signals. A message arriving wakes it at once (librdkafka's queue callback).
+const IDLE_RECHECK: Duration = Duration::from_millis(20);
+
 /// The worker's share of the telemetry topic as a timely stream.
+///
+/// `batch` records are taken per activation; at most `kafka.consumer.max_in_dataflow` records
+/// handed over at earlier epochs may be in the dataflow and not yet through the sinks (the
+/// `durable` probe) before the source waits, so that a source faster than the analysis does
+/// not pile records up in timely's channels.
 pub fn kafka_ingest<'scope>(
     scope: Scope<'scope, Epoch>,
     reader: Rc<RefCell<KafkaReader>>,
@@ -284,7 +332,15 @@ pub fn kafka_ingest<'scope>(
     epochs: EpochClock,
 ) -> Stream<'scope, Epoch, Vec<Ingest>> {
     source(scope, "KafkaIngest", move |capability, info| {
+        let waker = Mutex::new(scope.worker().sync_activator_for(info.address.to_vec()));
         let activator = scope.activator_for(info.address);
+        // librdkafka calls this from its own thread when the consumer's queue goes from empty
+        // to not empty: the worker wakes when a message arrives instead of polling for it.
+        reader.borrow_mut().consumer.set_nonempty_callback(move || {
+            if let Ok(w) = waker.lock() {
+                let _ = w.activate();
+            }
+        });
         // A worker with no partition must not hold the frontier back.
         let mut cap = reader.borrow().has_partitions().then_some(capability);
         let mut buf = Vec::with_capacity(batch);
@@ -294,7 +350,8 @@ pub fn kafka_ingest<'scope>(
             let Some(c) = cap.as_mut() else { return };
             let mut r = reader.borrow_mut();
             r.commit_durable(&durable);
-            let got = r.poll(&mut buf, batch);
+            let full = r.in_dataflow_before(*c.time()) >= r.max_in_dataflow;
+            let got = if full { 0 } else { r.poll(&mut buf, batch) };
             if got > 0 {
                 last_message = Instant::now();
             }
@@ -320,7 +377,15 @@ pub fn kafka_ingest<'scope>(
                 }
                 let offsets = r.next.iter().map(|(p, o)| (*p, *o)).collect();
                 let epoch = *c.time();
-                r.uncommitted.push_back((epoch, offsets));
+                r.uncommitted.push_back(Handed {
+                    epoch,
+                    records: got,
+                    offsets,
+                });
+            }
+            // Waiting for the dataflow is not being idle.
+            if full {
+                last_message = Instant::now();
             }
             let idle = stop.idle.is_some_and(|idle| last_message.elapsed() >= idle);
             if stop.signal.load(Ordering::Relaxed) || idle {
@@ -332,12 +397,35 @@ pub fn kafka_ingest<'scope>(
                 cap = None;
                 return;
             }
-            if got == 0 {
-                activator.activate_after(Duration::from_millis(5));
+            if full {
+                activator.activate_after(Duration::from_millis(1));
+            } else if got == 0 {
+                activator.activate_after(IDLE_RECHECK);
             } else {
                 activator.activate();
             }
         }
     })
     .container::<Vec<_>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_waits_only_for_records_that_can_get_through() {
+        let handed: VecDeque<Handed> = [(3, 100), (5, 200), (9, 400), (9, 800)]
+            .into_iter()
+            .map(|(epoch, records)| Handed {
+                epoch,
+                records,
+                offsets: vec![],
+            })
+            .collect();
+        assert_eq!(in_dataflow_before(&handed, 9), 300);
+        // Those at the source's own epoch are held back by its capability: not counted.
+        assert_eq!(in_dataflow_before(&handed, 10), 1500);
+        assert_eq!(in_dataflow_before(&handed, 3), 0);
+    }
 }
