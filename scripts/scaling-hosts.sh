@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
     --name) NAME=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
     --perf) PERF=$2; shift 2 ;;
-    *) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive number"
