@@ -17,6 +17,7 @@ pub mod book;
 pub mod car_health;
 pub mod driver_laps;
 pub mod field_state;
+pub mod keyed_state;
 pub mod lap_tracker;
 pub mod predict;
 pub mod retirement;
