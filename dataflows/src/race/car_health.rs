@@ -9,12 +9,14 @@
 //! reached on nearly every lap no longer reached, or its RPM ceiling `rpm` below its usual.
 //! Two deficit laps in a row make one `car_health` alert (high), on the first of them.
 
+use super::keyed_state::{keyed_state, Counts, KeyedState};
 use super::{LapRow, RaceConfig};
 use crate::alert::{Alert, AlertStatus, AlertType, Severity};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Eligible laps that make a baseline.
 const BASELINE_LAPS: usize = 5;
@@ -93,27 +95,143 @@ fn median(mut v: Vec<i32>) -> i32 {
     v[v.len() / 2]
 }
 
-/// The first deficit of one driver, from its laps in lap order.
-pub fn first_deficit(driver: DriverId, laps: &[&HealthLap], cfg: &RaceConfig) -> Option<CarHealth> {
-    let mut baseline: Vec<&HealthLap> = Vec::new();
-    // Deficit laps in a row: the lap, its top-speed delta, a gear lost, its RPM delta.
-    type Deficit<'a> = (&'a HealthLap, i32, Option<(u8, u8)>, i32);
-    let mut run: Vec<Deficit> = Vec::new();
-    for l in laps.iter().filter(|l| l.eligible) {
-        if baseline.len() < BASELINE_LAPS {
-            baseline.push(l);
-            continue;
+/// A multiset of integers that knows its median (the element at `len / 2` in sorted order, as
+/// [`median`] picks it) at any time: the lower half and the upper half, the median the least of
+/// the upper. Adding or removing a value is a few map operations, however many it holds.
+#[derive(Clone, Debug, Default)]
+struct MedianSet {
+    low: BTreeMap<i32, usize>,
+    high: BTreeMap<i32, usize>,
+    low_len: usize,
+    high_len: usize,
+}
+
+impl MedianSet {
+    fn median(&self) -> i32 {
+        *self
+            .high
+            .first_key_value()
+            .expect("a median of no values")
+            .0
+    }
+
+    fn insert(&mut self, v: i32) {
+        if self.high.first_key_value().is_some_and(|(&m, _)| v >= m) {
+            *self.high.entry(v).or_default() += 1;
+            self.high_len += 1;
+        } else {
+            *self.low.entry(v).or_default() += 1;
+            self.low_len += 1;
         }
-        let usual_gap = median(
-            baseline
-                .iter()
-                .map(|b| b.top_speed - b.field_top_speed)
-                .collect(),
-        );
-        let usual_rpm = median(baseline.iter().map(|b| b.max_rpm).collect());
-        let usual_gear = baseline.iter().map(|b| b.top_gear).max().unwrap_or(0);
-        let reached = baseline.iter().filter(|b| b.top_gear >= usual_gear).count();
-        let gear_is_usual = reached * 1000 >= USUAL_GEAR_PERMILLE * baseline.len();
+        self.balance();
+    }
+
+    fn remove(&mut self, v: i32) {
+        if take(&mut self.high, v) {
+            self.high_len -= 1;
+        } else if take(&mut self.low, v) {
+            self.low_len -= 1;
+        }
+        self.balance();
+    }
+
+    /// Keeps `len / 2` values in the lower half.
+    fn balance(&mut self) {
+        let half = (self.low_len + self.high_len) / 2;
+        while self.low_len > half {
+            let (&v, _) = self.low.last_key_value().expect("lower half counted");
+            take(&mut self.low, v);
+            *self.high.entry(v).or_default() += 1;
+            self.low_len -= 1;
+            self.high_len += 1;
+        }
+        while self.low_len < half {
+            let (&v, _) = self.high.first_key_value().expect("upper half counted");
+            take(&mut self.high, v);
+            *self.low.entry(v).or_default() += 1;
+            self.high_len -= 1;
+            self.low_len += 1;
+        }
+    }
+}
+
+/// Takes one `v` out of a counted map; says whether there was one.
+fn take(map: &mut BTreeMap<i32, usize>, v: i32) -> bool {
+    match map.get_mut(&v) {
+        Some(n) if *n > 1 => *n -= 1,
+        Some(_) => {
+            map.remove(&v);
+        }
+        None => return false,
+    }
+    true
+}
+
+/// A deficit lap waiting for a second one: the lap, its top-speed delta, a gear lost, its RPM
+/// delta (0 unless down by `health_rpm`).
+#[derive(Clone, Debug, PartialEq)]
+struct Pending {
+    lap: HealthLap,
+    speed_delta: i32,
+    gear_lost: Option<(u8, u8)>,
+    rpm_delta: i32,
+}
+
+/// The scan of one driver's eligible laps in lap order, one lap at a time, that finds its first
+/// deficit. The baseline (the laps that look like the car's usual self) only grows, so it is
+/// kept as running medians and a count per top gear; laps are only ever added at its end, so
+/// it can be taken back to any earlier length ([`DeficitScan::truncate`]).
+#[derive(Clone, Debug, Default)]
+struct DeficitScan {
+    /// Baseline laps in the order they joined: gap to the field's top speed, RPM ceiling, top
+    /// gear.
+    baseline: Vec<(i32, i32, u8)>,
+    gaps: MedianSet,
+    rpms: MedianSet,
+    gears: BTreeMap<u8, usize>,
+    run: Option<Pending>,
+}
+
+impl DeficitScan {
+    fn join_baseline(&mut self, l: &HealthLap) {
+        let sign = (l.top_speed - l.field_top_speed, l.max_rpm, l.top_gear);
+        self.gaps.insert(sign.0);
+        self.rpms.insert(sign.1);
+        *self.gears.entry(sign.2).or_default() += 1;
+        self.baseline.push(sign);
+    }
+
+    /// Back to the state with `len` baseline laps and `run` pending.
+    fn truncate(&mut self, len: usize, run: Option<Pending>) {
+        while self.baseline.len() > len {
+            let Some((gap, rpm, gear)) = self.baseline.pop() else {
+                break;
+            };
+            self.gaps.remove(gap);
+            self.rpms.remove(rpm);
+            if let Some(n) = self.gears.get_mut(&gear) {
+                *n -= 1;
+                if *n == 0 {
+                    self.gears.remove(&gear);
+                }
+            }
+        }
+        self.run = run;
+    }
+
+    /// The next eligible lap; the deficit when this lap is its second lap in a row.
+    fn push(&mut self, driver: DriverId, l: &HealthLap, cfg: &RaceConfig) -> Option<CarHealth> {
+        if self.baseline.len() < BASELINE_LAPS {
+            self.join_baseline(l);
+            return None;
+        }
+        let usual_gap = self.gaps.median();
+        let usual_rpm = self.rpms.median();
+        let (usual_gear, reached) = self
+            .gears
+            .last_key_value()
+            .map_or((0, 0), |(&g, &n)| (g, n));
+        let gear_is_usual = reached * 1000 >= USUAL_GEAR_PERMILLE * self.baseline.len();
 
         let speed_delta = (l.top_speed - l.field_top_speed) - usual_gap;
         let gear_lost =
@@ -123,37 +241,114 @@ pub fn first_deficit(driver: DriverId, laps: &[&HealthLap], cfg: &RaceConfig) ->
         let deficit = speed_delta <= -cfg.health_strong_kmh
             || (speed_delta <= -cfg.health_speed_kmh && second_sign);
         if deficit {
-            run.push((
-                l,
+            let this = Pending {
+                lap: l.clone(),
                 speed_delta,
                 gear_lost,
-                if rpm_delta <= -cfg.health_rpm {
+                rpm_delta: if rpm_delta <= -cfg.health_rpm {
                     rpm_delta
                 } else {
                     0
                 },
-            ));
-            if run.len() == 2 {
-                let (first, delta, gear, rpm) = run[0];
-                return Some(CarHealth {
-                    driver,
-                    lap: first.lap,
-                    start_ms: first.start_ms,
-                    end_ms: l.end_ms,
-                    top_speed_delta_kmh: delta,
-                    gear_lost: gear.or(run[1].2),
-                    rpm_delta: rpm,
-                });
+            };
+            match self.run.take() {
+                Some(first) => {
+                    return Some(CarHealth {
+                        driver,
+                        lap: first.lap.lap,
+                        start_ms: first.lap.start_ms,
+                        end_ms: l.end_ms,
+                        top_speed_delta_kmh: first.speed_delta,
+                        gear_lost: first.gear_lost.or(this.gear_lost),
+                        rpm_delta: first.rpm_delta,
+                    })
+                }
+                None => self.run = Some(this),
             }
         } else {
             // A lap that looks like the car's usual self joins its baseline.
-            for (r, ..) in run.drain(..) {
-                baseline.push(r);
+            if let Some(r) = self.run.take() {
+                self.join_baseline(&r.lap);
             }
-            baseline.push(l);
+            self.join_baseline(l);
+        }
+        None
+    }
+}
+
+/// The first deficit of one driver, from its laps in lap order.
+pub fn first_deficit(driver: DriverId, laps: &[&HealthLap], cfg: &RaceConfig) -> Option<CarHealth> {
+    let mut scan = DeficitScan::default();
+    laps.iter()
+        .filter(|l| l.eligible)
+        .find_map(|l| scan.push(driver, l, cfg))
+}
+
+/// One driver's laps and the state of its scan, kept up to date from the changes: a lap that
+/// changes rewinds the scan to just before it and resumes from there, so a new lap at the end
+/// costs one step of the scan, and nothing once the deficit is found before it.
+pub struct CarHealthScan {
+    driver: DriverId,
+    cfg: RaceConfig,
+    laps: Counts<HealthLap>,
+    scan: DeficitScan,
+    /// The eligible laps scanned, in order, each with the baseline's length and the pending
+    /// deficit before it: where to rewind to.
+    scanned: Vec<(HealthLap, usize, Option<Pending>)>,
+    found: Option<CarHealth>,
+}
+
+impl CarHealthScan {
+    pub fn new(driver: DriverId, cfg: &RaceConfig) -> Self {
+        CarHealthScan {
+            driver,
+            cfg: cfg.clone(),
+            laps: Counts::default(),
+            scan: DeficitScan::default(),
+            scanned: Vec::new(),
+            found: None,
         }
     }
-    None
+}
+
+impl KeyedState for CarHealthScan {
+    type Value = HealthLap;
+    type Output = CarHealth;
+
+    fn update(&mut self, changes: &[(HealthLap, isize)], output: &mut Vec<(CarHealth, isize)>) {
+        let mut first: Option<&HealthLap> = None;
+        for (lap, diff) in changes {
+            // Laps that are not eligible never enter the scan.
+            if self.laps.apply(lap, *diff) && lap.eligible && first.is_none_or(|f| lap < f) {
+                first = Some(lap);
+            }
+        }
+        let Some(first) = first else { return };
+        let at = self.scanned.partition_point(|(l, ..)| l < first);
+        if at == self.scanned.len() {
+            if self.found.is_some() {
+                // After the lap the deficit was found on: nothing to redo.
+                return;
+            }
+        } else {
+            let (_, len, run) = self.scanned[at].clone();
+            self.scanned.truncate(at);
+            self.scan.truncate(len, run);
+        }
+        let before = self.found.take();
+        for l in self.laps.present_from(first).filter(|l| l.eligible) {
+            self.scanned
+                .push((l.clone(), self.scan.baseline.len(), self.scan.run.clone()));
+            if let Some(h) = self.scan.push(self.driver, l, &self.cfg) {
+                self.found = Some(h);
+                break;
+            }
+        }
+        if before != self.found {
+            output.extend(before.map(|h| (h, -1)));
+            output.extend(self.found.clone().map(|h| (h, 1)));
+        }
+    }
 }
 
 /// Lap rows in, one `CarHealth` per driver that shows a deficit out.
@@ -183,42 +378,37 @@ pub fn car_health<'scope>(
             }
         });
     let cfg = cfg.clone();
-    rows.map(move |r| {
-        let e = eligible(&r);
-        (r.lap.done.lap, (r, e))
+    let health_laps = rows
+        .map(move |r| {
+            let e = eligible(&r);
+            (r.lap.done.lap, (r, e))
+        })
+        .join_map(field_top, |_lap, (r, e), field| {
+            let d = &r.lap.done;
+            (
+                d.driver,
+                HealthLap {
+                    lap: d.lap,
+                    start_ms: d.start_ms,
+                    end_ms: d.end_ms,
+                    eligible: *e,
+                    top_speed: d.max_speed_kmh as i32,
+                    field_top_speed: *field,
+                    top_gear: d.top_gear,
+                    max_rpm: d.max_rpm as i32,
+                },
+            )
+        });
+    keyed_state(health_laps, "CarHealth", move |driver| {
+        CarHealthScan::new(*driver, &cfg)
     })
-    .join_map(field_top, |_lap, (r, e), field| {
-        let d = &r.lap.done;
-        (
-            d.driver,
-            HealthLap {
-                lap: d.lap,
-                start_ms: d.start_ms,
-                end_ms: d.end_ms,
-                eligible: *e,
-                top_speed: d.max_speed_kmh as i32,
-                field_top_speed: *field,
-                top_gear: d.top_gear,
-                max_rpm: d.max_rpm as i32,
-            },
-        )
-    })
-    .reduce_named("CarHealth", move |driver, input, output| {
-        let laps: Vec<&HealthLap> = input
-            .iter()
-            .filter(|(_, d)| *d > 0)
-            .map(|(l, _)| *l)
-            .collect();
-        if let Some(h) = first_deficit(*driver, &laps, &cfg) {
-            output.push((h, 1isize));
-        }
-    })
-    .map(|(_driver, h)| h)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::race::keyed_state::Replay;
+    use proptest::prelude::*;
 
     fn lap(n: u16, top: i32, gear: u8, rpm: i32) -> HealthLap {
         HealthLap {
@@ -248,6 +438,76 @@ mod tests {
             (28, -13, Some((7, 6)))
         );
         assert!(h.evidence().contains("gear 7 no longer reached"));
+    }
+
+    #[test]
+    fn the_running_median_is_the_median_of_what_it_holds() {
+        let mut set = MedianSet::default();
+        let mut all: Vec<i32> = Vec::new();
+        // A fixed pseudo-random walk of inserts and removals, duplicates included.
+        let mut x = 7u32;
+        for i in 0..2_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let v = (x >> 16) as i32 % 40 - 20;
+            if i % 3 == 2 && !all.is_empty() {
+                let gone = all.remove((x as usize >> 8) % all.len());
+                set.remove(gone);
+            } else {
+                all.push(v);
+                set.insert(v);
+            }
+            if !all.is_empty() {
+                assert_eq!(set.median(), median(all.clone()), "after {i} steps");
+            }
+        }
+    }
+
+    /// Laps 1..=40 in three versions (the usual car, a slow lap, a lap with a gear and RPM
+    /// lost), some not eligible.
+    fn health_lap(n: u16, kind: u8) -> HealthLap {
+        let mut l = match kind % 3 {
+            0 => lap(n, 288, 7, 11_900),
+            1 => lap(n, 271, 7, 11_850),
+            _ => lap(n, 279, 6, 11_400),
+        };
+        l.eligible = kind < 3;
+        l
+    }
+
+    proptest! {
+        /// The finding kept from the changes is, after every step, the first deficit of the
+        /// laps present, whatever order they came or went in.
+        #[test]
+        fn the_finding_kept_from_changes_is_that_of_the_whole_scan(
+            steps in prop::collection::vec(
+                prop::collection::vec((1..=40u16, 0..4u8, prop::bool::weighted(0.7)), 0..4),
+                1..45,
+            ),
+            usual in prop::collection::vec(0..10u8, 45),
+        ) {
+            let driver = DriverId::new("RIC").unwrap();
+            let cfg = RaceConfig::default();
+            let mut view = Replay::new(CarHealthScan::new(driver, &cfg));
+            let mut present: BTreeMap<HealthLap, isize> = BTreeMap::new();
+            for (i, step) in steps.into_iter().enumerate() {
+                let n = i as u16 + 1;
+                // The usual step: the next lap, mostly the car's usual self.
+                let mut changes = vec![(health_lap(n, usual[i].saturating_sub(6)), 1)];
+                for (n, kind, add) in step {
+                    let l = health_lap(n, kind);
+                    let count = present.get(&l).copied().unwrap_or(0);
+                    changes.push((l, if add || count == 0 { 1 } else { -1 }));
+                }
+                for (l, d) in &changes {
+                    *present.entry(l.clone()).or_default() += d;
+                }
+                let found = view.step(changes);
+                let laps: Vec<&HealthLap> =
+                    present.iter().filter(|(_, &c)| c > 0).map(|(l, _)| l).collect();
+                let whole: Vec<CarHealth> = first_deficit(driver, &laps, &cfg).into_iter().collect();
+                prop_assert_eq!(found, whole);
+            }
+        }
     }
 
     #[test]

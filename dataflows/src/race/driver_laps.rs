@@ -1,12 +1,18 @@
 //! One driver's laps with what their history says: stint, tyre age, pace against the driver's
-//! own best, the loss over the stint. A reduce keyed by driver: a pit stop reported after its
-//! in-lap (the lap line can lie inside the pit lane) corrects that lap's row.
+//! own best, the loss over the stint. Kept per driver: a pit stop reported after its in-lap
+//! (the lap line can lie inside the pit lane) corrects that lap's row and the ones after it.
+//!
+//! A row needs only a little of the laps before it (the best lap, the stint's best and its last
+//! `RECENT` clean laps, the stops), so the view resumes its scan from the first lap a change
+//! touches instead of redoing the driver's race at every step ([`DriverLapsScan`]).
 
+use super::keyed_state::{keyed_state, Counts, KeyedState};
 use super::{LapDone, PitStop};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Clean laps used for the trend and the variability of the recent pace.
 const RECENT: usize = 5;
@@ -47,43 +53,93 @@ pub struct DriverLap {
 }
 
 /// The rows of one driver's laps, from all of its laps and stops in any order.
+///
+/// Of two laps with the same number, the one that ended first counts. This is the whole scan
+/// at once; [`driver_laps_view`] runs the same steps ([`DriverLapsScan`]) from the first lap
+/// that changed.
 pub fn driver_laps(laps: &[&LapDone], pits: &[&PitStop]) -> Vec<DriverLap> {
     let mut laps: Vec<&LapDone> = laps.to_vec();
     laps.sort_by_key(|l| (l.lap, l.end_ms));
     laps.dedup_by_key(|l| l.lap);
-    let mut stop_laps: Vec<u16> = pits.iter().map(|p| p.lap).collect();
-    stop_laps.sort_unstable();
+    let mut stop_laps = StopLaps::default();
+    for p in pits {
+        stop_laps.add(p.lap, 1);
+    }
+    let mut carry = Carry::default();
+    laps.into_iter()
+        .map(|done| carry.row(done, &stop_laps))
+        .collect()
+}
 
-    let mut rows = Vec::with_capacity(laps.len());
-    let mut best_ms = 0i64;
-    let mut stint_best_ms = 0i64;
-    let mut stint_clean: Vec<i64> = Vec::new();
-    let mut current_stint = 0u16;
-    for done in laps {
+/// The in-laps of a driver's stops, with how many stops each holds.
+#[derive(Clone, Debug, Default)]
+struct StopLaps(BTreeMap<u16, usize>);
+
+impl StopLaps {
+    fn add(&mut self, lap: u16, diff: isize) {
+        let n = self.0.entry(lap).or_default();
+        *n = n.checked_add_signed(diff).unwrap_or(0);
+        if *n == 0 {
+            self.0.remove(&lap);
+        }
+    }
+
+    /// Stops on laps in `range`.
+    fn count(&self, range: impl std::ops::RangeBounds<u16>) -> u16 {
+        self.0.range(range).map(|(_, n)| *n as u16).sum()
+    }
+}
+
+/// What a driver's earlier rows hand on to the next one: everything a row needs of the laps
+/// before it. It is small (the recent window holds `RECENT` laps), so each row keeps the one
+/// after it and the scan can resume at any lap.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Carry {
+    /// The previous row's lap number and the stops made before it.
+    last_lap: Option<u16>,
+    stops_before_last: u16,
+    best_ms: i64,
+    stint: u16,
+    stint_best_ms: i64,
+    /// The stint's last clean lap times, oldest first (at most `RECENT`).
+    recent: Vec<i64>,
+}
+
+impl Carry {
+    /// The row of `done`, the next lap after the ones carried; carries it on.
+    fn row(&mut self, done: &LapDone, stop_laps: &StopLaps) -> DriverLap {
         let n = done.lap;
-        let stops_before = stop_laps.iter().filter(|&&l| l < n).count() as u16;
-        let pit_in = stop_laps.binary_search(&n).is_ok();
-        let pit_out = n > 0 && stop_laps.binary_search(&(n - 1)).is_ok();
-        let last_stop = stop_laps.iter().rev().find(|&&l| l < n).copied();
+        let stops_before = match self.last_lap {
+            Some(last) if last < n => self.stops_before_last + stop_laps.count(last..n),
+            _ => stop_laps.count(..n),
+        };
+        self.last_lap = Some(n);
+        self.stops_before_last = stops_before;
+        let pit_in = stop_laps.0.contains_key(&n);
+        let pit_out = n > 0 && stop_laps.0.contains_key(&(n - 1));
+        let last_stop = stop_laps.0.range(..n).next_back().map(|(l, _)| *l);
         let stint = stops_before + 1;
-        if stint != current_stint {
-            current_stint = stint;
-            stint_best_ms = 0;
-            stint_clean.clear();
+        if stint != self.stint {
+            self.stint = stint;
+            self.stint_best_ms = 0;
+            self.recent.clear();
         }
         let lap_time_ms = done.lap_time_ms();
         let clean = n > 1 && !pit_in && !pit_out && done.stationary_ms < 1_000 && lap_time_ms > 0;
         if clean {
-            if best_ms == 0 || lap_time_ms < best_ms {
-                best_ms = lap_time_ms;
+            if self.best_ms == 0 || lap_time_ms < self.best_ms {
+                self.best_ms = lap_time_ms;
             }
-            if stint_best_ms == 0 || lap_time_ms < stint_best_ms {
-                stint_best_ms = lap_time_ms;
+            if self.stint_best_ms == 0 || lap_time_ms < self.stint_best_ms {
+                self.stint_best_ms = lap_time_ms;
             }
-            stint_clean.push(lap_time_ms);
+            if self.recent.len() == RECENT {
+                self.recent.remove(0);
+            }
+            self.recent.push(lap_time_ms);
         }
-        let recent = &stint_clean[stint_clean.len().saturating_sub(RECENT)..];
-        rows.push(DriverLap {
+        let best_ms = self.best_ms;
+        DriverLap {
             done: done.clone(),
             lap_time_ms,
             pit_in,
@@ -99,15 +155,78 @@ pub fn driver_laps(laps: &[&LapDone], pits: &[&PitStop]) -> Vec<DriverLap> {
                 0
             },
             stint_loss_ms: if clean {
-                lap_time_ms - stint_best_ms
+                lap_time_ms - self.stint_best_ms
             } else {
                 0
             },
-            trend_ms_per_lap: slope(recent),
-            spread_permille: spread(recent),
-        });
+            trend_ms_per_lap: slope(&self.recent),
+            spread_permille: spread(&self.recent),
+        }
     }
-    rows
+}
+
+/// One driver's laps, stops and rows, kept up to date from the changes: a change at lap `n`
+/// (a lap, or a stop whose in-lap is `n`) recomputes the rows from `n` on, resuming from what
+/// lap `n - 1` carried. Laps come in order and a stop a lap or so late, so that is a row or
+/// two, whatever the length of the race.
+#[derive(Default)]
+pub struct DriverLapsScan {
+    /// Laps by number (more than one value for a number only if the tracker sent two).
+    laps: BTreeMap<u16, Counts<LapDone>>,
+    pits: Counts<PitStop>,
+    stop_laps: StopLaps,
+    /// The rows as sent, each with what it carries on.
+    rows: BTreeMap<u16, (DriverLap, Carry)>,
+}
+
+impl KeyedState for DriverLapsScan {
+    type Value = DriverEvent;
+    type Output = DriverLap;
+
+    fn update(&mut self, changes: &[(DriverEvent, isize)], output: &mut Vec<(DriverLap, isize)>) {
+        let mut from: Option<u16> = None;
+        for (event, diff) in changes {
+            let changed_lap = match event {
+                DriverEvent::Lap(l) => {
+                    let values = self.laps.entry(l.lap).or_default();
+                    let changed = values.apply(l, *diff);
+                    if values.is_empty() {
+                        self.laps.remove(&l.lap);
+                    }
+                    changed.then_some(l.lap)
+                }
+                DriverEvent::Pit(p) => {
+                    let changed = self.pits.apply(p, *diff);
+                    if changed {
+                        self.stop_laps.add(p.lap, if *diff > 0 { 1 } else { -1 });
+                    }
+                    changed.then_some(p.lap)
+                }
+                DriverEvent::Stop(_) => None,
+            };
+            if let Some(lap) = changed_lap {
+                from = Some(from.map_or(lap, |f| f.min(lap)));
+            }
+        }
+        let Some(from) = from else { return };
+        for (_, (row, _)) in self.rows.split_off(&from) {
+            output.push((row, -1));
+        }
+        let mut carry = self
+            .rows
+            .last_key_value()
+            .map(|(_, (_, c))| c.clone())
+            .unwrap_or_default();
+        for (&n, values) in self.laps.range(from..) {
+            // The lap that ended first, as `driver_laps` keeps it.
+            let Some(done) = values.present().min_by_key(|l| (l.end_ms, *l)) else {
+                continue;
+            };
+            let row = carry.row(done, &self.stop_laps);
+            output.push((row.clone(), 1));
+            self.rows.insert(n, (row, carry.clone()));
+        }
+    }
 }
 
 /// Least-squares slope of equally spaced values, rounded to an integer.
@@ -142,30 +261,15 @@ fn spread(ys: &[i64]) -> u32 {
 pub fn driver_laps_view<'scope>(
     events: VecCollection<'scope, Epoch, (DriverId, DriverEvent), isize>,
 ) -> VecCollection<'scope, Epoch, DriverLap, isize> {
-    events
-        .reduce_named("DriverLaps", |_driver, input, output| {
-            let mut laps = Vec::new();
-            let mut pits = Vec::new();
-            for (event, diff) in input {
-                if *diff <= 0 {
-                    continue;
-                }
-                match event {
-                    DriverEvent::Lap(l) => laps.push(l),
-                    DriverEvent::Pit(p) => pits.push(p),
-                    DriverEvent::Stop(_) => {}
-                }
-            }
-            for row in driver_laps(&laps, &pits) {
-                output.push((row, 1isize));
-            }
-        })
-        .map(|(_driver, row)| row)
+    let events = events.filter(|(_, e)| !matches!(e, DriverEvent::Stop(_)));
+    keyed_state(events, "DriverLaps", |_driver| DriverLapsScan::default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::race::keyed_state::Replay;
+    use proptest::prelude::*;
 
     fn lap(n: u16, secs: i64) -> LapDone {
         LapDone {
@@ -221,6 +325,77 @@ mod tests {
         assert_eq!(view[4], (5, 2, 1, false, true, 1));
         assert_eq!(view[7], (8, 2, 4, false, false, 1));
         assert!(!rows[0].clean && rows[1].clean && !rows[3].clean && !rows[4].clean);
+    }
+
+    /// Laps 1..=24 in two versions each (a lap can be corrected, or sent twice), stops on any
+    /// lap, in steps that mostly add the next lap and sometimes take back or add anything.
+    fn events() -> impl Strategy<Value = Vec<Vec<(u16, u8, bool)>>> {
+        let change = (1..=24u16, 0..6u8, prop::bool::weighted(0.8));
+        prop::collection::vec(prop::collection::vec(change, 0..5), 1..40)
+    }
+
+    fn event(n: u16, kind: u8) -> DriverEvent {
+        match kind {
+            0 => DriverEvent::Lap(lap(n, 80)),
+            1 => DriverEvent::Lap(lap(n, 79 + (n as i64 % 5))),
+            2 => DriverEvent::Lap(LapDone {
+                stationary_ms: 5_000,
+                ..lap(n, 95)
+            }),
+            3 => DriverEvent::Pit(stop(n)),
+            4 => DriverEvent::Pit(PitStop {
+                stationary_ms: 3_100,
+                ..stop(n)
+            }),
+            _ => DriverEvent::Lap(LapDone {
+                end_ms: lap(n, 78).end_ms - 1,
+                ..lap(n, 81)
+            }),
+        }
+    }
+
+    proptest! {
+        /// The rows kept from the changes are, after every step, the rows of the whole scan
+        /// over the laps and stops present.
+        #[test]
+        fn rows_kept_from_changes_are_the_rows_of_the_whole_scan(steps in events()) {
+            let mut view = Replay::new(DriverLapsScan::default());
+            let mut present: BTreeMap<DriverEvent, isize> = BTreeMap::new();
+            let mut next_lap = 1u16;
+            for step in steps {
+                let mut changes = Vec::new();
+                // The usual step: the next lap.
+                changes.push((event(next_lap, 0), 1));
+                next_lap += 1;
+                for (n, kind, add) in step {
+                    let e = event(n, kind);
+                    let count = present.get(&e).copied().unwrap_or(0);
+                    let diff = if add || count == 0 { 1 } else { -1 };
+                    changes.push((e, diff));
+                }
+                for (e, d) in &changes {
+                    *present.entry(e.clone()).or_default() += d;
+                }
+                let rows = view.step(changes);
+                let laps: Vec<&LapDone> = present
+                    .iter()
+                    .filter_map(|(e, n)| match e {
+                        DriverEvent::Lap(l) if *n > 0 => Some(l),
+                        _ => None,
+                    })
+                    .collect();
+                let pits: Vec<&PitStop> = present
+                    .iter()
+                    .filter_map(|(e, n)| match e {
+                        DriverEvent::Pit(p) if *n > 0 => Some(p),
+                        _ => None,
+                    })
+                    .collect();
+                let mut whole = driver_laps(&laps, &pits);
+                whole.sort();
+                prop_assert_eq!(rows, whole);
+            }
+        }
     }
 
     #[test]

@@ -11,12 +11,19 @@
 //!   (a retraction and an insertion): a position corrected by a car whose lap was reported late
 //!   flows on to the sinks as such.
 //!
+//! A view whose group would grow with the race (a driver's laps, the whole race's laps) is not
+//! a `reduce`, which recomputes a group from all of its input at every step: it keeps its state
+//! per key and brings it up to date from the changes ([`keyed_state`]), so that the work of a
+//! step does not grow with the laps behind it. The reduces left are keyed by lap number, whose
+//! groups hold about one lap of the field.
+//!
 //! Values crossing differential operators are integers (ms, permille, ppm): they must be `Ord`.
 
 pub mod book;
 pub mod car_health;
 pub mod driver_laps;
 pub mod field_state;
+pub mod keyed_state;
 pub mod lap_tracker;
 pub mod predict;
 pub mod retirement;
