@@ -236,7 +236,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
         };
         let placement = spec
             .as_ref()
-            .map_or_else(Placement::hashed, |s| s.placement());
+            .map_or_else(Placement::hashed, |s| s.placement(peers));
         let collector = if index == 0 {
             let c = Collector::new(out.as_deref(), console, interval)
                 .map_err(|e| InputError::new(format!("--out: {e}")))?;

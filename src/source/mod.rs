@@ -88,10 +88,19 @@ impl InputSpec {
         }
     }
 
-    /// Which worker analyses which driver: a dealt file's table, else by hash.
-    pub fn placement(&self) -> Placement {
+    /// Which worker (of `peers`) analyses which driver: where the source makes its records,
+    /// so that they stay on that worker (a dealt file's table; a simulated car on the worker
+    /// that simulates it), else by hash.
+    pub fn placement(&self, peers: usize) -> Placement {
         match self {
             InputSpec::Dealt(file) => file.placement().clone(),
+            InputSpec::Sim(cfg) => {
+                let placement = Placement::table();
+                for car in 0..cfg.cars {
+                    placement.place(cfg.driver(car), car % peers.max(1));
+                }
+                placement
+            }
             _ => Placement::hashed(),
         }
     }

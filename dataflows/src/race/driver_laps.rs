@@ -361,12 +361,9 @@ mod tests {
         fn rows_kept_from_changes_are_the_rows_of_the_whole_scan(steps in events()) {
             let mut view = Replay::new(DriverLapsScan::default());
             let mut present: BTreeMap<DriverEvent, isize> = BTreeMap::new();
-            let mut next_lap = 1u16;
-            for step in steps {
-                let mut changes = Vec::new();
+            for (next_lap, step) in (1u16..).zip(steps) {
                 // The usual step: the next lap.
-                changes.push((event(next_lap, 0), 1));
-                next_lap += 1;
+                let mut changes = vec![(event(next_lap, 0), 1)];
                 for (n, kind, add) in step {
                     let e = event(n, kind);
                     let count = present.get(&e).copied().unwrap_or(0);
