@@ -4,34 +4,18 @@
 //! any number of workers and processes; and drivers are spread evenly over the workers.
 //! Checked on random files of real rows of the 2023 race, spoiled, quoted, blank, CRLF.
 
+mod common;
+
+use common::real_rows;
 use pitwall::ingest::{RecordSource, SourceStats};
 use pitwall::source::fastf1::{CsvFile, MergedFile};
 use pitwall_dataflows::{DriverId, Ingest, Telemetry};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
-
-/// The header and 3000 rows of the real race (all 20 drivers).
-fn real_rows() -> &'static (String, Vec<String>) {
-    static ROWS: OnceLock<(String, Vec<String>)> = OnceLock::new();
-    ROWS.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-        let file = std::fs::File::open(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (the tests read the real race)", path.display()));
-        let mut lines = BufReader::new(flate2::read::GzDecoder::new(file)).lines();
-        let header = lines.next().expect("a header").expect("readable");
-        let rows = lines
-            .step_by(7)
-            .take(3000)
-            .map(|l| l.expect("readable"))
-            .collect();
-        (header, rows)
-    })
-}
+use std::sync::Arc;
 
 /// One line of a generated file.
 #[derive(Clone, Debug)]

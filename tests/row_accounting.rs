@@ -3,35 +3,16 @@
 //! rows of the 2023 race, some spoiled in ways a feed can spoil them, with blank lines and a
 //! random `--drivers` filter, read by the real reader and row parser.
 
-use flate2::read::GzDecoder;
+mod common;
+
+use common::real_rows;
 use pitwall::ingest::{RecordSource, SourceStats};
 use pitwall::source::fastf1::CsvFile;
 use pitwall_dataflows::{DriverId, Ingest};
 use proptest::prelude::*;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
-
-/// The header and 3000 rows of the real race (all 20 drivers, before and after the start).
-fn real_rows() -> &'static (String, Vec<String>) {
-    static ROWS: OnceLock<(String, Vec<String>)> = OnceLock::new();
-    ROWS.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-        let file = std::fs::File::open(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (the tests read the real race)", path.display()));
-        let mut lines = BufReader::new(GzDecoder::new(file)).lines();
-        let header = lines.next().expect("a header").expect("readable");
-        let rows = lines
-            .step_by(7)
-            .take(3000)
-            .map(|l| l.expect("readable"))
-            .collect();
-        (header, rows)
-    })
-}
+use std::sync::Arc;
 
 /// Ways a row is spoiled; each makes it a dead letter. The column order is the real file's:
 /// Date,SessionTime,Driver,DriverNumber,LapNumber,RPM,Speed,nGear,Throttle,Brake,DRS.

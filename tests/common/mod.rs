@@ -9,6 +9,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
+/// The header and 3000 rows of the real race (every 7th row: all 20 drivers, before and after
+/// the start), for tests that build files of their own from real rows.
+pub fn real_rows() -> &'static (String, Vec<String>) {
+    static ROWS: std::sync::OnceLock<(String, Vec<String>)> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let path = race();
+        let file = std::fs::File::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the tests read the real race)", path.display()));
+        let mut lines = BufReader::new(flate2::read::GzDecoder::new(file)).lines();
+        let header = lines.next().expect("a header").expect("readable");
+        let rows = lines
+            .step_by(7)
+            .take(3000)
+            .map(|l| l.expect("readable"))
+            .collect();
+        (header, rows)
+    })
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pitwall")
 }
