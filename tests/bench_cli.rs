@@ -140,18 +140,22 @@ fn peers_are_run_pair_by_pair_with_the_ratio_of_each_pair() {
             calls.display()
         ),
     );
-    let out = Command::new(common::bin())
-        .args(["bench", "peers", "--workers", "1,2", "--repeat", "2"])
-        .arg("--input")
-        .arg(&race)
-        .arg("--python")
-        .arg(&python)
-        .args(["--peer-script", "peer.py", "--peer-mode", "fused"])
-        .args(["--name", "pairs", "--results"])
-        .arg(dir.path())
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    // The same command twice: before and after the peer script exists.
+    let bench = || {
+        Command::new(common::bin())
+            .args(["bench", "peers", "--workers", "1,2", "--repeat", "2"])
+            .arg("--input")
+            .arg(&race)
+            .arg("--python")
+            .arg(&python)
+            .args(["--peer-script", "peer.py", "--peer-mode", "fused"])
+            .args(["--name", "pairs", "--results"])
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = bench();
     let stdout = String::from_utf8_lossy(&out.stdout);
     std::fs::write(dir.path().join("peer.py"), "").unwrap();
     assert!(
@@ -159,18 +163,7 @@ fn peers_are_run_pair_by_pair_with_the_ratio_of_each_pair() {
         "a missing --peer-script is an error: {stdout}"
     );
 
-    let out = Command::new(common::bin())
-        .args(["bench", "peers", "--workers", "1,2", "--repeat", "2"])
-        .arg("--input")
-        .arg(&race)
-        .arg("--python")
-        .arg(&python)
-        .args(["--peer-script", "peer.py", "--peer-mode", "fused"])
-        .args(["--name", "pairs", "--results"])
-        .arg(dir.path())
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = bench();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
