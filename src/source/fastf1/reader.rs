@@ -1,7 +1,7 @@
 //! The streaming CSV reader: one file, plain or gzipped, row by row, bad rows as dead letters.
 
-use super::row::{parse_row, Columns, Fields, Split};
-use super::rows::{csv_record, header, Next, Rows};
+use super::row::{parse_row, Columns, Fields};
+use super::rows::{header, row_fields, Next, Rows};
 use crate::ingest::{InputError, RecordSource, SourceStats};
 use csv::ByteRecord;
 use flate2::read::MultiGzDecoder;
@@ -123,14 +123,7 @@ impl CsvFile {
             self.last_line = span.line;
             self.stats.rows.fetch_add(1, Ordering::Relaxed);
             let bytes = &self.rows.buf[span.range.clone()];
-            let split;
-            let fields: &dyn Fields = if span.quoted || self.cols.width > Split::MAX {
-                csv_record(bytes, &mut self.record);
-                &self.record
-            } else {
-                split = Split::new(bytes);
-                &split
-            };
+            let fields = &row_fields(bytes, span.quoted, self.cols.width, &mut self.record);
             return Some(match parse_row(fields, &self.cols, self.fixed_driver) {
                 Ok(row) => {
                     if self

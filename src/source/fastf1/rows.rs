@@ -38,6 +38,44 @@ pub(super) fn header(rows: &mut Rows<impl Read>, origin: &str) -> Result<ByteRec
     }
 }
 
+/// A row's fields: cut at its commas when it is plain, else parsed by csv into `record` (a
+/// quoted row, or a header wider than [`Split::MAX`]).
+pub(super) fn row_fields<'a>(
+    bytes: &'a [u8],
+    quoted: bool,
+    width: usize,
+    record: &'a mut ByteRecord,
+) -> RowFields<'a> {
+    if quoted || width > Split::MAX {
+        csv_record(bytes, record);
+        RowFields::Record(record)
+    } else {
+        RowFields::Split(Split::new(bytes))
+    }
+}
+
+// A short-lived stack value, one row at a time: boxing the large variant would allocate per row.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum RowFields<'a> {
+    Split(Split<'a>),
+    Record(&'a ByteRecord),
+}
+
+impl Fields for RowFields<'_> {
+    fn len(&self) -> usize {
+        match self {
+            RowFields::Split(s) => s.len(),
+            RowFields::Record(r) => Fields::len(*r),
+        }
+    }
+    fn get(&self, idx: usize) -> Option<&[u8]> {
+        match self {
+            RowFields::Split(s) => s.get(idx),
+            RowFields::Record(r) => Fields::get(*r, idx),
+        }
+    }
+}
+
 /// One row as csv would parse it, into `record`.
 pub(super) fn csv_record(bytes: &[u8], record: &mut ByteRecord) {
     let mut reader = csv::ReaderBuilder::new()

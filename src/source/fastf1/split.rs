@@ -16,8 +16,8 @@
 
 use super::reader::dead_letter;
 use super::reader::open_maybe_gzip;
-use super::row::{parse_row, trim, Columns, Fields, Split};
-use super::rows::{csv_record, header, Next, Rows};
+use super::row::{parse_row, trim, Columns, Fields};
+use super::rows::{header, row_fields, Next, Rows};
 use crate::format::timefmt::parse_utc_ms;
 use crate::ingest::{InputError, RecordSource, SourceStats};
 use csv::ByteRecord;
@@ -266,14 +266,7 @@ impl Dealer {
 
     /// Hands one row to its driver's worker; `false` once no worker is left to take it.
     fn deal(&mut self, bytes: &[u8], line: u64, quoted: bool, cols: &Columns) -> bool {
-        let split;
-        let fields: &dyn Fields = if quoted || cols.width > Split::MAX {
-            csv_record(bytes, &mut self.record);
-            &self.record
-        } else {
-            split = Split::new(bytes);
-            &split
-        };
+        let fields = &row_fields(bytes, quoted, cols.width, &mut self.record);
         let driver = cols
             .driver
             .and_then(|i| fields.get(i))
@@ -364,14 +357,12 @@ impl ChunkSource {
         if row.kind == Kind::Failed {
             return Some(self.dead(row.line, None, "input truncated or unreadable", bytes));
         }
-        let split;
-        let fields: &dyn Fields = if row.kind == Kind::Quoted || self.cols.width > Split::MAX {
-            csv_record(bytes, &mut self.record);
-            &self.record
-        } else {
-            split = Split::new(bytes);
-            &split
-        };
+        let fields = &row_fields(
+            bytes,
+            row.kind == Kind::Quoted,
+            self.cols.width,
+            &mut self.record,
+        );
         match parse_row(fields, &self.cols, None) {
             Ok(parsed) => {
                 if self
