@@ -133,10 +133,14 @@ impl MergedFile {
             .get_mut(worker - local.start)
             .and_then(Option::take)
             .ok_or_else(|| InputError::new(format!("merged file: no queue for worker {worker}")))?;
-        let cols = self.columns()?;
+        self.source(mine)
+    }
+
+    /// The source reading a worker's end of its queue.
+    fn source(&self, mine: Worker) -> Result<ChunkSource, InputError> {
         Ok(ChunkSource {
             origin: self.origin.clone(),
-            cols,
+            cols: self.columns()?,
             filter: self.filter.clone(),
             stats: self.stats.clone(),
             chunks: mine.chunks,
@@ -158,6 +162,16 @@ impl MergedFile {
 
     fn start(&self, peers: usize, local: Range<usize>) -> Result<Vec<Option<Worker>>, InputError> {
         let input = open_maybe_gzip(&self.path)?;
+        let (dealer, queues) = self.dealer(peers, local);
+        std::thread::Builder::new()
+            .name("pitwall-reader".into())
+            .spawn(move || dealer.run(input))
+            .map_err(|e| InputError::new(format!("cannot start the file reader: {e}")))?;
+        Ok(queues)
+    }
+
+    /// The dealer of this process's workers `local` and each worker's end of its queue.
+    fn dealer(&self, peers: usize, local: Range<usize>) -> (Dealer, Vec<Option<Worker>>) {
         let mut queues = Vec::new();
         let mut outs = Vec::new();
         for _ in local.clone() {
@@ -185,11 +199,7 @@ impl MergedFile {
             last_date_len: 0,
             record: ByteRecord::new(),
         };
-        std::thread::Builder::new()
-            .name("pitwall-reader".into())
-            .spawn(move || dealer.run(input))
-            .map_err(|e| InputError::new(format!("cannot start the file reader: {e}")))?;
-        Ok(queues)
+        (dealer, queues)
     }
 }
 
@@ -334,6 +344,21 @@ impl Dealer {
     }
 }
 
+/// However the dealer ends (end of file, an unreadable header, every worker gone, a panic),
+/// its queues close and then each worker is woken to find them closed. A worker that had
+/// emptied its queue just before the close waits to be woken: without this last wake it would
+/// wait for ever.
+impl Drop for Dealer {
+    fn drop(&mut self) {
+        for out in &mut self.outs {
+            out.tx = None;
+            if let Some(waker) = out.waker.get() {
+                let _ = waker.activate();
+            }
+        }
+    }
+}
+
 /// One worker's rows, parsed as they are given to the dataflow.
 pub struct ChunkSource {
     origin: String,
@@ -432,5 +457,70 @@ impl RecordSource for ChunkSource {
 
     fn watermark(&self) -> Option<i64> {
         self.watermark_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timely::scheduling::activate::Activations;
+
+    fn activated(acts: &mut Activations, path: &[usize]) -> bool {
+        acts.advance();
+        let mut seen = false;
+        acts.for_extensions(&path[..path.len() - 1], |last| {
+            seen |= last == path[path.len() - 1]
+        });
+        seen
+    }
+
+    /// The race a run lost at random (about one `-w 2` run of a small file in twenty, on busy
+    /// cores): the worker takes the last chunk and finds its queue empty but still open; then
+    /// the dealer ends. Ending must wake the worker, which then finds the queue closed;
+    /// otherwise it waits to be woken for ever and the run never ends.
+    #[test]
+    fn a_worker_that_emptied_its_queue_is_woken_when_the_dealer_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.csv");
+        std::fs::write(
+            &path,
+            "Date,Driver,Speed,RPM,nGear,Throttle,Brake,DRS\n\
+             2023-05-28 13:03:00.000,VER,250,11000,7,100,False,0\n",
+        )
+        .unwrap();
+        let file = MergedFile::new(&path, None, Arc::new(SourceStats::default()));
+        let (mut dealer, mut queues) = file.dealer(1, 0..1);
+        let mut acts = Activations::new(None);
+        let path_of_worker = [3, 1];
+        let worker = queues[0].take().unwrap();
+        let mut source = file.source(worker).unwrap();
+        assert!(source.wake_with(SyncActivator::new(path_of_worker.to_vec(), acts.sync())));
+
+        let input = std::fs::read(&path).unwrap();
+        let mut rows = Rows::new(&input[..]);
+        let cols = file.columns().unwrap();
+        header(&mut rows, "race.csv").unwrap();
+        let Next::Row(row) = rows.next() else {
+            panic!("the file has a row")
+        };
+        assert!(dealer.deal(&rows.buf[row.range.clone()], row.line, row.quoted, &cols));
+        dealer.flush_all();
+        assert!(
+            activated(&mut acts, &path_of_worker),
+            "a chunk wakes its worker"
+        );
+
+        let mut out = Vec::new();
+        assert!(source.fill(&mut out, 100), "the queue is empty, not closed");
+        assert_eq!(out.len(), 1);
+        assert!(!activated(&mut acts, &path_of_worker));
+
+        drop(dealer);
+        assert!(
+            activated(&mut acts, &path_of_worker),
+            "the dealer's end wakes the worker"
+        );
+        assert!(!source.fill(&mut out, 100), "and it finds its queue closed");
+        assert_eq!(out.len(), 1);
     }
 }
