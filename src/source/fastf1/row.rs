@@ -187,6 +187,7 @@ impl Fields for Split<'_> {
     }
 }
 
+#[inline]
 fn get<'r>(
     rec: &'r (impl Fields + ?Sized),
     idx: usize,
@@ -198,6 +199,7 @@ fn get<'r>(
     }
 }
 
+#[inline]
 pub(super) fn trim(v: &[u8]) -> &[u8] {
     let start = v
         .iter()
@@ -214,6 +216,7 @@ pub(super) fn trim(v: &[u8]) -> &[u8] {
 /// the digits make an integer below 2^53 and the divisor a power of ten below 10^23, both
 /// exact in an f64, so the one correctly rounded division is the correctly rounded value.
 /// Anything else (exponents, `inf`, long numbers) is `None`, for the general parser.
+#[inline]
 pub(super) fn plain_decimal(raw: &[u8]) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -245,6 +248,7 @@ pub(super) fn plain_decimal(raw: &[u8]) -> Option<f64> {
     Some(if negative { -value } else { value })
 }
 
+#[inline]
 fn number(raw: &[u8], limit: &Limit) -> Result<f64, FieldError> {
     let value = plain_decimal(raw)
         .or_else(|| {
