@@ -127,11 +127,9 @@ fn deal(path: &Path, filter: Option<&HashSet<DriverId>>, processes: usize, per: 
     let mut files = Vec::new();
     for p in 0..processes {
         let s = Arc::new(SourceStats::default());
-        let file = Arc::new(MergedFile::new(
-            path,
-            filter.map(|f| Arc::new(f.clone())),
-            s.clone(),
-        ));
+        let file = Arc::new(
+            MergedFile::new(path, filter.map(|f| Arc::new(f.clone())), s.clone()).expect("opens"),
+        );
         for w in p * per..(p + 1) * per {
             sources.push(file.open(w, peers, p * per..(p + 1) * per).expect("opens"));
         }

@@ -57,12 +57,12 @@ impl InputSpec {
         let files = if meta.is_dir() {
             fastf1::car_data_files(path)?
         } else if fastf1::check_header(path)? {
-            // Open once to check the header; worker 0 opens it again to stream it.
-            fastf1::CsvFile::open(path, None, filter.clone(), stats.clone())?;
+            // Opened once to check the header; the reader opens it again to stream it.
             return Ok(if clone {
+                fastf1::CsvFile::open(path, None, filter.clone(), stats.clone())?;
                 InputSpec::Merged(path.to_path_buf(), true)
             } else {
-                InputSpec::Dealt(fastf1::MergedFile::new(path, filter, stats))
+                InputSpec::Dealt(fastf1::MergedFile::new(path, filter, stats)?)
             });
         } else {
             vec![path.to_path_buf()]

@@ -89,6 +89,11 @@ impl CsvFile {
         })
     }
 
+    /// Where each field is, from the header.
+    pub(super) fn columns(&self) -> &Columns {
+        &self.cols
+    }
+
     /// The next record or dead letter, with car_data's chunk time; `None` at the end.
     pub(super) fn next_row(&mut self) -> Option<(Ingest, Option<i64>)> {
         loop {

@@ -14,8 +14,7 @@
 //! left out are parsed by the dealer, which counts them (or hands a bad one to worker 0 to be
 //! a dead letter), so every process counts them the same.
 
-use super::reader::dead_letter;
-use super::reader::open_maybe_gzip;
+use super::reader::{dead_letter, open_maybe_gzip, CsvFile};
 use super::row::{parse_row, trim, Columns, Fields};
 use super::rows::{header, row_fields, Next, Rows};
 use crate::format::timefmt::parse_utc_ms;
@@ -71,6 +70,8 @@ enum Kind {
 pub struct MergedFile {
     path: PathBuf,
     origin: String,
+    /// Read from the header once, when the file was opened.
+    cols: Columns,
     filter: Option<Arc<HashSet<DriverId>>>,
     stats: Arc<SourceStats>,
     placement: Placement,
@@ -84,19 +85,25 @@ struct Worker {
 }
 
 impl MergedFile {
+    /// Opens the file and checks its header, as [`CsvFile::open`] does (the same errors and
+    /// warnings); its columns serve the dealer and every worker.
     pub fn new(
         path: &Path,
         filter: Option<Arc<HashSet<DriverId>>>,
         stats: Arc<SourceStats>,
-    ) -> MergedFile {
-        MergedFile {
+    ) -> Result<MergedFile, InputError> {
+        let cols = CsvFile::open(path, None, filter.clone(), stats.clone())?
+            .columns()
+            .clone();
+        Ok(MergedFile {
             path: path.to_path_buf(),
             origin: path.display().to_string(),
+            cols,
             filter,
             stats,
             placement: Placement::table(),
             queues: OnceLock::new(),
-        }
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -133,14 +140,14 @@ impl MergedFile {
             .get_mut(worker - local.start)
             .and_then(Option::take)
             .ok_or_else(|| InputError::new(format!("merged file: no queue for worker {worker}")))?;
-        self.source(mine)
+        Ok(self.source(mine))
     }
 
     /// The source reading a worker's end of its queue.
-    fn source(&self, mine: Worker) -> Result<ChunkSource, InputError> {
-        Ok(ChunkSource {
+    fn source(&self, mine: Worker) -> ChunkSource {
+        ChunkSource {
             origin: self.origin.clone(),
-            cols: self.columns()?,
+            cols: self.cols.clone(),
             filter: self.filter.clone(),
             stats: self.stats.clone(),
             chunks: mine.chunks,
@@ -151,21 +158,16 @@ impl MergedFile {
             record: ByteRecord::new(),
             watermark_ms: None,
             done: false,
-        })
-    }
-
-    fn columns(&self) -> Result<Columns, InputError> {
-        let mut input = open_maybe_gzip(&self.path)?;
-        let mut rows = Rows::new(&mut input);
-        Ok(Columns::from_header(&header(&mut rows, &self.origin)?, &self.origin)?.0)
+        }
     }
 
     fn start(&self, peers: usize, local: Range<usize>) -> Result<Vec<Option<Worker>>, InputError> {
         let input = open_maybe_gzip(&self.path)?;
         let (dealer, queues) = self.dealer(peers, local);
+        let cols = self.cols.clone();
         std::thread::Builder::new()
             .name("pitwall-reader".into())
-            .spawn(move || dealer.run(input))
+            .spawn(move || dealer.run(input, &cols))
             .map_err(|e| InputError::new(format!("cannot start the file reader: {e}")))?;
         Ok(queues)
     }
@@ -209,6 +211,15 @@ struct Out {
     waker: Arc<OnceLock<SyncActivator>>,
 }
 
+impl Out {
+    /// Wakes the worker (once it has left its activator) to look at its queue.
+    fn wake(&self) {
+        if let Some(waker) = self.waker.get() {
+            let _ = waker.activate();
+        }
+    }
+}
+
 /// The thread that unpacks the file and deals its rows.
 struct Dealer {
     origin: String,
@@ -228,15 +239,12 @@ struct Dealer {
 }
 
 impl Dealer {
-    fn run(mut self, mut input: Box<dyn Read + Send>) {
+    fn run(mut self, mut input: Box<dyn Read + Send>, cols: &Columns) {
         let mut rows = Rows::new(&mut input);
-        let cols = match header(&mut rows, &self.origin)
-            .and_then(|h| Columns::from_header(&h, &self.origin))
-        {
-            Ok((cols, _)) => cols,
-            // Checked when the run was set up; the workers end with nothing.
-            Err(_) => return,
-        };
+        if header(&mut rows, &self.origin).is_err() {
+            // Read when the file was opened; the workers end with nothing.
+            return;
+        }
         let mut last_line = 1;
         loop {
             match rows.next() {
@@ -244,7 +252,7 @@ impl Dealer {
                     last_line = row.line;
                     self.stats.rows.fetch_add(1, Ordering::Relaxed);
                     let bytes = &rows.buf[row.range.clone()];
-                    if !self.deal(bytes, row.line, row.quoted, &cols) {
+                    if !self.deal(bytes, row.line, row.quoted, cols) {
                         return; // every worker has gone (stopped)
                     }
                 }
@@ -338,9 +346,7 @@ impl Dealer {
             out.tx = None; // that worker has stopped
             return;
         }
-        if let Some(waker) = out.waker.get() {
-            let _ = waker.activate();
-        }
+        out.wake();
     }
 }
 
@@ -352,9 +358,7 @@ impl Drop for Dealer {
     fn drop(&mut self) {
         for out in &mut self.outs {
             out.tx = None;
-            if let Some(waker) = out.waker.get() {
-                let _ = waker.activate();
-            }
+            out.wake();
         }
     }
 }
@@ -482,28 +486,16 @@ mod tests {
     fn a_worker_that_emptied_its_queue_is_woken_when_the_dealer_ends() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("race.csv");
-        std::fs::write(
-            &path,
-            "Date,Driver,Speed,RPM,nGear,Throttle,Brake,DRS\n\
-             2023-05-28 13:03:00.000,VER,250,11000,7,100,False,0\n",
-        )
-        .unwrap();
-        let file = MergedFile::new(&path, None, Arc::new(SourceStats::default()));
+        std::fs::write(&path, "Date,Driver,Speed,RPM,nGear,Throttle,Brake,DRS\n").unwrap();
+        let file = MergedFile::new(&path, None, Arc::new(SourceStats::default())).unwrap();
         let (mut dealer, mut queues) = file.dealer(1, 0..1);
         let mut acts = Activations::new(None);
         let path_of_worker = [3, 1];
-        let worker = queues[0].take().unwrap();
-        let mut source = file.source(worker).unwrap();
+        let mut source = file.source(queues[0].take().unwrap());
         assert!(source.wake_with(SyncActivator::new(path_of_worker.to_vec(), acts.sync())));
 
-        let input = std::fs::read(&path).unwrap();
-        let mut rows = Rows::new(&input[..]);
-        let cols = file.columns().unwrap();
-        header(&mut rows, "race.csv").unwrap();
-        let Next::Row(row) = rows.next() else {
-            panic!("the file has a row")
-        };
-        assert!(dealer.deal(&rows.buf[row.range.clone()], row.line, row.quoted, &cols));
+        let row = b"2023-05-28 13:03:00.000,VER,250,11000,7,100,False,0";
+        assert!(dealer.hand_to(0, row, 2, Kind::Plain));
         dealer.flush_all();
         assert!(
             activated(&mut acts, &path_of_worker),
