@@ -97,7 +97,7 @@ impl InputSpec {
             InputSpec::Sim(cfg) => {
                 let placement = Placement::table();
                 for car in 0..cfg.cars {
-                    placement.place(cfg.driver(car), car % peers.max(1));
+                    placement.place(cfg.driver(car), SimConfig::worker_of(car, peers));
                 }
                 placement
             }
@@ -118,9 +118,8 @@ impl InputSpec {
         match self {
             InputSpec::Sim(cfg) => {
                 // Cars are dealt to workers by index; filtering means not simulating the rest.
-                let peers = peers.max(1);
                 Ok(Some(Box::new(Simulator::new(cfg, |car| {
-                    car % peers == worker
+                    SimConfig::worker_of(car, peers) == worker
                         && filter.as_ref().is_none_or(|f| f.contains(&cfg.driver(car)))
                 }))))
             }

@@ -41,6 +41,11 @@ impl SimConfig {
     pub fn driver(&self, car: usize) -> DriverId {
         DriverId::new(&format!("SIM{:02}", car + 1)).unwrap_or_default()
     }
+
+    /// The worker (of `peers`) that simulates car `car`, and analyses it too.
+    pub fn worker_of(car: usize, peers: usize) -> usize {
+        car % peers.max(1)
+    }
 }
 
 /// Circuit length and corners (apex distance m, apex speed km/h).
@@ -370,7 +375,7 @@ mod tests {
     use super::*;
 
     fn race(cfg: &SimConfig, worker: usize, peers: usize) -> Vec<Telemetry> {
-        let mut sim = Simulator::new(cfg, |car| car % peers == worker);
+        let mut sim = Simulator::new(cfg, |car| SimConfig::worker_of(car, peers) == worker);
         let mut out = Vec::new();
         while sim.fill(&mut out, 1000) {}
         out.into_iter()
