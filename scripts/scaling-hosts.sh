@@ -8,28 +8,26 @@
 #   --only WHAT   only the Kafka scenarios or only the file ones (default both)
 #   --input FILE  the race (default ../shared/data/monaco-2023/monaco_2023_race.csv.gz)
 #   --name NAME   the test cluster's name (default scal; 1-8 of [a-z0-9])
-#   --idle SECS   Kafka: a worker stops after SECS without a message (default 90; taken off
-#                 the run's time). Tansu on PostgreSQL answers in bursts: with two consumers one
-#                 waited over 30 s for its first message here, and then stopped too early
+#   --idle SECS   Kafka: a worker stops after SECS without a message (default 30; taken off
+#                 the run's time)
 #   --perf DIR    after the measured runs, one more two-host run of each mode under
 #                 `perf record -F 999 -g`, one file per process in DIR (not in the table)
 #   PITWALL_BIN   the binary (default target/release/pitwall of this repository)
 #   The runs' logs and summaries are kept in /tmp/pitwall-scaling-* when a run fails (or with
 #   PITWALL_KEEP=1), removed otherwise.
 #
-# Kafka (scripts/kafka-cluster.sh: brokers on hosts 1-3, PostgreSQL on 4, clients on 5 and 6):
-# the topics are made with config/profiles/scale.toml (telemetry 16 partitions), the race is
-# produced once from host 5, then drained by a new consumer group each run: one process on
-# host 5 (`-w 1`), then `-n 2 -w 1` on hosts 5 and 6 (each process reads its own 8
+# Kafka (scripts/kafka-cluster.sh: Apache Kafka nodes on hosts 1-3, clients on 4 and 5): the
+# topics are made with config/profiles/scale.toml (telemetry 16 partitions, replication factor
+# 3), the race is produced once from host 4, then drained by a new consumer group each run: one
+# process on host 4 (`-w 1`), then `-n 2 -w 1` on hosts 4 and 5 (each process reads its own 8
 # partitions). File mode (scripts/cluster.sh, no broker): `-w 1` and `-w 2` on host 1, then
 # `-n 2 -w 1` on hosts 1 and 2 (each process reads the whole file, keeps its own drivers).
 #
 # Efficiency = rate_n / (n x rate_1), n = workers in all, rate_1 = the same mode's `-w 1` run.
-# CPU columns are seconds of user+system time during the run: the engine's processes, the three
-# brokers (hosts 1-3) and PostgreSQL (host 4). Prints the table and writes
-# bench/results/scaling-hosts.csv. Needs root with `ip netns`, python3, and for Kafka
-# PostgreSQL and the broker (scripts/kafka-cluster.sh install); says SKIPPED and exits 0 without
-# root or network namespaces.
+# CPU columns are seconds of user+system time during the run: the engine's processes and the
+# three brokers' JVMs (hosts 1-3). Prints the table and writes bench/results/scaling-hosts.csv.
+# Needs root with `ip netns`, python3, and for Kafka Java and Apache Kafka's jars
+# (scripts/kafka.sh install); says SKIPPED and exits 0 without root or network namespaces.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +38,7 @@ INPUT=$ROOT/../shared/data/monaco-2023/monaco_2023_race.csv.gz
 REPEAT=3
 ONLY=both
 NAME=scal
-IDLE=90
+IDLE=30
 PERF=
 
 die() { echo "scaling-hosts.sh: $*" >&2; exit 2; }
@@ -53,7 +51,7 @@ while [ $# -gt 0 ]; do
     --name) NAME=$2; shift 2 ;;
     --idle) IDLE=$2; shift 2 ;;
     --perf) PERF=$2; shift 2 ;;
-    *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive number"
@@ -112,10 +110,9 @@ run_scenario() {
   local tag="$mode-${scenario//[^a-z0-9]/_}-$rep" p pids=() hostfile=$WORK/hosts-$n
   : >"$hostfile"
   for p in $(seq 0 $((n - 1))); do echo "$(addr $((first + p))):2101" >>"$hostfile"; done
-  local before_b=0 before_pg=0
+  local before_b=0
   if [ "$mode" = kafka ]; then
     before_b=$(for h in 1 2 3; do host_cpu "$h"; done | awk '{ t += $1 } END { print t }')
-    before_pg=$(host_cpu 4)
   fi
   for p in $(seq 0 $((n - 1))); do
     local cmd=(/usr/bin/time -f '%e %U %S %M' -o "$WORK/$tag-p$p.time")
@@ -136,12 +133,11 @@ run_scenario() {
       exit 1
     fi
   done
-  local broker_cpu=0 pg_cpu=0
+  local broker_cpu=0
   if [ "$mode" = kafka ]; then
     broker_cpu=$(for h in 1 2 3; do host_cpu "$h"; done | awk -v b="$before_b" '{ t += $1 } END { print t - b }')
-    pg_cpu=$(awk -v b="$before_pg" -v a="$(host_cpu 4)" 'BEGIN { print a - b }')
   fi
-  MODE=$mode SCENARIO=$scenario N=$n TAG=$tag WORK=$WORK IDLE=$IDLE BROKER_CPU=$broker_cpu PG_CPU=$pg_cpu \
+  MODE=$mode SCENARIO=$scenario N=$n TAG=$tag WORK=$WORK IDLE=$IDLE BROKER_CPU=$broker_cpu \
     python3 - >>"$([ "$rep" = perf ] && echo "$WORK/perf-runs.jsonl" || echo "$RUNS")" <<'EOF'
 import json, os
 w, tag, n = os.environ["WORK"], os.environ["TAG"], int(os.environ["N"])
@@ -156,7 +152,7 @@ print(json.dumps({
     "rate": s["records"] / seconds, "p99": (s.get("latency_ms") or {}).get("p99"),
     "rss_mb": [int(t[3]) / 1024 for t in times],
     "engine_cpu": sum(float(t[1]) + float(t[2]) for t in times),
-    "broker_cpu": float(os.environ["BROKER_CPU"]), "pg_cpu": float(os.environ["PG_CPU"]),
+    "broker_cpu": float(os.environ["BROKER_CPU"]),
 }))
 EOF
   local last
@@ -186,12 +182,12 @@ if [ "$ONLY" != kafka ]; then
 fi
 
 if [ "$ONLY" != file ]; then
-  echo "kafka: three brokers on hosts 1-3, PostgreSQL on 4, clients on 5 and 6"
+  echo "kafka: three Apache Kafka nodes on hosts 1-3, clients on 4 and 5"
   bash "$HERE/kafka-cluster.sh" up "$NAME" 2 >/dev/null
   B=$(bash "$HERE/kafka-cluster.sh" brokers "$NAME")
-  bash "$HERE/cluster.sh" exec "$NAME" 5 "$BIN" topics create --brokers "$B" --config "$PROFILE" >"$WORK/topics.out"
-  echo "  producing $(basename "$INPUT") from host 5"
-  bash "$HERE/cluster.sh" exec "$NAME" 5 "$BIN" produce --brokers "$B" --config "$PROFILE" \
+  bash "$HERE/cluster.sh" exec "$NAME" 4 "$BIN" topics create --brokers "$B" --config "$PROFILE" >"$WORK/topics.out"
+  echo "  producing $(basename "$INPUT") from host 4"
+  bash "$HERE/cluster.sh" exec "$NAME" 4 "$BIN" produce --brokers "$B" --config "$PROFILE" \
     --input "$INPUT" --speed 0 >"$WORK/produce.out" 2>"$WORK/produce.err" \
     || { tail -20 "$WORK/produce.err" >&2; die "produce failed"; }
   grep '^produced' "$WORK/produce.out" | sed 's/^/  /'
@@ -199,11 +195,11 @@ if [ "$ONLY" != file ]; then
   kafka=(--config "$PROFILE" --brokers "$B" --until-idle "$IDLE")
   for rep in $(seq 1 "$REPEAT"); do
     g="scaling-$$-$rep"
-    run_scenario kafka "1 host -w 1" "$rep" 1 5 "${kafka[@]}" --group "$g-w1" -w 1
-    run_scenario kafka "2 hosts -n 2 -w 1" "$rep" 2 5 "${kafka[@]}" --group "$g-n2" -w 1
+    run_scenario kafka "1 host -w 1" "$rep" 1 4 "${kafka[@]}" --group "$g-w1" -w 1
+    run_scenario kafka "2 hosts -n 2 -w 1" "$rep" 2 4 "${kafka[@]}" --group "$g-n2" -w 1
   done
   if [ -n "$PERF" ]; then
-    run_scenario kafka "2 hosts -n 2 -w 1" perf 2 5 "${kafka[@]}" --group "scaling-$$-perf" -w 1
+    run_scenario kafka "2 hosts -n 2 -w 1" perf 2 4 "${kafka[@]}" --group "scaling-$$-perf" -w 1
   fi
 fi
 echo "load average at the end $(load)"
@@ -227,7 +223,6 @@ for key in dict.fromkeys((r["mode"], r["scenario"]) for r in runs):
         "peak_rss_mb": ";".join(f"{med(r['rss_mb'][p] for r in rs):.1f}" for p in range(rs[0]["processes"])),
         "engine_cpu_s": med(r["engine_cpu"] for r in rs),
         "broker_cpu_s": med(r["broker_cpu"] for r in rs),
-        "postgres_cpu_s": med(r["pg_cpu"] for r in rs),
     })
 for row in rows:
     one = next((r for r in rows if r["mode"] == row["mode"] and r["workers"] == 1), None)
@@ -235,16 +230,16 @@ for row in rows:
     row["efficiency"] = row["records_per_second"] / (row["workers"] * one["records_per_second"]) if one else float("nan")
 cols = ["mode", "scenario", "processes", "workers", "runs", "records", "seconds", "records_per_second",
         "per_worker", "efficiency", "latency_p99_ms", "peak_rss_mb", "engine_cpu_s", "broker_cpu_s",
-        "postgres_cpu_s", "records_per_second_runs"]
+        "records_per_second_runs"]
 with open(os.environ["OUT"], "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=cols)
     w.writeheader()
     w.writerows(rows)
 print(f"\n{'mode':5} {'scenario':18} {'records':>9} {'seconds':>7} {'records/s':>10} {'per worker':>10} "
-      f"{'eff.':>5} {'p99 ms':>7} {'RSS MB':>11} {'CPU s: engine':>13} {'brokers':>7} {'pg':>5}")
+      f"{'eff.':>5} {'p99 ms':>7} {'RSS MB':>11} {'CPU s: engine':>13} {'brokers':>7}")
 for r in rows:
     print(f"{r['mode']:5} {r['scenario']:18} {r['records']:>9,} {r['seconds']:7.3f} {r['records_per_second']:>10,.0f} "
           f"{r['per_worker']:>10,.0f} {r['efficiency']:5.2f} {'-' if r['latency_p99_ms'] is None else round(r['latency_p99_ms'], 1):>7} {r['peak_rss_mb']:>11} "
-          f"{r['engine_cpu_s']:13.2f} {r['broker_cpu_s']:7.2f} {r['postgres_cpu_s']:5.2f}")
+          f"{r['engine_cpu_s']:13.2f} {r['broker_cpu_s']:7.2f}")
 print(f"\nmedian of {rows[0]['runs']} runs per scenario; written to {os.environ['OUT']}")
 EOF

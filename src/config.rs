@@ -150,7 +150,7 @@ pub struct ConsumerSettings {
     pub poll_batch: usize,
     pub fetch_wait_max_ms: u32,
     pub fetch_min_bytes: u32,
-    /// `fetch.max.bytes`: the most one fetch answer carries (Tansu sends up to this much).
+    /// `fetch.max.bytes`: the most one fetch answer carries.
     pub fetch_max_bytes: u32,
     pub max_partition_fetch_bytes: u32,
     /// `queued.max.messages.kbytes`: prefetched messages waiting for the worker, at most.

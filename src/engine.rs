@@ -213,6 +213,7 @@ pub fn run(cfg: &PitwallConfig, opts: RunOptions) -> Result<Option<Summary>, Run
                     index,
                     peers,
                     store.as_ref().map(|s| s.metrics.consumed_offset.clone()),
+                    store.as_ref().map(|s| s.metrics.consumer_lag.clone()),
                 )
                 .map_err(|e| InputError::new(e.to_string()))?,
             ))),

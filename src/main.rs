@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr (a reader gone) loses the log lines, not the run: tracing's own
+        // report of a failed write would print to that stderr and panic.
+        .log_internal_errors(false)
         .init();
     let args: Vec<String> = std::env::args().collect();
     if let Some(message) = cli::old_hostfile_flag(&args) {

@@ -36,6 +36,60 @@ pub struct PartitionLabels {
     pub partition: String,
 }
 
+/// A partition's consumer lag, and behind what: the engine's `position` (the next offset it
+/// reads) or its `committed` offset (where a restart would resume).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    pub topic: String,
+    pub partition: String,
+    pub behind: String,
+}
+
+/// One partition of the input topic as its consumer last saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The end a consumer can read to: the last stable offset (the high watermark, but for
+    /// open transactions).
+    pub end: i64,
+    /// The next offset the engine reads.
+    pub position: i64,
+    /// The engine's committed offset (the partition's first offset before any commit).
+    pub committed: i64,
+}
+
+/// Consumer lag per partition of the engine's input: `pitwall_kafka_consumer_lag` and
+/// `/api/engine`. Written by the consumers' statistics (librdkafka's thread), read by both.
+#[derive(Default)]
+pub struct ConsumerLag {
+    partitions: Mutex<std::collections::BTreeMap<(String, i32), PartitionLag>>,
+    gauge: Family<LagLabels, Gauge>,
+}
+
+impl ConsumerLag {
+    pub fn record(&self, topic: &str, partition: i32, lag: PartitionLag) {
+        for (behind, from) in [("position", lag.position), ("committed", lag.committed)] {
+            self.gauge
+                .get_or_create(&LagLabels {
+                    topic: topic.to_string(),
+                    partition: partition.to_string(),
+                    behind: behind.to_string(),
+                })
+                .set((lag.end - from).max(0));
+        }
+        if let Ok(mut p) = self.partitions.lock() {
+            p.insert((topic.to_string(), partition), lag);
+        }
+    }
+
+    /// Every partition seen, in topic and partition order.
+    pub fn partitions(&self) -> Vec<(String, i32, PartitionLag)> {
+        self.partitions
+            .lock()
+            .map(|p| p.iter().map(|((t, n), l)| (t.clone(), *n, *l)).collect())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
     pub endpoint: String,
@@ -46,6 +100,7 @@ pub struct Metrics {
     pub records: Counter,
     pub records_per_second: Gauge<f64, AtomicU64>,
     pub consumed_offset: Family<PartitionLabels, Gauge>,
+    pub consumer_lag: std::sync::Arc<ConsumerLag>,
     pub alerts: Family<AlertLabels, Counter>,
     pub dead_letters: Family<ReasonLabels, Counter>,
     pub latency: Histogram,
@@ -63,6 +118,7 @@ impl Metrics {
             records: Counter::default(),
             records_per_second: Gauge::default(),
             consumed_offset: Family::default(),
+            consumer_lag: Default::default(),
             alerts: Family::default(),
             dead_letters: Family::default(),
             latency: Histogram::new([
@@ -84,6 +140,11 @@ impl Metrics {
             "consumed_offset",
             "Next offset to read, per topic partition",
             m.consumed_offset.clone(),
+        );
+        registry.register(
+            "kafka_consumer_lag",
+            "Messages of an input partition behind the engine's position or its committed offset (librdkafka's statistics, every second)",
+            m.consumer_lag.gauge.clone(),
         );
         registry.register("alerts", "Alert episodes raised", m.alerts.clone());
         registry.register(

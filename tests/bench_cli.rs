@@ -253,7 +253,10 @@ fn wrk_installed() -> bool {
 #[test]
 fn a_short_http_load_writes_its_row() {
     if !wrk_installed() {
-        eprintln!("skipped: wrk is not installed (apt-get install -y wrk)");
+        common::cannot_run(
+            "a_short_http_load_writes_its_row",
+            "wrk (apt-get install -y wrk)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -325,7 +328,10 @@ fn children(pid: u32) -> Vec<u32> {
 #[test]
 fn a_stopped_http_bench_stops_its_endless_engine() {
     if !wrk_installed() {
-        eprintln!("skipped: wrk is not installed (apt-get install -y wrk)");
+        common::cannot_run(
+            "a_stopped_http_bench_stops_its_endless_engine",
+            "wrk (apt-get install -y wrk)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! Kafka end to end against a real broker: the one `scripts/kafka.sh start` runs (or
-//! PITWALL_BROKERS), and for the outage test a Tansu of its own that it can pause.
+//! PITWALL_BROKERS), and for the outage test an Apache Kafka of its own that it can pause.
 
 mod common;
 
@@ -246,15 +246,98 @@ fn the_race_through_kafka_gives_file_modes_alerts_on_severity_partitions() {
     assert_eq!(windows.len(), lines(&out.join("windows.jsonl")).len());
 }
 
-/// What a consumer keeping the latest value per key has: the last message of each `key`, in
-/// the topic's order (offsets within a partition; a key stays on one partition).
+/// What a consumer applying the changelog has: the last message of each `key`, in the topic's
+/// order (offsets within a partition; a key stays on one partition), without the rows a
+/// tombstone (null value) or a retracted prediction took back.
 fn latest_by<K: Ord>(messages: &[Value], key: impl Fn(&Value) -> K) -> BTreeMap<K, Value> {
     let mut ordered: Vec<&Value> = messages.iter().collect();
     ordered.sort_by_key(|m| (m["partition"].as_i64(), m["offset"].as_i64()));
-    ordered
-        .into_iter()
-        .map(|m| (key(m), m["value"].clone()))
-        .collect()
+    let mut latest = BTreeMap::new();
+    for m in ordered {
+        let k = key(m);
+        if m["value"].is_null() || m["value"]["retracted"] == true {
+            latest.remove(&k);
+        } else {
+            latest.insert(k, m["value"].clone());
+        }
+    }
+    latest
+}
+
+/// The output topics read from the beginning by an independent client (confluent-kafka in
+/// Python, `tests/changelog_fold.py`, read_committed) that applies the changelog: the current
+/// rows it folds to.
+fn fold_with_independent_client(s: &Setup) -> Value {
+    let python = std::env::var("PITWALL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_client = Command::new(&python)
+        .args(["-c", "import confluent_kafka"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_client,
+        "{python} has no confluent_kafka: scripts/test.sh makes ~/.cache/pitwall/venv with it \
+         and names it in PITWALL_PYTHON"
+    );
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/changelog_fold.py"))
+        .args([
+            &s.brokers,
+            &s.topic("alerts"),
+            &s.topic("laps"),
+            &s.topic("predictions"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "changelog_fold.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The independent client's fold is exactly an engine's final `--out` files: alerts by id, laps
+/// by `DRIVER:LAP`, pit stops by `DRIVER:LAP:pit`, predictions by model, driver and lap.
+fn check_fold(fold: &Value, out: &Path) {
+    let folded = |section: &str| -> BTreeMap<String, Value> {
+        fold[section]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let alerts = rows_by(&out.join("alerts.jsonl"), |a| {
+        a["alert_id"].as_str().unwrap().to_string()
+    });
+    let laps = rows_by(&out.join("laps.jsonl"), |v| {
+        let (driver, lap) = driver_lap(v);
+        format!("{driver}:{lap}")
+    });
+    let pits = rows_by(&out.join("pit_stops.jsonl"), |v| {
+        let (driver, lap) = driver_lap(v);
+        format!("{driver}:{lap}:pit")
+    });
+    let predictions = rows_by(&out.join("predictions.jsonl"), |v| {
+        let (driver, lap) = driver_lap(v);
+        format!("{}:{driver}:{lap}", v["model_type"].as_str().unwrap())
+    });
+    for (section, expected) in [
+        ("alerts", alerts),
+        ("laps", laps),
+        ("pit_stops", pits),
+        ("predictions", predictions),
+    ] {
+        let got = folded(section);
+        assert!(
+            got == expected,
+            "{section}: the changelog folds to something else than the engine's files ({} \
+             against {}); {}",
+            got.len(),
+            expected.len(),
+            first_difference(&got, &expected)
+        );
+    }
 }
 
 /// Rows of a file-mode jsonl, each under the key the topic's latest value is taken by.
@@ -392,7 +475,7 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts
     let race = race();
     let produced = s.check(&["produce", "--input", race.to_str().unwrap()]);
     assert!(produced.contains("produced 513360 messages"), "{produced}");
-    let (_, summary) = s.run_until_idle("engine");
+    let (out, summary) = s.run_until_idle("engine");
     assert_eq!(summary["records"], 513_360);
     let reference = file_mode(&s, &race);
 
@@ -423,6 +506,26 @@ fn the_race_views_through_kafka_give_file_modes_laps_predictions_and_race_alerts
         "car health and retirements on the topic differ from file mode: {}",
         first_difference(&on_topic, &expected)
     );
+    check_fold(&fold_with_independent_client(&s), &out);
+}
+
+/// Three drivers only (a thin field, where the views change their minds most): an independent
+/// client folding the changelog gets exactly the engine's files. Which rows get taken back
+/// depends on how records meet in epochs; `kafka_changelog.rs` checks the tombstones row by row.
+#[test]
+fn three_drivers_through_kafka_fold_to_the_engines_files() {
+    let s = Setup::new("three", &brokers());
+    let race = race();
+    let produced = s.check(&[
+        "produce",
+        "--input",
+        race.to_str().unwrap(),
+        "--drivers",
+        "VER,HAM,LEC",
+    ]);
+    assert!(produced.contains("drivers VER,HAM,LEC only"), "{produced}");
+    let (out, _) = s.run_until_idle("engine");
+    check_fold(&fold_with_independent_client(&s), &out);
 }
 
 /// The engine restarted mid-race rebuilds its state by replaying the committed part of the
@@ -535,6 +638,8 @@ fn a_killed_engine_resumes_from_its_commits_and_loses_nothing() {
         delivered == reference,
         "the union of alerts differs from the uninterrupted run"
     );
+    // Across the kill, the changelog still folds to the uninterrupted run's files.
+    check_fold(&fold_with_independent_client(&s), &s.path("file-mode"));
 }
 
 #[test]
@@ -609,60 +714,55 @@ fn malformed_messages_go_to_the_dead_letter_topic_and_the_rest_is_processed() {
     assert!(dead.iter().any(|m| m["value"] == "not json at all"));
 }
 
-/// A Tansu of the test's own, on a free port, that it can pause.
+/// An Apache Kafka of the test's own (`scripts/kafka.sh` on free ports, in the test's own
+/// folder), that it can pause; stopped when dropped.
 struct OwnBroker {
-    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
     brokers: String,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl OwnBroker {
-    fn start() -> OwnBroker {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("path")
+    fn script(&self, action: &str) -> std::process::Output {
+        Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
+            .arg(action)
+            .env("PITWALL_KAFKA_PORT", self.port.to_string())
+            .env("PITWALL_KAFKA_CONTROLLER_PORT", free_port().to_string())
+            .env("PITWALL_KAFKA_DIR", self.dir.path())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn start() -> OwnBroker {
+        let port = free_port();
+        let broker = OwnBroker {
+            dir: tempfile::tempdir().unwrap(),
+            port,
+            brokers: format!("127.0.0.1:{port}"),
+        };
+        let out = broker.script("start");
         assert!(
             out.status.success(),
-            "scripts/kafka.sh path: {}",
+            "scripts/kafka.sh start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let tansu = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        OwnBroker {
-            child,
-            brokers: format!("127.0.0.1:{port}"),
-        }
+        broker
     }
 
     fn signal(&self, sig: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("kafka.pid")).unwrap();
         assert!(Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
+            .args([sig, pid.trim()])
             .status()
             .unwrap()
             .success());
@@ -671,9 +771,8 @@ impl OwnBroker {
 
 impl Drop for OwnBroker {
     fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The script wakes a paused broker before stopping it.
+        let _ = self.script("stop");
     }
 }
 
@@ -916,4 +1015,74 @@ fn topics_list_into_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{}: {stderr}", out.status);
+}
+
+/// Consumer lag per partition, read through `/api/engine` and `/metrics` while the engine runs:
+/// the partitions' ends add up to what was produced, and once the topic is drained and its
+/// outputs acknowledged, nothing is behind the position nor the committed offset.
+#[test]
+fn consumer_lag_is_reported_per_partition_and_falls_to_zero_once_drained() {
+    let s = Setup::new("lag", &brokers());
+    let csv = race_prefix(s.dir.path(), 20_000);
+    let produced = s.check(&["produce", "--input", csv.to_str().unwrap()]);
+    assert!(produced.contains("produced 20000 messages"), "{produced}");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut engine = s
+        .command(&["run", "-q", "--brokers", &s.brokers, "--until-idle", "60"])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        ureq::get(&format!("{base}{path}"))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let kafka = loop {
+        let engine_state: Option<Value> =
+            get("/api/engine").and_then(|b| serde_json::from_str(&b).ok());
+        if let Some(k) = engine_state.map(|e| e["kafka"].clone()) {
+            let ends: i64 = k["partitions"]
+                .as_array()
+                .map(|p| p.iter().filter_map(|p| p["end"].as_i64()).sum())
+                .unwrap_or_default();
+            if ends == 20_000 && k["lag"] == 0 && k["committed_lag"] == 0 {
+                break k;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lag did not fall to zero within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let partitions = kafka["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 4, "{kafka}");
+    for p in partitions {
+        assert_eq!(p["topic"], s.topic("telemetry").as_str(), "{p}");
+        assert_eq!(p["position"], p["end"], "{p}");
+        assert_eq!(p["committed"], p["end"], "{p}");
+    }
+    let metrics = get("/metrics").unwrap();
+    for partition in 0..4 {
+        for behind in ["position", "committed"] {
+            let line = format!(
+                "pitwall_kafka_consumer_lag{{topic=\"{}\",partition=\"{partition}\",behind=\"{behind}\"}} 0",
+                s.topic("telemetry")
+            );
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{line} not in {metrics}"
+            );
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &engine.id().to_string()])
+        .status();
+    let _ = engine.wait();
 }

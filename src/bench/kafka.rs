@@ -302,8 +302,8 @@ impl AlertWatch {
                 cfg.consumer.fetch_wait_max_ms.to_string(),
             );
         let watcher: BaseConsumer = ccfg.create().map_err(|e| e.to_string())?;
-        // Assigned, not subscribed: a group join would delay the first messages (on Tansu by
-        // half the session timeout) and with them the measured latency.
+        // Assigned, not subscribed: a group join (and its rebalance) would delay the first
+        // messages and with them the measured latency.
         let mut assignment = rdkafka::TopicPartitionList::new();
         for p in 0..cfg.topics.alerts.partitions {
             assignment

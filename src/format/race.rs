@@ -131,6 +131,9 @@ pub struct PredictionMessage {
     pub driver_id: String,
     pub message_type: String,
     pub lap: u16,
+    /// On the predictions topic: this prediction was taken back with no replacement.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub retracted: bool,
 }
 
 impl PredictionMessage {
@@ -146,6 +149,7 @@ impl PredictionMessage {
             driver_id: p.driver.to_string(),
             message_type: "prediction".into(),
             lap: p.lap,
+            retracted: false,
         }
     }
 }

@@ -302,9 +302,36 @@ pub fn trace(store: &Store, q: &Query) -> Result<Value, Response> {
 
 /// `GET /api/engine`: the engine's own state for the live page: records, their rate over the
 /// last few seconds, the race clock (latest sample), drivers, source-to-output latency (the
-/// latest and the mean over the run), and the stored alerts by severity (each severity is one
-/// partition of the alerts topic).
+/// latest and the mean over the run), the stored alerts by severity (each severity is one
+/// partition of the alerts topic), and reading Kafka, the consumer lag (`kafka`: messages
+/// behind the engine's position and behind its committed offset, in all and per partition;
+/// null when the input is not Kafka).
 pub fn engine(store: &Store) -> Value {
+    let partitions = store.metrics.consumer_lag.partitions();
+    let kafka = (!partitions.is_empty()).then(|| {
+        let behind = |f: fn(&crate::metrics::PartitionLag) -> i64| -> i64 {
+            partitions
+                .iter()
+                .map(|(_, _, l)| (l.end - f(l)).max(0))
+                .sum()
+        };
+        json!({
+            "lag": behind(|l| l.position),
+            "committed_lag": behind(|l| l.committed),
+            "partitions": partitions
+                .iter()
+                .map(|(topic, partition, l)| json!({
+                    "topic": topic,
+                    "partition": partition,
+                    "end": l.end,
+                    "position": l.position,
+                    "committed": l.committed,
+                    "lag": (l.end - l.position).max(0),
+                    "committed_lag": (l.end - l.committed).max(0),
+                }))
+                .collect::<Vec<_>>(),
+        })
+    });
     let drivers = store.drivers();
     let race_time_ms = drivers.iter().filter_map(|(_, _, last)| *last).max();
     let (last, mean, count) = store.latency();
@@ -325,5 +352,6 @@ pub fn engine(store: &Store) -> Value {
             "count": count,
         },
         "alerts": by_severity,
+        "kafka": kafka,
     })
 }

@@ -3,7 +3,7 @@
 use super::{client_error, BrokerError, KafkaConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
@@ -62,8 +62,8 @@ pub fn list_topics(cfg: &KafkaConfig) -> Result<Vec<(String, usize)>, BrokerErro
 }
 
 /// Partition count of one topic, or an error a user can act on.
-pub fn partition_count(
-    consumer: &BaseConsumer,
+pub fn partition_count<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     brokers: &str,
 ) -> Result<i32, BrokerError> {

@@ -3,10 +3,12 @@
 //! pit stops (key `DRIVER:LAP`, `DRIVER:LAP:pit`), predictions (key model type), and car health
 //! and retirements (alerts, on their severity's partition).
 //!
-//! The race views send differential updates. Only insertions are produced: a changed row comes
-//! as a retraction of the old version and an insertion of the new one, and the insertion, on
-//! the same key, supersedes the old message for a consumer keeping the latest value per key
-//! (the laps topic can be compacted).
+//! The race views send differential updates, as a changelog (`changelog.rs`): an insertion is
+//! the row's new version under its key; a retraction replaced at the same epoch sends nothing
+//! (the insertion supersedes it), and one without a replacement becomes a tombstone (the key and
+//! a null value) on the laps and alerts topics, or the prediction marked `retracted: true` on
+//! the predictions topic, whose key (the model) is shared by every driver. The latest value per
+//! key is then the current row, and the topics can be compacted.
 //!
 //! Alerts (everything on the alerts topic) have a producer of their own that sends at once
 //! (`[kafka.alert_sink]`, linger 0), so an alert never waits for a batch of windows to fill or
@@ -19,6 +21,7 @@
 //! that fail are sent again; the broker being away only delays them (no message timeout).
 
 use super::acks::AckGaps;
+use super::changelog::Changelog;
 use super::produce::send_blocking;
 use super::timing::AlertTimings;
 use super::{client_error, BrokerError, KafkaConfig};
@@ -56,12 +59,81 @@ fn write_alert(payload: &mut Vec<u8>, key: &mut String, a: &Alert) {
     let _ = write!(key, "{}", a.alert_id);
 }
 
+/// The topic a race view's row goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RaceTopic {
+    Laps,
+    Predictions,
+    Alerts,
+}
+
+/// A race view's row into the payload and key buffers; the alerts' partition.
+fn race_message(
+    payload: &mut Vec<u8>,
+    key: &mut String,
+    item: &RaceItem,
+    retracted: bool,
+) -> (RaceTopic, Option<i32>) {
+    match item {
+        RaceItem::Prediction(p) => {
+            let mut m = PredictionMessage::new(p);
+            m.retracted = retracted;
+            let _ = serde_json::to_writer(payload, &m);
+            key.push_str(p.model.as_str());
+            (RaceTopic::Predictions, None)
+        }
+        RaceItem::Lap(r) => {
+            let _ = serde_json::to_writer(payload, &LapMessage::new(r));
+            let d = &r.lap.done;
+            let _ = write!(key, "{}:{}", d.driver, d.lap);
+            (RaceTopic::Laps, None)
+        }
+        RaceItem::Pit(p) => {
+            let _ = serde_json::to_writer(payload, &PitStopMessage::new(p));
+            let _ = write!(key, "{}:{}:pit", p.stop.driver, p.stop.lap);
+            (RaceTopic::Laps, None)
+        }
+        RaceItem::Health(h) => {
+            let a = h.alert();
+            write_alert(payload, key, &a);
+            (RaceTopic::Alerts, Some(alerts_partition(a.severity)))
+        }
+        RaceItem::Retirement(r) => {
+            let a = r.alert();
+            write_alert(payload, key, &a);
+            (RaceTopic::Alerts, Some(alerts_partition(a.severity)))
+        }
+    }
+}
+
+/// A race row's identity in the changelog: its key, and for predictions (keyed by model) the
+/// driver and lap as well.
+fn race_identity(item: &RaceItem) -> String {
+    match item {
+        RaceItem::Prediction(p) => format!("{}:{}:{}", p.model.as_str(), p.driver, p.lap),
+        RaceItem::Lap(r) => format!("lap:{}:{}", r.lap.done.driver, r.lap.done.lap),
+        RaceItem::Pit(p) => format!("pit:{}:{}", p.stop.driver, p.stop.lap),
+        RaceItem::Health(h) => format!("alert:{}", h.alert().alert_id),
+        RaceItem::Retirement(r) => format!("alert:{}", r.alert().alert_id),
+    }
+}
+
+/// A row taken back without a replacement: a tombstone (no payload) or, on the predictions
+/// topic, the prediction marked retracted.
+struct Withdrawal {
+    topic: String,
+    partition: Option<i32>,
+    key: Vec<u8>,
+    payload: Option<Vec<u8>>,
+}
+
 /// A message to send again.
 struct Retry {
     topic: String,
     partition: i32,
     key: Option<Vec<u8>>,
-    payload: Vec<u8>,
+    /// `None` for a tombstone.
+    payload: Option<Vec<u8>>,
     headers: Option<OwnedHeaders>,
     epoch: Epoch,
 }
@@ -154,7 +226,7 @@ impl ProducerContext for SinkContext {
                         topic: m.topic().to_string(),
                         partition: m.partition(),
                         key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().unwrap_or_default().to_vec(),
+                        payload: m.payload().map(<[u8]>::to_vec),
                         headers: m.headers().map(|h| h.detach()),
                         epoch,
                     });
@@ -218,6 +290,9 @@ pub fn kafka_sink<'scope>(
             move |_initial, info| {
                 let activator = scope.activator_for(info.address);
                 let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
+                // Retractions waiting for their epoch to complete, and its capability.
+                let mut changelog: Changelog<Withdrawal> = Changelog::default();
+                let mut waiting: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
                 let mut payload = Vec::with_capacity(1024);
                 let mut key = String::with_capacity(64);
                 move |(input, frontier), _output| {
@@ -285,48 +360,36 @@ pub fn kafka_sink<'scope>(
                                         .headers(headers);
                                     send_blocking(&*producer, record)
                                 }
-                                Output::Race(u) if u.diff > 0 => {
-                                    let (topic, partition) = match &u.item {
-                                        RaceItem::Prediction(p) => {
-                                            let _ = serde_json::to_writer(
-                                                &mut payload,
-                                                &PredictionMessage::new(p),
-                                            );
-                                            key.push_str(p.model.as_str());
-                                            (&predictions, None)
-                                        }
-                                        RaceItem::Lap(r) => {
-                                            let _ = serde_json::to_writer(
-                                                &mut payload,
-                                                &LapMessage::new(r),
-                                            );
-                                            let d = &r.lap.done;
-                                            let _ = write!(key, "{}:{}", d.driver, d.lap);
-                                            (&laps, None)
-                                        }
-                                        RaceItem::Pit(p) => {
-                                            let _ = serde_json::to_writer(
-                                                &mut payload,
-                                                &PitStopMessage::new(p),
-                                            );
-                                            let _ =
-                                                write!(key, "{}:{}:pit", p.stop.driver, p.stop.lap);
-                                            (&laps, None)
-                                        }
-                                        RaceItem::Health(h) => {
-                                            let a = h.alert();
-                                            write_alert(&mut payload, &mut key, &a);
-                                            (&alerts, Some(alerts_partition(a.severity)))
-                                        }
-                                        RaceItem::Retirement(r) => {
-                                            let a = r.alert();
-                                            write_alert(&mut payload, &mut key, &a);
-                                            (&alerts, Some(alerts_partition(a.severity)))
-                                        }
+                                Output::Race(u) => {
+                                    let (topic, partition) =
+                                        race_message(&mut payload, &mut key, &u.item, u.diff < 0);
+                                    let topic_name = match topic {
+                                        RaceTopic::Laps => &laps,
+                                        RaceTopic::Predictions => &predictions,
+                                        RaceTopic::Alerts => &alerts,
                                     };
-                                    let record = BaseRecord::with_opaque_to(topic, epoch as usize)
-                                        .key(key.as_bytes())
-                                        .payload(&payload[..]);
+                                    let id = race_identity(&u.item);
+                                    if u.diff < 0 {
+                                        // Sent when the epoch is complete, unless replaced.
+                                        let withdrawal = Withdrawal {
+                                            topic: topic_name.clone(),
+                                            partition,
+                                            key: key.as_bytes().to_vec(),
+                                            payload: (topic == RaceTopic::Predictions)
+                                                .then(|| payload.clone()),
+                                        };
+                                        changelog.retracted(epoch, id, withdrawal);
+                                        if let Some(c) = cap.retain_least(0) {
+                                            waiting.entry(epoch).or_insert(c);
+                                        }
+                                        deliveries.settle(epoch);
+                                        continue;
+                                    }
+                                    changelog.inserted(epoch, &id);
+                                    let record =
+                                        BaseRecord::with_opaque_to(topic_name, epoch as usize)
+                                            .key(key.as_bytes())
+                                            .payload(&payload[..]);
                                     // Only alerts name their partition (their severity's).
                                     match partition {
                                         Some(p) => {
@@ -335,13 +398,7 @@ pub fn kafka_sink<'scope>(
                                         None => send_blocking(&*producer, record),
                                     }
                                 }
-                                // A retraction is not sent: a changed row comes as a
-                                // retraction of the old version and an insertion of the new
-                                // one, and that insertion supersedes the old message (same
-                                // key on the laps and alerts topics; same driver, lap and
-                                // model on the predictions topic).
-                                Output::Race(_)
-                                | Output::Progress { .. }
+                                Output::Progress { .. }
                                 | Output::DriverTotals(_)
                                 | Output::Lap(_)
                                 | Output::PitStop(_)
@@ -367,6 +424,31 @@ pub fn kafka_sink<'scope>(
                             }
                         }
                     });
+                    for (epoch, w) in changelog.release(|e| !frontier.less_equal(&e)) {
+                        deliveries.add_in_flight(epoch);
+                        let mut record =
+                            BaseRecord::with_opaque_to(&w.topic, epoch as usize).key(&w.key[..]);
+                        if let Some(p) = &w.payload {
+                            record = record.payload(&p[..]);
+                        }
+                        let result = match w.partition {
+                            Some(p) => send_blocking(&*alert_producer, record.partition(p)),
+                            None => send_blocking(&*producer, record),
+                        };
+                        match result {
+                            Ok(()) => {
+                                deliveries.gaps.sent();
+                                if let Some(c) = waiting.get(&epoch) {
+                                    held.entry(epoch).or_insert_with(|| c.clone());
+                                }
+                            }
+                            Err(e) => {
+                                deliveries.settle(epoch);
+                                tracing::error!("withdrawing a row from {}: {e}", w.topic);
+                            }
+                        }
+                    }
+                    waiting.retain(|e, _| frontier.less_equal(e));
                     producer.poll(Duration::ZERO);
                     alert_producer.poll(Duration::ZERO);
                     let retries = deliveries
@@ -376,8 +458,10 @@ pub fn kafka_sink<'scope>(
                         .unwrap_or_default();
                     for r in retries {
                         let mut record = BaseRecord::with_opaque_to(&r.topic, r.epoch as usize)
-                            .partition(r.partition)
-                            .payload(&r.payload[..]);
+                            .partition(r.partition);
+                        if let Some(p) = &r.payload {
+                            record = record.payload(&p[..]);
+                        }
                         if let Some(k) = &r.key {
                             record = record.key(&k[..]);
                         }

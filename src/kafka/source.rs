@@ -11,11 +11,12 @@
 //! the same alert ids.
 
 use super::admin::partition_count;
+use super::lag::{LagContext, LAG_INTERVAL_MS};
 use super::timing::AlertTimings;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::parse_telemetry;
 use crate::ingest::{give_in_epochs, EpochClock};
-use crate::metrics::PartitionLabels;
+use crate::metrics::{ConsumerLag, PartitionLabels};
 use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::{DeadLetter, Ingest};
 use prometheus_client::metrics::family::Family;
@@ -53,7 +54,7 @@ fn in_dataflow_before(handed: &VecDeque<Handed>, current: Epoch) -> usize {
 
 /// One worker's consumer and its offsets.
 pub struct KafkaReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<LagContext>,
     topic: String,
     /// Next offset to read, per assigned partition.
     next: BTreeMap<i32, i64>,
@@ -74,16 +75,21 @@ pub struct KafkaReader {
 }
 
 impl KafkaReader {
-    /// `offsets_gauge`, when given, is kept at the next offset of each assigned partition.
+    /// `offsets_gauge`, when given, is kept at the next offset of each assigned partition, and
+    /// `lag` at each partition's consumer lag.
     pub fn open(
         cfg: &KafkaConfig,
         worker: usize,
         peers: usize,
         offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
+        lag: Option<Arc<ConsumerLag>>,
     ) -> Result<KafkaReader, BrokerError> {
-        let consumer: BaseConsumer = cfg
-            .consumer_config(&cfg.group_id)
-            .create()
+        let mut config = cfg.consumer_config(&cfg.group_id);
+        if lag.is_some() {
+            config.set("statistics.interval.ms", LAG_INTERVAL_MS.to_string());
+        }
+        let consumer: BaseConsumer<LagContext> = config
+            .create_with_context(LagContext { lag })
             .map_err(client_error(format!("kafka consumer for {}", cfg.brokers)))?;
         let topic = cfg.topics.telemetry.name.clone();
         let partitions: Vec<i32> = (0..partition_count(&consumer, &topic, &cfg.brokers)?)
@@ -316,6 +322,9 @@ pub struct StopWhen {
 /// stop signals. A message arriving wakes it at once (librdkafka's queue callback).
 const IDLE_RECHECK: Duration = Duration::from_millis(20);
 
+/// How long a source waits with nothing arriving before it lets its last epoch complete.
+const SETTLE_AFTER: Duration = Duration::from_millis(500);
+
 /// The worker's share of the telemetry topic as a timely stream.
 ///
 /// `batch` records are taken per activation; at most `kafka.consumer.max_in_dataflow` records
@@ -386,6 +395,18 @@ pub fn kafka_ingest<'scope>(
             // Waiting for the dataflow is not being idle.
             if full {
                 last_message = Instant::now();
+            }
+            // Idle with everything handed over: the source moves past the last records' epoch,
+            // so that epoch can complete and its offsets be committed now rather than when the
+            // next record comes (a consumer's committed lag falls to zero). A record that comes
+            // later goes at the new epoch, as any record older than the current epoch does.
+            if got == 0
+                && pending.is_empty()
+                && last_message.elapsed() >= SETTLE_AFTER
+                && r.uncommitted.back().is_some_and(|h| h.epoch == *c.time())
+            {
+                let next = *c.time() + 1;
+                c.downgrade(&next);
             }
             let idle = stop.idle.is_some_and(|idle| last_message.elapsed() >= idle);
             if stop.signal.load(Ordering::Relaxed) || idle {

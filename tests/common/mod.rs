@@ -117,3 +117,24 @@ pub fn cleared_on_topic(messages: &[Value]) -> BTreeMap<String, Value> {
     }
     by_id
 }
+
+/// A test that cannot run on this machine, for want of `missing`. Under CI (`CI` set, as
+/// `.ci/run` sets it) that fails the test, naming what is missing; elsewhere the test says so on
+/// stderr and adds a line to the file named by `PITWALL_SKIPS`, whose lines `scripts/test.sh`
+/// counts and prints at the end (cargo hides a passing test's stderr).
+pub fn cannot_run(test: &str, missing: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run: it needs {missing}, which .ci/run installs"
+    );
+    eprintln!("SKIPPED {test}: it needs {missing}");
+    if let Some(path) = std::env::var_os("PITWALL_SKIPS") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {missing}");
+        }
+    }
+}

@@ -411,6 +411,8 @@
     $('e-lat-mean').textContent = latency(e.latency_seconds.mean);
     $('e-drivers').textContent = String(e.drivers);
     $('e-uptime').textContent = duration(e.uptime_seconds);
+    $('e-lag-row').hidden = !e.kafka;
+    if (e.kafka) $('e-lag').textContent = `${count(e.kafka.lag)} (${count(e.kafka.committed_lag)} uncommitted)`;
     state.rates.push(e.records_per_second);
     if (state.rates.length > 120) state.rates.shift();
     sparkline($('c-rate'), state.rates);

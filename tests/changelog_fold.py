@@ -1,0 +1,113 @@
+"""An independent consumer of pitwall's output topics (confluent-kafka, not the engine's own
+client): reads each topic from the beginning with isolation.level=read_committed, applies the
+changelog and prints the current rows as one JSON object.
+
+    python3 tests/changelog_fold.py BROKERS ALERTS_TOPIC LAPS_TOPIC PREDICTIONS_TOPIC
+
+The changelog, as the README states it: on the alerts and laps topics the latest value of a key
+is the current row and a null value (a tombstone) deletes it; on the predictions topic (keyed by
+model) a prediction is identified by model, driver and lap, and `retracted: true` deletes it.
+Laps and pit stops share the laps topic (`DRIVER:LAP`, `DRIVER:LAP:pit`).
+
+Printed: {"alerts": {alert_id: value}, "laps": {key: value}, "pit_stops": {key: value},
+"predictions": {"model:driver:lap": value}, "tombstones": n, "withdrawn_predictions": n,
+"repeated": n (messages whose key and value were already the latest of that key: a repeat)}.
+"""
+
+import json
+import sys
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+
+def read_all(brokers, topic):
+    """Every message of `topic`, partition by partition in offset order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            "group.id": f"fold-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=30)
+    if metadata.topics[topic].error is not None:
+        raise SystemExit(f"{topic}: {metadata.topics[topic].error}")
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    at_end = set()
+    messages = []
+    idle = 0
+    while len(at_end) < len(partitions):
+        m = consumer.poll(1.0)
+        if m is None:
+            idle += 1
+            if idle > 60:
+                raise SystemExit(f"{topic}: no end of partitions {set(partitions) - at_end} in 60 s")
+            continue
+        idle = 0
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(m.partition())
+                continue
+            raise SystemExit(f"{topic}: {m.error()}")
+        messages.append(m)
+    consumer.close()
+    messages.sort(key=lambda m: (m.partition(), m.offset()))
+    return messages
+
+
+def fold_keyed(messages, state, counts):
+    for m in messages:
+        key = m.key().decode()
+        if m.value() is None:
+            counts["tombstones"] += 1
+            state.pop(key, None)
+            continue
+        value = json.loads(m.value())
+        if state.get(key) == value:
+            counts["repeated"] += 1
+        state[key] = value
+
+
+def main():
+    brokers, alerts_topic, laps_topic, predictions_topic = sys.argv[1:5]
+    counts = {"tombstones": 0, "withdrawn_predictions": 0, "repeated": 0}
+
+    alerts = {}
+    fold_keyed(read_all(brokers, alerts_topic), alerts, counts)
+
+    rows = {}
+    fold_keyed(read_all(brokers, laps_topic), rows, counts)
+    laps = {k: v for k, v in rows.items() if not k.endswith(":pit")}
+    pit_stops = {k: v for k, v in rows.items() if k.endswith(":pit")}
+
+    predictions = {}
+    for m in read_all(brokers, predictions_topic):
+        value = json.loads(m.value())
+        ident = f"{value['model_type']}:{value['driver_id']}:{value['lap']}"
+        if value.get("retracted"):
+            counts["withdrawn_predictions"] += 1
+            predictions.pop(ident, None)
+            continue
+        if predictions.get(ident) == value:
+            counts["repeated"] += 1
+        predictions[ident] = value
+
+    json.dump(
+        {
+            "alerts": alerts,
+            "laps": laps,
+            "pit_stops": pit_stops,
+            "predictions": predictions,
+            **counts,
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main()
