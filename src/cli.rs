@@ -332,23 +332,14 @@ pub struct RunArgs {
     /// folder of car_data files. With --brokers and no --input, the telemetry topic.
     #[arg(long)]
     pub input: Option<String>,
-    /// Kafka bootstrap servers: read the telemetry topic (unless --input is given) and write
-    /// alerts, windows and dead letters to their topics.
-    #[arg(
-        short = 'b',
-        long,
-        visible_alias = "bootstrap-server",
-        env = "PITWALL_BROKERS"
-    )]
-    pub brokers: Option<String>,
+    /// Kafka (--brokers: read the telemetry topic unless --input is given, and write the
+    /// outputs to their topics), -X properties and the configuration file.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Kafka: the engine's consumer group, where it resumes (default: kafka.group_id of the
     /// configuration); a new group reads the topic from its start.
     #[arg(long)]
     pub group: Option<String>,
-    /// Kafka: a librdkafka property for every client, e.g. -X security.protocol=SASL_SSL
-    /// (repeat for more; adds to or replaces [kafka.properties] of the configuration).
-    #[arg(short = 'X', long = "property", value_name = "KEY=VALUE", value_parser = property)]
-    pub properties: Vec<(String, String)>,
     /// Kafka: stop cleanly (flush, commit, summary) once no message has come for SECS.
     #[arg(long, value_name = "SECS")]
     pub until_idle: Option<f64>,
@@ -363,9 +354,6 @@ pub struct RunArgs {
     /// predictions.jsonl and summary.json to this folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Configuration file (default: the embedded config/pitwall.toml).
-    #[arg(long, env = "PITWALL_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Pit-stop model written by `pitwall train` (default: the embedded config/pit_model.toml).
     #[arg(long, value_name = "FILE")]
     pub pit_model: Option<PathBuf>,

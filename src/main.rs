@@ -67,7 +67,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<(), RunError> {
-    let mut cfg = PitwallConfig::load(args.config.as_deref())?;
+    let mut cfg = args.kafka.load()?;
     if let Some(mode) = &args.wheel_spin {
         cfg.wheel_spin.mode = if mode == "fixed" {
             WheelSpinMode::Fixed
@@ -82,7 +82,6 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     sim.rate_hz = args.rate_hz.unwrap_or(sim.rate_hz);
     cfg.validate()
         .map_err(|e| RunError::Input(format!("configuration: {e}")))?;
-    cli::kafka_overrides(&mut cfg, args.brokers.as_deref(), &args.properties)?;
     if let Some(group) = &args.group {
         cfg.kafka.group_id = group.clone();
     }
@@ -97,7 +96,7 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     };
     // Checked positive by `Cli::check`.
     let until_idle = args.until_idle.map(Duration::from_secs_f64);
-    let kafka = args.brokers.is_some().then(|| KafkaRun {
+    let kafka = args.kafka.brokers.is_some().then(|| KafkaRun {
         cfg: cfg.kafka.clone(),
         read: args.input.is_none(),
         until_idle,

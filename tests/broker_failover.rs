@@ -207,37 +207,6 @@ fn a_broker_killed_mid_stream_loses_no_alert_and_recovers_within_30_s() {
         );
     }
 
-    // The first group on a new cluster makes __consumer_offsets (50 partitions, 3 copies each);
-    // until their leaders have loaded, a lookup of committed offsets answers NotCoordinator,
-    // which the engine's start does not retry. A group of the test's own makes it first.
-    cluster.pitwall_done(
-        PRODUCER_HOST,
-        &[
-            &[
-                "tail",
-                "--topic",
-                "f1-dead-letters",
-                "--group",
-                "warm-up",
-                "--timeout",
-                "3",
-            ][..],
-            &kafka,
-        ]
-        .concat(),
-        d,
-        "warm-up",
-    );
-    let mut offsets = String::new();
-    for _ in 0..100 {
-        offsets = cluster.script(&["replicas", CLUSTER, "__consumer_offsets"]);
-        if offsets.matches(": 50 partitions").count() == 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(offsets.matches(": 50 partitions").count(), 3, "{offsets}");
-
     let rows = 24_000;
     let input = race_prefix(d, rows);
     let out = d.join("engine-out");

@@ -102,12 +102,10 @@ impl KafkaReader {
         let committed_list = if partitions.is_empty() {
             TopicPartitionList::new()
         } else {
-            consumer
-                .committed_offsets(wanted, Duration::from_secs(30))
-                .map_err(client_error(format!(
-                    "committed offsets of group {} on {topic}",
-                    cfg.group_id
-                )))?
+            committed_offsets(&consumer, &wanted).map_err(client_error(format!(
+                "committed offsets of group {} on {topic}",
+                cfg.group_id
+            )))?
         };
         let mut committed = BTreeMap::new();
         for e in committed_list.elements() {
@@ -316,6 +314,33 @@ pub struct StopWhen {
     pub idle: Option<Duration>,
     /// SIGINT / SIGTERM.
     pub signal: Arc<AtomicBool>,
+}
+
+/// The group's committed offsets of `wanted`. A cluster's first consumer group makes its offsets
+/// topic, and until that topic's partitions have leaders the group coordinator answers that it
+/// is not ready: asked again for up to 60 s.
+fn committed_offsets(
+    consumer: &BaseConsumer<LagContext>,
+    wanted: &TopicPartitionList,
+) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    use rdkafka::types::RDKafkaErrorCode::{
+        CoordinatorLoadInProgress, CoordinatorNotAvailable, NotCoordinator,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match consumer.committed_offsets(wanted.clone(), Duration::from_secs(30)) {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(NotCoordinator | CoordinatorNotAvailable | CoordinatorLoadInProgress)
+                ) && Instant::now() < deadline =>
+            {
+                tracing::info!("committed offsets: {e}; asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// How often an idle source looks again without being woken: for commits, `--until-idle` and
