@@ -8,10 +8,11 @@
 
 mod common;
 
-use common::{bin, cleared_on_topic, race, race_prefix, root, wait_for, wait_for_progress};
+use common::{
+    bin, cleared_on_topic, free_port, race, race_prefix, root, wait_for, wait_for_progress,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,14 +43,6 @@ fn single_process(input: &Path, out: &Path) -> PathBuf {
         String::from_utf8_lossy(&run.stderr)
     );
     out.to_path_buf()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What a survivor of a lost peer must have said: one line naming the peer and what to do.

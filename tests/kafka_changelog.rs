@@ -145,23 +145,12 @@ fn sink(cfg: KafkaConfig, epochs: Vec<Vec<Output>>) {
 }
 
 fn fold(cfg: &KafkaConfig) -> Value {
-    let python = std::env::var("PITWALL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .arg(common::root().join("tests/changelog_fold.py"))
-        .args([
-            &cfg.brokers,
-            &cfg.topics.alerts.name,
-            &cfg.topics.laps.name,
-            &cfg.topics.predictions.name,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{python} tests/changelog_fold.py (scripts/test.sh provides confluent-kafka): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::fold_changelog(
+        &cfg.brokers,
+        &cfg.topics.alerts.name,
+        &cfg.topics.laps.name,
+        &cfg.topics.predictions.name,
+    )
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::cleared_on_topic;
+use common::{cleared_on_topic, free_port};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
@@ -264,36 +264,14 @@ fn latest_by<K: Ord>(messages: &[Value], key: impl Fn(&Value) -> K) -> BTreeMap<
     latest
 }
 
-/// The output topics read from the beginning by an independent client (confluent-kafka in
-/// Python, `tests/changelog_fold.py`, read_committed) that applies the changelog: the current
-/// rows it folds to.
+/// The test's output topics folded as a changelog by the independent client.
 fn fold_with_independent_client(s: &Setup) -> Value {
-    let python = std::env::var("PITWALL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_client = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        has_client,
-        "{python} has no confluent_kafka: scripts/test.sh makes ~/.cache/pitwall/venv with it \
-         and names it in PITWALL_PYTHON"
-    );
-    let out = Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/changelog_fold.py"))
-        .args([
-            &s.brokers,
-            &s.topic("alerts"),
-            &s.topic("laps"),
-            &s.topic("predictions"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "changelog_fold.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::fold_changelog(
+        &s.brokers,
+        &s.topic("alerts"),
+        &s.topic("laps"),
+        &s.topic("predictions"),
+    )
 }
 
 /// The independent client's fold is exactly an engine's final `--out` files: alerts by id, laps
@@ -720,14 +698,6 @@ struct OwnBroker {
     dir: tempfile::TempDir,
     port: u16,
     brokers: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl OwnBroker {

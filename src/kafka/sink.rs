@@ -106,15 +106,12 @@ fn race_message(
     }
 }
 
-/// A race row's identity in the changelog: its key, and for predictions (keyed by model) the
-/// driver and lap as well.
-fn race_identity(item: &RaceItem) -> String {
+/// A race row's identity in the changelog: its key (laps, pit stops and alerts are keyed by
+/// what they are), and for predictions, keyed by model, the driver and lap as well.
+fn race_identity(item: &RaceItem, key: &str) -> String {
     match item {
         RaceItem::Prediction(p) => format!("{}:{}:{}", p.model.as_str(), p.driver, p.lap),
-        RaceItem::Lap(r) => format!("lap:{}:{}", r.lap.done.driver, r.lap.done.lap),
-        RaceItem::Pit(p) => format!("pit:{}:{}", p.stop.driver, p.stop.lap),
-        RaceItem::Health(h) => format!("alert:{}", h.alert().alert_id),
-        RaceItem::Retirement(r) => format!("alert:{}", r.alert().alert_id),
+        _ => key.to_string(),
     }
 }
 
@@ -368,7 +365,7 @@ pub fn kafka_sink<'scope>(
                                         RaceTopic::Predictions => &predictions,
                                         RaceTopic::Alerts => &alerts,
                                     };
-                                    let id = race_identity(&u.item);
+                                    let id = race_identity(&u.item, &key);
                                     if u.diff < 0 {
                                         // Sent when the epoch is complete, unless replaced.
                                         let withdrawal = Withdrawal {

@@ -138,3 +138,31 @@ pub fn cannot_run(test: &str, missing: &str) {
         }
     }
 }
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The output topics read from the beginning by an independent client (confluent-kafka in
+/// Python, `tests/changelog_fold.py`, read_committed) that applies the changelog: the current
+/// rows it folds to. `PITWALL_PYTHON` names the Python that has the client (scripts/test.sh).
+pub fn fold_changelog(brokers: &str, alerts: &str, laps: &str, predictions: &str) -> Value {
+    let python = std::env::var("PITWALL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(root().join("tests/changelog_fold.py"))
+        .args([brokers, alerts, laps, predictions])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{python} tests/changelog_fold.py (scripts/test.sh makes ~/.cache/pitwall/venv with \
+         confluent-kafka and names it in PITWALL_PYTHON): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
