@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use pitwall::config::PitwallConfig;
-use pitwall::engine::RunError;
+use pitwall::error::Error;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -238,7 +238,7 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
-    pub fn load(&self) -> Result<PitwallConfig, RunError> {
+    pub fn load(&self) -> Result<PitwallConfig, Error> {
         let mut cfg = PitwallConfig::load(self.config.as_deref())?;
         kafka_overrides(&mut cfg, self.brokers.as_deref(), &self.properties)?;
         Ok(cfg)
@@ -260,7 +260,7 @@ pub fn kafka_overrides(
     cfg: &mut PitwallConfig,
     brokers: Option<&str>,
     properties: &[(String, String)],
-) -> Result<(), RunError> {
+) -> Result<(), Error> {
     if let Some(b) = brokers {
         cfg.kafka.brokers = b.to_string();
     }
@@ -269,9 +269,7 @@ pub fn kafka_overrides(
             .properties
             .insert(key.clone(), toml::Value::String(value.clone()));
     }
-    cfg.kafka
-        .validate()
-        .map_err(|e| RunError::Input(format!("-X: {e}")))
+    Ok(cfg.kafka.validate()?)
 }
 
 #[derive(Args)]

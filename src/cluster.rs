@@ -10,6 +10,12 @@ pub enum ClusterError {
     ProcessIndex { process: usize, processes: usize },
     #[error("timely configuration: {0}")]
     Timely(String),
+    /// Timely could not start the workers or connect the processes.
+    #[error("{0}")]
+    Start(String),
+    /// The heartbeats between the processes (UDP on each one's timely address) cannot start.
+    #[error("cluster heartbeat: {0}")]
+    Heartbeat(std::io::Error),
 }
 
 /// Timely's own cluster flags, as a user of timely expects them.

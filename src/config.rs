@@ -4,7 +4,7 @@
 //! Every section's struct is here, at the bottom floor; the modules that use a section add
 //! its methods (`SimConfig::validate` in `source/sim.rs`, `KafkaConfig::client` in `kafka/`).
 
-use pitwall_dataflows::config::{AlertConfig, GearConfig, WheelSpinConfig, WindowConfig};
+use pitwall_dataflows::config::{AlertConfig, GearConfig, Invalid, WheelSpinConfig, WindowConfig};
 use pitwall_dataflows::race::RaceConfig;
 use pitwall_dataflows::DetectorConfig;
 use serde::{Deserialize, Serialize};
@@ -248,7 +248,7 @@ impl PitwallConfig {
             }
         };
         cfg.validate()
-            .map_err(|message| ConfigError::Invalid { origin, message })?;
+            .map_err(|source| ConfigError::Invalid { origin, source })?;
         Ok(cfg)
     }
 
@@ -269,20 +269,24 @@ impl PitwallConfig {
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.engine.epoch_ms <= 0 {
-            return Err("engine.epoch_ms must be positive".into());
+            return Err(Invalid::new("engine.epoch_ms", "must be positive"));
         }
         if self.engine.batch == 0 {
-            return Err("engine.batch must be at least 1".into());
+            return Err(Invalid::new("engine.batch", "must be at least 1"));
         }
         if self.http.header_read_timeout_ms == 0 || self.http.max_connections == 0 {
-            return Err(
-                "http.header_read_timeout_ms and http.max_connections must be positive".into(),
-            );
+            return Err(Invalid::new(
+                "http.header_read_timeout_ms",
+                "and http.max_connections must be positive",
+            ));
         }
         if self.http.max_header_bytes < 8192 {
-            return Err("http.max_header_bytes must be at least 8192".into());
+            return Err(Invalid::new(
+                "http.max_header_bytes",
+                "must be at least 8192",
+            ));
         }
         self.simulator.validate()?;
         self.kafka.validate()?;
@@ -313,8 +317,8 @@ pub enum ConfigError {
         origin: String,
         source: Box<toml::de::Error>,
     },
-    #[error("config {origin}: {message}")]
-    Invalid { origin: String, message: String },
+    #[error("config {origin}: {source}")]
+    Invalid { origin: String, source: Invalid },
 }
 
 #[cfg(test)]
@@ -355,8 +359,16 @@ mod tests {
         let err = PitwallConfig::parse("[gear]\nluging_max_rpm = 1.0\n").unwrap_err();
         assert!(err.to_string().contains("luging_max_rpm"), "{err}");
         let cfg = PitwallConfig::parse("[alerts]\nbrake_temp_high_c = 100.0\n").unwrap();
-        assert!(cfg.validate().unwrap_err().contains("brake_temp_high_c"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("brake_temp_high_c"));
         let cfg = PitwallConfig::parse("[windows]\ntumbling_ms = []\n").unwrap();
-        assert!(cfg.validate().unwrap_err().contains("tumbling_ms"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tumbling_ms"));
     }
 }

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;

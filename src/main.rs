@@ -7,9 +7,13 @@ use cli::{
     BenchCommand, Cli, Command, EvaluateArgs, HttpBenchArgs, KafkaBenchArgs, PeersBenchArgs,
     ProduceArgs, RunArgs, TailArgs, TopicsArgs, TrainArgs, WeakScalingArgs,
 };
-use engine::{Cluster, KafkaRun, RunError, RunOptions};
+use engine::{Cluster, KafkaRun, RunOptions};
 use pitwall::config::PitwallConfig;
+use pitwall::error::Error;
+use pitwall::ingest::InputError;
+use pitwall::kafka::BrokerError;
 use pitwall::sinks::collect::Console;
+use pitwall::sinks::collect::WriteError;
 use pitwall::{bench, engine, kafka, report, source};
 use pitwall_dataflows::config::WheelSpinMode;
 use pitwall_dataflows::DriverId;
@@ -55,18 +59,30 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(RunError::Input(e)) => {
+        Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-        Err(RunError::Failed(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn run(args: RunArgs) -> Result<(), RunError> {
+fn run(args: RunArgs) -> Result<(), Error> {
+    let (cfg, opts) = run_options(args)?;
+    let out = opts.out.clone();
+    if let Some(summary) = engine::run(&cfg, opts)? {
+        report::print_summary(&summary);
+        if let Some(dir) = &out {
+            println!(
+                "  wrote {}/{{alerts,windows,dead_letters,laps,pit_stops,predictions}}.jsonl and summary.json",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `pitwall run`'s flags laid over the configuration, and the engine's options they make.
+fn run_options(args: RunArgs) -> Result<(PitwallConfig, RunOptions), Error> {
     let mut cfg = args.kafka.load()?;
     if let Some(mode) = &args.wheel_spin {
         cfg.wheel_spin.mode = if mode == "fixed" {
@@ -80,8 +96,7 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     sim.cars = args.cars.unwrap_or(sim.cars);
     sim.seed = args.seed.unwrap_or(sim.seed);
     sim.rate_hz = args.rate_hz.unwrap_or(sim.rate_hz);
-    cfg.validate()
-        .map_err(|e| RunError::Input(format!("configuration: {e}")))?;
+    cfg.validate()?;
     if let Some(group) = &args.group {
         cfg.kafka.group_id = group.clone();
     }
@@ -89,9 +104,11 @@ fn run(args: RunArgs) -> Result<(), RunError> {
     let http = match args.http.as_deref().unwrap_or(&cfg.http.address) {
         "off" | "none" | "" => None,
         addr => Some(addr.parse::<std::net::SocketAddr>().map_err(|e| {
-            RunError::Input(format!(
-                "--http {addr}: {e} (an address like 127.0.0.1:5001, or off)"
-            ))
+            Error::flag(
+                "--http",
+                addr,
+                format!("{e} (an address like 127.0.0.1:5001, or off)"),
+            )
         })?),
     };
     // Checked positive by `Cli::check`.
@@ -107,49 +124,37 @@ fn run(args: RunArgs) -> Result<(), RunError> {
         Console::Live
     };
     let stop = stop_on_signals()?;
-    let summary = engine::run(
-        &cfg,
-        RunOptions {
-            summary: args.summary.clone(),
-            http,
-            keep_serving: args.keep_serving || std::io::stdout().is_terminal(),
-            clone_drivers: args.clone_drivers,
-            input: args.input.unwrap_or_else(|| "sim".to_string()),
-            kafka,
-            stop,
-            speed: args.speed,
-            drivers,
-            out: args.out.clone(),
-            console,
-            cluster: Cluster {
-                workers: args.workers,
-                processes: args.processes,
-                process: args.process,
-                hostfile: args.hostfile,
-            },
-            pit_model: args.pit_model.clone(),
-            race_book: None,
+    let opts = RunOptions {
+        summary: args.summary.clone(),
+        http,
+        keep_serving: args.keep_serving || std::io::stdout().is_terminal(),
+        clone_drivers: args.clone_drivers,
+        input: args.input.unwrap_or_else(|| "sim".to_string()),
+        kafka,
+        stop,
+        speed: args.speed,
+        drivers,
+        out: args.out.clone(),
+        console,
+        cluster: Cluster {
+            workers: args.workers,
+            processes: args.processes,
+            process: args.process,
+            hostfile: args.hostfile,
         },
-    )?;
-    if let Some(summary) = summary {
-        report::print_summary(&summary);
-        if let Some(dir) = &args.out {
-            println!(
-                "  wrote {}/{{alerts,windows,dead_letters,laps,pit_stops,predictions}}.jsonl and summary.json",
-                dir.display()
-            );
-        }
-    }
-    Ok(())
+        pit_model: args.pit_model.clone(),
+        race_book: None,
+    };
+    Ok((cfg, opts))
 }
 
 /// SIGINT and SIGTERM set the returned flag: the command stops cleanly (flushes, commits,
 /// prints its summary). A second one while it does exits at once with 128 + the signal
 /// (130 for Ctrl-C), for when stopping cleanly cannot finish (a broker gone for good).
-fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Error> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
-    let failed = |e: std::io::Error| RunError::Failed(format!("signal handler: {e}"));
+    let failed = Error::Signal;
     for signal in [SIGINT, SIGTERM] {
         // Registered first, so the first signal finds the flag still unset.
         signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, stop.clone())
@@ -165,17 +170,17 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
     Ok(stop)
 }
 
-fn parse_drivers(list: &[String]) -> Result<Option<Vec<DriverId>>, RunError> {
+fn parse_drivers(list: &[String]) -> Result<Option<Vec<DriverId>>, Error> {
     if list.is_empty() {
         return Ok(None);
     }
     list.iter()
-        .map(|d| DriverId::new(d.trim()).map_err(|e| RunError::Input(format!("--drivers: {e}"))))
+        .map(|d| DriverId::new(d.trim()).map_err(|e| Error::flag("--drivers", d, e)))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
-fn produce(args: ProduceArgs) -> Result<(), RunError> {
+fn produce(args: ProduceArgs) -> Result<(), Error> {
     let mut cfg = args.kafka.load()?;
     cfg.simulator.laps = args.laps.unwrap_or(cfg.simulator.laps);
     let filter: Option<Arc<std::collections::HashSet<DriverId>>> =
@@ -185,7 +190,7 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
         source::InputSpec::resolve(&args.input, &cfg.simulator, filter.clone(), read.clone())?;
     let source = spec
         .open(0, 1, filter.clone(), read.clone())?
-        .ok_or_else(|| RunError::Input(format!("{}: nothing to read", args.input)))?;
+        .ok_or_else(|| InputError::new(format!("{}: nothing to read", args.input)))?;
     let stop = stop_on_signals()?;
     let stats = kafka::produce::produce(&cfg.kafka, source, args.speed, cfg.engine.batch, &stop)?;
     let mut line = format!(
@@ -214,22 +219,22 @@ fn produce(args: ProduceArgs) -> Result<(), RunError> {
         println!("{gap}");
     }
     if stats.failed > 0 {
-        return Err(RunError::Failed(format!(
-            "{} messages were not delivered",
-            stats.failed
-        )));
+        return Err(BrokerError::Undelivered {
+            count: stats.failed,
+        }
+        .into());
     }
     Ok(())
 }
 
-fn topics(args: TopicsArgs) -> Result<(), RunError> {
+fn topics(args: TopicsArgs) -> Result<(), Error> {
     let cfg = args.kafka.load()?;
     let mut lines = Vec::new();
     if args.action == "create" {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| RunError::Failed(e.to_string()))?;
+            .map_err(BrokerError::Io)?;
         lines = runtime.block_on(kafka::admin::create_topics(&cfg.kafka))?;
     }
     for (name, partitions) in kafka::admin::list_topics(&cfg.kafka)? {
@@ -241,13 +246,19 @@ fn topics(args: TopicsArgs) -> Result<(), RunError> {
         match writeln!(out, "{line}") {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(RunError::Failed(format!("writing the topic list: {e}"))),
+            Err(source) => {
+                return Err(WriteError::Stdout {
+                    what: "the topic list",
+                    source,
+                }
+                .into())
+            }
         }
     }
     Ok(())
 }
 
-fn tail(args: TailArgs) -> Result<(), RunError> {
+fn tail(args: TailArgs) -> Result<(), Error> {
     let cfg = args.kafka.load()?;
     let opts = kafka::tail::TailOptions {
         topic: args.topic,
@@ -261,14 +272,14 @@ fn tail(args: TailArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-fn report_rows(rows: &[bench::Row], results: &std::path::Path, name: &str) -> Result<(), RunError> {
+fn report_rows(rows: &[bench::Row], results: &std::path::Path, name: &str) -> Result<(), Error> {
     bench::print_table(rows);
-    let (csv, svg) = bench::write_results(results, name, rows).map_err(RunError::Failed)?;
+    let (csv, svg) = bench::write_results(results, name, rows).map_err(Error::Bench)?;
     println!("wrote {} and {}", csv.display(), svg.display());
     Ok(())
 }
 
-fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
+fn weak_scaling(args: WeakScalingArgs) -> Result<(), Error> {
     // The simulator's defaults come from the embedded configuration, as `pitwall run`'s do.
     let sim = PitwallConfig::default().simulator;
     let ws = bench::WeakScaling {
@@ -279,59 +290,62 @@ fn weak_scaling(args: WeakScalingArgs) -> Result<(), RunError> {
         laps: args.laps.unwrap_or(sim.laps).max(1),
         repeat: args.repeat.max(1),
     };
-    let rows = bench::weak_scaling(&ws).map_err(RunError::Failed)?;
+    let rows = bench::weak_scaling(&ws).map_err(Error::Bench)?;
     report_rows(&rows, &args.results, &args.name)
 }
 
-fn kafka_bench(args: KafkaBenchArgs) -> Result<(), RunError> {
+fn kafka_bench(args: KafkaBenchArgs) -> Result<(), Error> {
     let kb = bench::KafkaBench {
         config: args.kafka.load()?,
         input: args.input,
         rate: args.rate,
         workers: args.workers.max(1),
     };
-    let result = bench::kafka(&kb).map_err(RunError::Failed)?;
+    let result = bench::kafka(&kb).map_err(Error::Bench)?;
     report_rows(&result.rows, &args.results, &args.name)?;
     bench::kafka::print_details(&result);
     Ok(())
 }
 
-fn peers_bench(args: PeersBenchArgs) -> Result<(), RunError> {
+fn peers_bench(args: PeersBenchArgs) -> Result<(), Error> {
     use bench::peers::{find_python, Peer, INSTALL_HINT};
     if !args.input.is_file() {
-        return Err(RunError::Input(format!(
-            "--input {}: no such file (the real race: ../shared/data/monaco-2023/monaco_2023_race.csv.gz)",
-            args.input.display()
-        )));
+        return Err(Error::flag(
+            "--input",
+            args.input.display(),
+            "no such file (the real race: ../shared/data/monaco-2023/monaco_2023_race.csv.gz)",
+        ));
     }
-    let peer = match find_python(args.python.as_deref()).map_err(RunError::Input)? {
-        Some((python, version)) => {
-            if !args.peer_script.is_file() {
-                return Err(RunError::Input(format!(
-                    "--peer-script {}: no such file",
-                    args.peer_script.display()
-                )));
+    let peer =
+        match find_python(args.python.as_deref()).map_err(|e| Error::flag("--python", "", e))? {
+            Some((python, version)) => {
+                if !args.peer_script.is_file() {
+                    return Err(Error::flag(
+                        "--peer-script",
+                        args.peer_script.display(),
+                        "no such file",
+                    ));
+                }
+                if !version.starts_with("0.21") {
+                    eprintln!(
+                        "note: {} has bytewax {version}; the peer is written for 0.21.1",
+                        python.display()
+                    );
+                }
+                Some(Peer {
+                    python,
+                    script: args.peer_script.clone(),
+                    mode: args.peer_mode.clone(),
+                    version,
+                })
             }
-            if !version.starts_with("0.21") {
+            None => {
                 eprintln!(
-                    "note: {} has bytewax {version}; the peer is written for 0.21.1",
-                    python.display()
+                    "no Python with bytewax found: pitwall runs alone. To compare, {INSTALL_HINT}"
                 );
+                None
             }
-            Some(Peer {
-                python,
-                script: args.peer_script.clone(),
-                mode: args.peer_mode.clone(),
-                version,
-            })
-        }
-        None => {
-            eprintln!(
-                "no Python with bytewax found: pitwall runs alone. To compare, {INSTALL_HINT}"
-            );
-            None
-        }
-    };
+        };
     if let Some(p) = &peer {
         eprintln!(
             "pitwall against bytewax {} ({} {}, --mode {}), {} pair(s) per worker count",
@@ -348,7 +362,7 @@ fn peers_bench(args: PeersBenchArgs) -> Result<(), RunError> {
         repeat: args.repeat,
         peer,
     };
-    let report = bench::peers(&pb).map_err(RunError::Failed)?;
+    let report = bench::peers(&pb).map_err(Error::Bench)?;
     bench::peers::print_table(&report.rows);
     let (csv, svg) = bench::results::write_csv_and_chart(
         &args.results,
@@ -357,7 +371,7 @@ fn peers_bench(args: PeersBenchArgs) -> Result<(), RunError> {
         "records/s",
         &bench::peers::bars(&report.rows),
     )
-    .map_err(RunError::Failed)?;
+    .map_err(Error::Bench)?;
     println!("ratio = pitwall's records/s over bytewax's, taken pair by pair; the median row's ratio is the median of the pairs'");
     println!("alerts by type, pitwall: {:?}", report.pitwall_alerts);
     match &report.peer_alerts {
@@ -371,7 +385,7 @@ fn peers_bench(args: PeersBenchArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-fn http_bench(args: HttpBenchArgs) -> Result<(), RunError> {
+fn http_bench(args: HttpBenchArgs) -> Result<(), Error> {
     let mut config = PitwallConfig::load(args.config.as_deref())?;
     if let Some(points) = args.points_per_driver {
         config.http.points_per_driver = points;
@@ -388,7 +402,7 @@ fn http_bench(args: HttpBenchArgs) -> Result<(), RunError> {
         fill_timeout: Duration::from_secs(args.fill_timeout),
         stop: stop_on_signals()?,
     };
-    let row = bench::http_load(&hb).map_err(RunError::Failed)?;
+    let row = bench::http_load(&hb).map_err(Error::Bench)?;
     bench::http_load::print_table(&row, &args.request);
     if row.non_2xx + row.socket_errors > 0 {
         println!(
@@ -403,12 +417,12 @@ fn http_bench(args: HttpBenchArgs) -> Result<(), RunError> {
         "requests/s",
         &bench::http_load::bars(&row),
     )
-    .map_err(RunError::Failed)?;
+    .map_err(Error::Bench)?;
     println!("wrote {} and {}", csv.display(), svg.display());
     Ok(())
 }
 
-fn train(args: TrainArgs) -> Result<(), RunError> {
+fn train(args: TrainArgs) -> Result<(), Error> {
     use pitwall::race::train::{fit, in_sample_auc, races, Examples};
     let cfg = PitwallConfig::load(args.config.as_deref())?;
     let dirs = if args.races.is_empty() {
@@ -422,33 +436,12 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
     let mut examples = Vec::new();
     for (race, truth) in races(&dirs)? {
         let book = Arc::new(std::sync::Mutex::new(Default::default()));
-        engine::run(
-            &cfg,
-            RunOptions {
-                input: race.telemetry.display().to_string(),
-                summary: None,
-                clone_drivers: false,
-                http: None,
-                keep_serving: false,
-                kafka: None,
-                stop: Arc::new(AtomicBool::new(false)),
-                speed: 0.0,
-                drivers: None,
-                out: None,
-                console: Console::Quiet,
-                cluster: Cluster {
-                    workers: args.workers,
-                    processes: 1,
-                    process: 0,
-                    hostfile: None,
-                },
-                pit_model: None,
-                race_book: Some(book.clone()),
-            },
-        )?;
+        let mut opts = RunOptions::replay(race.telemetry.display().to_string(), args.workers);
+        opts.race_book = Some(book.clone());
+        engine::run(&cfg, opts)?;
         let book = book
             .lock()
-            .map_err(|_| RunError::Failed("race book poisoned".into()))?;
+            .map_err(|_| Error::Worker("the race book was poisoned by a failed worker".into()))?;
         let ex = Examples::of(&race.name, &book, &truth);
         println!(
             "{:<14} {:>5} driver-laps, {:>3} before a stop within 3 laps ({} stops in its laps table)",
@@ -469,12 +462,12 @@ fn train(args: TrainArgs) -> Result<(), RunError> {
         println!("  {name:<16} {c:+.3}");
     }
     std::fs::write(&args.model_out, model.to_toml())
-        .map_err(|e| RunError::Input(format!("--model-out {}: {e}", args.model_out.display())))?;
+        .map_err(|e| Error::flag("--model-out", args.model_out.display(), e))?;
     println!("wrote {}", args.model_out.display());
     Ok(())
 }
 
-fn evaluate(args: EvaluateArgs) -> Result<(), RunError> {
+fn evaluate(args: EvaluateArgs) -> Result<(), Error> {
     use pitwall::race::evaluate::{evaluate, RunFiles};
     use pitwall::race::model_file::ModelFile;
     use pitwall::race::truth::{load_track_status, Truth};

@@ -169,41 +169,81 @@ impl Default for AlertConfig {
     }
 }
 
+/// A setting that would make the engine meaningless: which one, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// The key, as the configuration file spells it (`windows.rolling_samples`).
+    pub setting: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(setting: impl Into<String>, reason: impl Into<String>) -> Invalid {
+        Invalid {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.setting, self.reason)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 impl DetectorConfig {
     /// Checks the values that would make a detector meaningless; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let w = &self.windows;
         if w.rolling_samples == 0 {
-            return Err("windows.rolling_samples must be at least 1".into());
+            return Err(Invalid::new(
+                "windows.rolling_samples",
+                "must be at least 1",
+            ));
         }
         if w.tumbling_ms.is_empty() || w.tumbling_ms.iter().any(|&ms| ms <= 0) {
-            return Err("windows.tumbling_ms must list at least one positive width in ms".into());
+            return Err(Invalid::new(
+                "windows.tumbling_ms",
+                "must list at least one positive width in ms",
+            ));
         }
         let s = &self.wheel_spin;
         if !(s.wheel_radius_m > 0.0 && s.wheel_radius_m < 2.0) {
-            return Err(format!(
-                "wheel_spin.wheel_radius_m = {} is not a wheel radius in metres",
-                s.wheel_radius_m
+            return Err(Invalid::new(
+                "wheel_spin.wheel_radius_m",
+                format!("= {} is not a wheel radius in metres", s.wheel_radius_m),
             ));
         }
         if s.gear_ratios.iter().any(|&r| !(r > 0.0 && r.is_finite())) {
-            return Err("wheel_spin.gear_ratios must be 8 positive numbers".into());
+            return Err(Invalid::new(
+                "wheel_spin.gear_ratios",
+                "must be 8 positive numbers",
+            ));
         }
         if s.spin_factor.is_nan() || s.spin_factor <= 1.0 {
-            return Err(format!(
-                "wheel_spin.spin_factor = {} must be above 1.0",
-                s.spin_factor
+            return Err(Invalid::new(
+                "wheel_spin.spin_factor",
+                format!("= {} must be above 1.0", s.spin_factor),
             ));
         }
         if s.consecutive == 0 || self.gear.consecutive == 0 {
-            return Err("wheel_spin.consecutive and gear.consecutive must be at least 1".into());
+            return Err(Invalid::new(
+                "wheel_spin.consecutive",
+                "and gear.consecutive must be at least 1",
+            ));
         }
         if self.gear.rapid_window_ms <= 0 {
-            return Err("gear.rapid_window_ms must be positive".into());
+            return Err(Invalid::new("gear.rapid_window_ms", "must be positive"));
         }
         let a = &self.alerts;
         if a.brake_temp_high_c <= a.brake_temp_medium_c {
-            return Err("alerts.brake_temp_high_c must be above alerts.brake_temp_medium_c".into());
+            return Err(Invalid::new(
+                "alerts.brake_temp_high_c",
+                "must be above alerts.brake_temp_medium_c",
+            ));
         }
         Ok(())
     }

@@ -33,6 +33,25 @@ impl AnalysisHook for NoHook {
     fn flush(&mut self) {}
 }
 
+/// A hook that may be absent (a run without a query store), so that one graph serves both.
+impl<H: AnalysisHook> AnalysisHook for Option<H> {
+    fn sample(&mut self, s: &Telemetry, derived: &Derived) {
+        if let Some(h) = self {
+            h.sample(s, derived)
+        }
+    }
+    fn output(&mut self, o: &Output, epoch: Epoch) {
+        if let Some(h) = self {
+            h.output(o, epoch)
+        }
+    }
+    fn flush(&mut self) {
+        if let Some(h) = self {
+            h.flush()
+        }
+    }
+}
+
 /// Analyses every driver's samples: windows, wheel spin, gear anomalies, alerts.
 ///
 /// Dead letters pass through (to worker 0). When the input is exhausted each driver's open

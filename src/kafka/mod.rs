@@ -30,6 +30,8 @@ pub enum BrokerError {
     },
     #[error("topic {topic} does not exist on {brokers}: create it with `pitwall topics create`")]
     NoSuchTopic { topic: String, brokers: String },
+    #[error("{count} messages were not delivered")]
+    Undelivered { count: u64 },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -43,6 +45,7 @@ pub(crate) fn client_error(
     let doing = doing.into();
     move |source| BrokerError::Client { doing, source }
 }
+use pitwall_dataflows::config::Invalid;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -61,26 +64,38 @@ impl Topics {
 }
 
 impl KafkaConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         for t in self.topics.all() {
             if t.name.is_empty() || t.partitions < 1 {
-                return Err(format!(
-                    "kafka.topics: {:?} needs a name and at least 1 partition",
-                    t.name
+                return Err(Invalid::new(
+                    "kafka.topics:",
+                    format!("{:?} needs a name and at least 1 partition", t.name),
                 ));
             }
         }
         if self.topics.alerts.partitions < 3 {
-            return Err("kafka.topics.alerts needs 3 partitions (high, medium, low)".into());
+            return Err(Invalid::new(
+                "kafka.topics.alerts",
+                "needs 3 partitions (high, medium, low)",
+            ));
         }
         if self.replication_factor < 1 {
-            return Err("kafka.replication_factor must be at least 1".into());
+            return Err(Invalid::new(
+                "kafka.replication_factor",
+                "must be at least 1",
+            ));
         }
         if self.consumer.poll_batch == 0 {
-            return Err("kafka.consumer.poll_batch must be at least 1".into());
+            return Err(Invalid::new(
+                "kafka.consumer.poll_batch",
+                "must be at least 1",
+            ));
         }
         if self.consumer.max_in_dataflow == 0 {
-            return Err("kafka.consumer.max_in_dataflow must be at least 1".into());
+            return Err(Invalid::new(
+                "kafka.consumer.max_in_dataflow",
+                "must be at least 1",
+            ));
         }
         for (name, p) in [
             ("producer", &self.producer),
@@ -88,8 +103,9 @@ impl KafkaConfig {
             ("alert_sink", &self.alert_sink),
         ] {
             if p.max_in_flight == 0 || p.idempotence && p.max_in_flight > 5 {
-                return Err(format!(
-                    "kafka.{name}.max_in_flight must be 1 or more (at most 5 with idempotence)"
+                return Err(Invalid::new(
+                    format!("kafka.{name}.max_in_flight"),
+                    "must be 1 or more (at most 5 with idempotence)",
                 ));
             }
         }
@@ -136,14 +152,15 @@ impl KafkaConfig {
 
     /// Each property checked by librdkafka itself (the name exists, the value is one it takes,
     /// the build has what it needs, e.g. TLS), without connecting to anything.
-    fn check_properties(&self) -> Result<(), String> {
+    fn check_properties(&self) -> Result<(), Invalid> {
         for (key, v) in &self.properties {
             if matches!(
                 v,
                 toml::Value::Table(_) | toml::Value::Array(_) | toml::Value::Datetime(_)
             ) {
-                return Err(format!(
-                    "kafka property {key}: {v} is not a string, number or boolean"
+                return Err(Invalid::new(
+                    "kafka",
+                    format!("property {key}: {v} is not a string, number or boolean"),
                 ));
             }
         }
@@ -155,7 +172,10 @@ impl KafkaConfig {
                     rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
                     other => other.to_string(),
                 };
-                return Err(format!("kafka property {key}={value}: {reason}"));
+                return Err(Invalid::new(
+                    "kafka",
+                    format!("property {key}={value}: {reason}"),
+                ));
             }
         }
         Ok(())
@@ -291,11 +311,11 @@ mod tests {
         cfg.properties
             .insert("no.such.thing".into(), toml::Value::String("1".into()));
         let err = cfg.validate().unwrap_err();
-        assert!(err.contains("no.such.thing"), "{err}");
+        assert!(err.to_string().contains("no.such.thing"), "{err}");
         let mut cfg = KafkaConfig::default();
         cfg.properties
             .insert("acks".into(), toml::Value::Array(vec![]));
-        assert!(cfg.validate().unwrap_err().contains("acks"));
+        assert!(cfg.validate().unwrap_err().to_string().contains("acks"));
     }
 
     /// TLS and SASL/SCRAM are there exactly in the builds with the `ssl` feature.
@@ -316,8 +336,11 @@ mod tests {
             assert!(checked.is_ok(), "{checked:?}");
         } else {
             let err = checked.unwrap_err();
-            assert!(err.contains("security.protocol=SASL_SSL"), "{err}");
-            assert!(err.contains("OpenSSL not available"), "{err}");
+            assert!(
+                err.to_string().contains("security.protocol=SASL_SSL"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("OpenSSL not available"), "{err}");
         }
     }
 }

@@ -83,6 +83,26 @@ pub enum WriteError {
         dir: std::path::PathBuf,
         message: String,
     },
+    #[error("writing {what}: {source}")]
+    Stdout {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// The `--out` folder or its files cannot be created: the run does not start.
+    #[error("--out {}: cannot create: {source}", dir.display())]
+    CreateOut {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl WriteError {
+    pub fn create_out(dir: Option<&std::path::Path>, source: std::io::Error) -> WriteError {
+        WriteError::CreateOut {
+            dir: dir.map(|d| d.to_path_buf()).unwrap_or_default(),
+            source,
+        }
+    }
 }
 
 /// How the live summary is shown.

@@ -12,18 +12,22 @@
 
 pub use crate::config::SimConfig;
 use crate::ingest::RecordSource;
+use pitwall_dataflows::config::Invalid;
 use pitwall_dataflows::record::{splitmix64, SPLITMIX_GAMMA};
 use pitwall_dataflows::{DriverId, Ingest, Telemetry};
 
 impl SimConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.cars == 0 || self.cars > 999 {
-            return Err(format!("simulator.cars = {} must be 1..=999", self.cars));
+            return Err(Invalid::new(
+                "simulator.cars",
+                format!("= {} must be 1..=999", self.cars),
+            ));
         }
         if !(self.rate_hz > 0.0 && self.rate_hz <= 1000.0) {
-            return Err(format!(
-                "simulator.rate_hz = {} must be in (0, 1000]",
-                self.rate_hz
+            return Err(Invalid::new(
+                "simulator.rate_hz",
+                format!("= {} must be in (0, 1000]", self.rate_hz),
             ));
         }
         for (name, p) in [
@@ -32,7 +36,10 @@ impl SimConfig {
             ("over_rev_chance", self.over_rev_chance),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("simulator.{name} = {p} must be a probability"));
+                return Err(Invalid::new(
+                    format!("simulator.{name}"),
+                    format!("= {p} must be a probability"),
+                ));
             }
         }
         Ok(())

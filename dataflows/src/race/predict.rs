@@ -17,6 +17,7 @@
 //! rank what really happened.
 
 use super::{FieldState, LapRow};
+use crate::config::Invalid;
 use crate::record::DriverId;
 use serde::{Deserialize, Serialize};
 
@@ -144,21 +145,21 @@ pub struct PitModel {
 
 impl PitModel {
     /// Checks that the model fits the features this build computes.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let names: Vec<&str> = self.features.iter().map(String::as_str).collect();
         if names != PIT_FEATURES {
-            return Err(format!(
-                "pit model features {names:?} differ from this build's {PIT_FEATURES:?}: retrain with `pitwall train`"
-            ));
+            return Err(Invalid::new("pit", format!("model features {names:?} differ from this build's {PIT_FEATURES:?}: retrain with `pitwall train`"
+            )));
         }
         let n = PIT_FEATURES.len();
         if self.mean.len() != n || self.scale.len() != n || self.coefficients.len() != n {
-            return Err(format!(
-                "pit model needs {n} means, scales and coefficients"
+            return Err(Invalid::new(
+                "pit",
+                format!("model needs {n} means, scales and coefficients"),
             ));
         }
         if self.scale.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-            return Err("pit model scales must be positive".into());
+            return Err(Invalid::new("pit", "model scales must be positive"));
         }
         Ok(())
     }
@@ -256,7 +257,7 @@ mod tests {
         m.coefficients[0] = 1.0;
         assert!(m.probability(&[3.0; 11]) > 0.9);
         m.features.swap(0, 1);
-        assert!(m.validate().unwrap_err().contains("retrain"));
+        assert!(m.validate().unwrap_err().to_string().contains("retrain"));
     }
 
     #[test]
