@@ -3,7 +3,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pitwall::config::PitwallConfig;
-use pitwall::http::columns::Metric;
+use pitwall::http::sample::Metric;
 use pitwall::http::store::{Store, StoreHook};
 use pitwall::ingest::EpochClock;
 use pitwall_dataflows::analysis::Derived;
@@ -16,17 +16,14 @@ use std::sync::Arc;
 fn sample(driver: DriverId, i: i64) -> Telemetry {
     let phase = (i % 300) as f32;
     Telemetry {
-        driver,
-        ts_ms: 1_779_627_600_000 + i * 250,
         speed: 80.0 + phase * 0.9,
         rpm: 9_000.0 + phase * 11.5,
         throttle: (phase / 3.0).round(),
-        brake_temp: None,
-        position: None,
         lap: Some((i / 300) as u16 + 1),
         gear: (phase / 40.0) as u8 + 1,
         drs: if phase > 250.0 { 12 } else { 0 },
         brake: phase < 20.0,
+        ..Telemetry::at(driver, 1_779_627_600_000 + i * 250)
     }
 }
 

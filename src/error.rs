@@ -2,6 +2,7 @@
 //! [`Error::exit_code`], so that the same failure leaves with the same code wherever it happens
 //! (on the main thread, inside a worker, in a benchmark).
 
+use crate::bench::BenchError;
 use crate::cluster::ClusterError;
 use crate::config::ConfigError;
 use crate::http::server::ServeError;
@@ -35,9 +36,8 @@ pub enum Error {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Write(#[from] WriteError),
-    /// A benchmark could not run or measure.
-    #[error("{0}")]
-    Bench(String),
+    #[error(transparent)]
+    Bench(#[from] BenchError),
     /// A worker thread panicked (a bug: the engine does not panic on data).
     #[error("a worker failed: {0}")]
     Worker(String),
@@ -105,7 +105,7 @@ mod tests {
                 path: "s.json".into(),
                 source: io(),
             }),
-            Error::Bench("x".into()),
+            Error::Bench(BenchError::TempDir(io())),
             Error::Worker("x".into()),
             Error::Signal(io()),
         ];

@@ -142,17 +142,14 @@ fn store() -> &'static Store {
             let mut analysis = DriverAnalysis::new(driver, &detectors);
             for i in 0..400i64 {
                 let s = Telemetry {
-                    driver,
-                    ts_ms: 1_685_278_862_000 + i * 250,
                     speed: 100.0 + (i % 200) as f32,
                     rpm: if i % 50 < 5 { 7000.0 } else { 10_000.0 },
                     throttle: 50.0,
-                    brake_temp: None,
                     position: Some([i as f32, -(i as f32)]),
                     lap: Some(1 + (i / 100) as u16),
                     gear: 5,
-                    drs: 0,
                     brake: i % 7 == 0,
+                    ..Telemetry::at(driver, 1_685_278_862_000 + i * 250)
                 };
                 let d = analysis.observe(&s, |o| hook.output(&o, 0));
                 hook.sample(&s, &d);

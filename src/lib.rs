@@ -5,8 +5,9 @@
 //! - sources and sinks: [`source`] (simulator, FastF1 files), [`kafka`] (topics, source,
 //!   sink, producer, tail), [`sinks`] (the `--out` files and worker 0's collector),
 //!   [`http`] (the query store and API);
-//! - top: [`engine`], which wires them to the dataflows of `pitwall-dataflows`, the
-//!   end-of-run [`report`], [`race`] (`train`, `evaluate`, the pit model's file) and [`bench`].
+//! - top: [`engine`], which wires them to the dataflows of `pitwall-dataflows`, [`error`]
+//!   (every command's one error and its exit code), the end-of-run [`report`], [`models`]
+//!   (`train`, `evaluate`, the pit model's file) and [`bench`].
 //!
 //! See ARCHITECTURE.md for the map.
 
@@ -23,7 +24,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod liveness;
 pub mod metrics;
-pub mod race;
+pub mod models;
 pub mod report;
 pub mod sinks;
 pub mod source;

@@ -274,7 +274,7 @@ fn tail(args: TailArgs) -> Result<(), Error> {
 
 fn report_rows(rows: &[bench::Row], results: &std::path::Path, name: &str) -> Result<(), Error> {
     bench::print_table(rows);
-    let (csv, svg) = bench::write_results(results, name, rows).map_err(Error::Bench)?;
+    let (csv, svg) = bench::write_results(results, name, rows)?;
     println!("wrote {} and {}", csv.display(), svg.display());
     Ok(())
 }
@@ -290,7 +290,7 @@ fn weak_scaling(args: WeakScalingArgs) -> Result<(), Error> {
         laps: args.laps.unwrap_or(sim.laps).max(1),
         repeat: args.repeat.max(1),
     };
-    let rows = bench::weak_scaling(&ws).map_err(Error::Bench)?;
+    let rows = bench::weak_scaling(&ws)?;
     report_rows(&rows, &args.results, &args.name)
 }
 
@@ -301,7 +301,7 @@ fn kafka_bench(args: KafkaBenchArgs) -> Result<(), Error> {
         rate: args.rate,
         workers: args.workers.max(1),
     };
-    let result = bench::kafka(&kb).map_err(Error::Bench)?;
+    let result = bench::kafka(&kb)?;
     report_rows(&result.rows, &args.results, &args.name)?;
     bench::kafka::print_details(&result);
     Ok(())
@@ -362,7 +362,7 @@ fn peers_bench(args: PeersBenchArgs) -> Result<(), Error> {
         repeat: args.repeat,
         peer,
     };
-    let report = bench::peers(&pb).map_err(Error::Bench)?;
+    let report = bench::peers(&pb)?;
     bench::peers::print_table(&report.rows);
     let (csv, svg) = bench::results::write_csv_and_chart(
         &args.results,
@@ -370,8 +370,7 @@ fn peers_bench(args: PeersBenchArgs) -> Result<(), Error> {
         &report.rows,
         "records/s",
         &bench::peers::bars(&report.rows),
-    )
-    .map_err(Error::Bench)?;
+    )?;
     println!("ratio = pitwall's records/s over bytewax's, taken pair by pair; the median row's ratio is the median of the pairs'");
     println!("alerts by type, pitwall: {:?}", report.pitwall_alerts);
     match &report.peer_alerts {
@@ -402,7 +401,7 @@ fn http_bench(args: HttpBenchArgs) -> Result<(), Error> {
         fill_timeout: Duration::from_secs(args.fill_timeout),
         stop: stop_on_signals()?,
     };
-    let row = bench::http_load(&hb).map_err(Error::Bench)?;
+    let row = bench::http_load(&hb)?;
     bench::http_load::print_table(&row, &args.request);
     if row.non_2xx + row.socket_errors > 0 {
         println!(
@@ -416,14 +415,13 @@ fn http_bench(args: HttpBenchArgs) -> Result<(), Error> {
         std::slice::from_ref(&row),
         "requests/s",
         &bench::http_load::bars(&row),
-    )
-    .map_err(Error::Bench)?;
+    )?;
     println!("wrote {} and {}", csv.display(), svg.display());
     Ok(())
 }
 
 fn train(args: TrainArgs) -> Result<(), Error> {
-    use pitwall::race::train::{fit, in_sample_auc, races, Examples};
+    use pitwall::models::train::{fit, in_sample_auc, races, Examples};
     let cfg = PitwallConfig::load(args.config.as_deref())?;
     let dirs = if args.races.is_empty() {
         ["monaco-2018", "monaco-2019", "monaco-2021"]
@@ -468,9 +466,9 @@ fn train(args: TrainArgs) -> Result<(), Error> {
 }
 
 fn evaluate(args: EvaluateArgs) -> Result<(), Error> {
-    use pitwall::race::evaluate::{evaluate, RunFiles};
-    use pitwall::race::model_file::ModelFile;
-    use pitwall::race::truth::{load_track_status, Truth};
+    use pitwall::models::evaluate::{evaluate, RunFiles};
+    use pitwall::models::model_file::ModelFile;
+    use pitwall::models::truth::{load_track_status, Truth};
     let truth = Truth::load(&args.laps)?;
     let status_path = args.track_status.clone().or_else(|| {
         let dir = args.laps.parent()?;

@@ -1,12 +1,15 @@
 //! `pitwall bench` stays working: a tiny weak-scaling scenario end to end (its numbers are
 //! not asserted, only that it measures and writes its results).
 
+mod common;
+
+use common::RunningChild;
 use std::process::Command;
 
 #[test]
 fn a_tiny_weak_scaling_run_writes_its_table_csv_and_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+    let out = Command::new(common::bin())
         .args([
             "bench",
             "weak-scaling",
@@ -53,8 +56,6 @@ fn a_tiny_weak_scaling_run_writes_its_table_csv_and_chart() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<rect").count(), 3);
 }
-
-mod common;
 
 /// A `python3` that has no bytewax (any import fails), first on a PATH of its own.
 fn path_without_bytewax(dir: &std::path::Path) -> std::ffi::OsString {
@@ -335,38 +336,30 @@ fn a_stopped_http_bench_stops_its_endless_engine() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut bench = Command::new(common::bin())
-        .args(["bench", "http", "--duration", "60", "--cars", "2"])
-        .args(["--points-per-driver", "200", "--results"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut bench = RunningChild::new(
+        Command::new(common::bin())
+            .args(["bench", "http", "--duration", "60", "--cars", "2"])
+            .args(["--points-per-driver", "200", "--results"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Under load: the engine and wrk both running.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let engine = loop {
+    let engine = common::wait_until("the bench's engine and wrk both running", || {
         let kids = children(bench.id());
         let named = |name: &str| {
             kids.iter().copied().find(|k| {
                 std::fs::read_to_string(format!("/proc/{k}/comm")).is_ok_and(|c| c.trim() == name)
             })
         };
-        if let (Some(engine), Some(_wrk)) = (named("pitwall"), named("wrk")) {
-            break engine;
-        }
-        assert!(std::time::Instant::now() < deadline, "no wrk after 60 s");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    assert!(Command::new("kill")
-        .args(["-TERM", &bench.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let (status, _) = common::wait_for(&mut bench, std::time::Duration::from_secs(40))
-        .expect("the bench did not end after SIGTERM");
+        named("wrk").and(named("pitwall"))
+    });
+    bench.signal("TERM").unwrap();
+    let status = common::wait_for_exit(&mut bench).expect("the bench did not end after SIGTERM");
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut bench.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut bench.take_stderr().unwrap(), &mut stderr).unwrap();
     assert!(!status.success());
     assert!(stderr.contains("stopped by a signal"), "{stderr}");
     assert!(
@@ -384,7 +377,7 @@ fn bench_kafka_drains_every_message_and_breaks_the_latency_down() {
     let dir = tempfile::tempdir().unwrap();
     let rows = 20_000;
     let csv = common::race_prefix(dir.path(), rows);
-    let out = Command::new(env!("CARGO_BIN_EXE_pitwall"))
+    let out = Command::new(common::bin())
         .args([
             "bench",
             "kafka",

@@ -12,11 +12,11 @@
 
 mod common;
 
-use common::{bin, race_prefix, root, wait_for, wait_for_progress};
+use common::{bin, race_prefix, root, wait_for_exit, wait_for_progress, RunningChild};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const CLUSTER: &str = "failover";
@@ -83,17 +83,19 @@ impl Cluster {
     }
 
     /// `pitwall ARGS` on a client host, stdout and stderr into `dir/TAG.out|err`.
-    fn pitwall(&self, host: &str, args: &[&str], dir: &Path, tag: &str) -> Child {
-        Command::new("bash")
-            .arg(root().join("scripts/cluster.sh"))
-            .args(["exec", CLUSTER, host, bin()])
-            .args(args)
-            .env("PITWALL_HTTP", "off")
-            .env("RUST_LOG", "pitwall=info")
-            .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
-            .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap())
-            .spawn()
-            .unwrap()
+    fn pitwall(&self, host: &str, args: &[&str], dir: &Path, tag: &str) -> RunningChild {
+        RunningChild::new(
+            Command::new("bash")
+                .arg(root().join("scripts/cluster.sh"))
+                .args(["exec", CLUSTER, host, bin()])
+                .args(args)
+                .env("PITWALL_HTTP", "off")
+                .env("RUST_LOG", "pitwall=info")
+                .stdout(std::fs::File::create(dir.join(format!("{tag}.out"))).unwrap())
+                .stderr(std::fs::File::create(dir.join(format!("{tag}.err"))).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     /// `pitwall ARGS` on a client host to its end: stdout, or the test fails with stderr.
@@ -249,9 +251,9 @@ fn a_broker_killed_mid_stream_loses_no_alert_and_recovers_within_30_s() {
     let after_kill = unix_ms();
     eprintln!("killed node 1 (host 1) at unix ms {after_kill}");
 
-    let (status, _) = wait_for(&mut producer, Duration::from_secs(300)).expect("the producer ends");
+    let status = wait_for_exit(&mut producer).expect("the producer ends");
     assert!(status.success(), "producer: {}", read(d, "producer", "err"));
-    let (status, _) = wait_for(&mut engine, Duration::from_secs(300)).expect("the engine ends");
+    let status = wait_for_exit(&mut engine).expect("the engine ends");
     assert!(status.success(), "engine: {}", read(d, "engine", "err"));
 
     // Recovery, as each client saw it.

@@ -293,8 +293,7 @@ proptest! {
 
 #[test]
 fn the_real_race_splits_ten_and_ten_with_the_same_records() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
+    let path = common::race();
     let stats = Arc::new(SourceStats::default());
     let mut file = CsvFile::open(&path, None, None, stats).expect("the real race");
     let mut sequential = Vec::new();

@@ -3,7 +3,7 @@
 //! (`fuzz/regressions/<target>/`, committed) and the seed corpus (`fuzz/corpus/<target>/`,
 //! written from the real race by `fuzz/seed_corpus.py`, which CI runs first).
 
-use std::path::Path;
+mod common;
 
 type Target = fn(&[u8]);
 
@@ -19,10 +19,7 @@ const TARGETS: [(&str, Target); 6] = [
 fn replay(folder: &str) -> usize {
     let mut count = 0;
     for (name, target) in TARGETS {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz")
-            .join(folder)
-            .join(name);
+        let dir = common::root().join("fuzz").join(folder).join(name);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

@@ -5,102 +5,92 @@
 //! dashboard's PromQL is evaluated by a real Prometheus in tests/prometheus.rs), the SimpleJSON
 //! endpoints kept for the seeds' clients, and bad requests.
 
+mod common;
 mod dashboard_client;
 
+use common::{pitwall_run, race, root, serve, wait_until, Capture, RunCommand, Served};
 use dashboard_client as grafana;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// The engine serving on a free port; stopped (SIGKILL) when dropped.
+/// The engine serving on a free port, with the summary it wrote of its input; stopped
+/// (SIGKILL) when dropped.
 struct Engine {
     base: String,
-    child: Child,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn race_file() -> std::path::PathBuf {
-    let race = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(race.exists(), "{} is missing", race.display());
-    race
+    /// The run's own `--summary` of the same input: the counts the API must show.
+    summary: Value,
+    _served: Served,
+    _dir: tempfile::TempDir,
 }
 
 impl Engine {
-    /// `pitwall run` with `args`, serving on a free port.
-    fn spawn(args: &[&str]) -> Engine {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-            .args(["run", "-q"])
-            .args(args)
-            .args(["--http", &format!("127.0.0.1:{port}"), "--keep-serving"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Engine {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-        }
+    /// `run` (quiet, kept serving after its input) on a free port, once it answers and has
+    /// written its summary (its input is all in).
+    fn spawn(run: RunCommand) -> Engine {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        let served = serve(
+            run.quiet()
+                .summary(&path)
+                .keep_serving()
+                .stdout(Capture::Null)
+                .stderr(Capture::Null),
+        );
+        let summary = wait_until("the run's summary of its input", || {
+            serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()
+        });
+        let engine = Engine {
+            base: served.base.clone(),
+            summary,
+            _served: served,
+            _dir: dir,
+        };
+        let records = engine.summary["records"].as_u64().unwrap();
+        engine.wait_for_records(|n| n == records);
+        engine
     }
 
     /// The engine on the real race, once the whole race is in.
     fn start() -> Engine {
-        let race = race_file();
-        let engine = Engine::spawn(&["--input", race.to_str().unwrap()]);
-        engine.wait_for_records(
-            |n| n == 513_360,
-            "the engine did not finish the race in time",
-        );
-        engine
+        Engine::spawn(pitwall_run().input(race()))
     }
 
     /// The health answer's record count, once `done` holds for it.
-    fn wait_for_records(&self, mut done: impl FnMut(u64) -> bool, why: &str) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(Instant::now() < deadline, "{why}");
-            if let Ok(r) = ureq::get(&format!("{}/", self.base))
+    fn wait_for_records(&self, mut done: impl FnMut(u64) -> bool) -> u64 {
+        wait_until("the health answer's record count", || {
+            let r = ureq::get(&format!("{}/", self.base))
                 .set("accept", "application/json")
                 .call()
-            {
-                let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
-                if let Some(n) = v["records"].as_u64().filter(|n| done(*n)) {
-                    return n;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                .ok()?;
+            let v: Value = serde_json::from_str(&r.into_string().ok()?).ok()?;
+            v["records"].as_u64().filter(|n| done(*n))
+        })
+    }
+
+    /// Alert episodes of the summary that the query API serves: the detectors' (the race
+    /// views' retirement and car-health alerts are served as the standings' rows instead).
+    fn detector_alerts(&self) -> u64 {
+        self.summary["alerts_by_type"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| !["retirement", "car_health"].contains(&t.as_str()))
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum()
     }
 
     /// Waits until the race views have stopped changing: their last updates (the final laps,
     /// closed when the input ends) may reach the store just after the last record.
     fn settled(self) -> Engine {
-        let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = Value::Null;
         let mut same = 0;
-        while same < 5 {
-            assert!(
-                Instant::now() < deadline,
-                "the race views did not settle: {last}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        wait_until("the race views to settle", || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
             let health = self.get("/").1;
             let now = serde_json::json!([health["race"], health["records"]]);
             same = if now == last { same + 1 } else { 0 };
             last = now;
-        }
+            (same >= 5).then_some(())
+        });
         self
     }
 
@@ -150,16 +140,14 @@ const FROM: i64 = 1_685_278_800_000;
 const TO: i64 = 1_685_285_700_000;
 
 fn dashboard() -> Value {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards/f1_consolidated.json");
+    let path = root().join("grafana/dashboards/f1_consolidated.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The Infinity datasource of grafana/provisioning, with its URL replaced by the engine's
 /// address (the one line a user changes to point Grafana elsewhere).
 fn infinity_settings(e: &Engine) -> grafana::InfinitySettings {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/provisioning/datasources/pitwall.yaml");
+    let path = root().join("grafana/provisioning/datasources/pitwall.yaml");
     let text = std::fs::read_to_string(path).unwrap();
     let block: Vec<&str> = text
         .split("\n  - ")
@@ -485,17 +473,7 @@ fn the_dashboard_as_grafana_and_infinity_run_it_on_the_real_race() {
 fn the_dashboard_variable_defaults_to_a_driver_of_the_simulator_run() {
     // The default run: the simulator, whose cars are SIM01...; a hard-coded VER was a 404.
     let dashboard = dashboard();
-    let e = Engine::spawn(&["--laps", "2", "--cars", "4"]);
-    // Finished once the count has stood still for half a second (five polls).
-    let (mut last, mut same) = (0, 0);
-    e.wait_for_records(
-        |n| {
-            same = if n > 0 && n == last { same + 1 } else { 0 };
-            last = n;
-            same >= 5
-        },
-        "the simulator did not finish its two laps in time",
-    );
+    let e = Engine::spawn(pitwall_run().args(["--laps", "2", "--cars", "4"]));
     let settings = infinity_settings(&e);
     // The simulator's race starts 2026-05-24 13:00 UTC (config/pitwall.toml).
     let range = (1_779_627_600_000, 1_779_627_600_000 + 6 * 3_600_000);
@@ -552,11 +530,14 @@ fn metrics_are_valid_prometheus_text_with_the_engine_counters() {
             })
             .sum::<f64>()
     };
-    assert_eq!(value("pitwall_records_total"), 513_360.0);
+    assert_eq!(
+        value("pitwall_records_total"),
+        e.summary["records"].as_f64().unwrap()
+    );
     assert_eq!(
         value("pitwall_alerts_total"),
-        945.0,
-        "alert episodes of the real race"
+        e.detector_alerts() as f64,
+        "alert episodes of the real race, as the run's summary counts them"
     );
     assert!(value("pitwall_uptime_seconds") > 0.0);
     assert!(scrape
@@ -598,7 +579,11 @@ fn endpoints_answer_in_their_shapes() {
             .map(|p| p["value"].as_f64().unwrap())
             .fold(0.0, f64::max)
     };
-    assert_eq!(all.as_array().unwrap().len(), 25_668);
+    assert_eq!(
+        all.as_array().unwrap().len() as u64,
+        e.summary["per_driver"]["VER"]["records"].as_u64().unwrap(),
+        "every sample of VER"
+    );
     assert!(few.as_array().unwrap().len() <= 50);
     assert_eq!(top(&all), top(&few));
     let times: Vec<i64> = few
@@ -641,7 +626,8 @@ fn endpoints_answer_in_their_shapes() {
     assert!(!points.is_empty() && points.len() <= 500);
     assert!(points.iter().all(|p| p[0].is_number() && p[1].is_i64()));
     let table = &answer[1];
-    assert_eq!(table["rows"].as_array().unwrap().len(), 945);
+    let alerts = e.detector_alerts();
+    assert_eq!(table["rows"].as_array().unwrap().len() as u64, alerts);
     assert_eq!(
         table["columns"].as_array().unwrap().len(),
         table["rows"][0].as_array().unwrap().len()
@@ -651,7 +637,7 @@ fn endpoints_answer_in_their_shapes() {
         r#"{"range": {"from": "2023-05-28T13:00:00Z", "to": "2023-05-28T15:00:00Z"}, "annotation": {"name": "Alerts"}}"#,
     );
     assert_eq!(status, 200);
-    assert_eq!(items.as_array().unwrap().len(), 945);
+    assert_eq!(items.as_array().unwrap().len() as u64, alerts);
     // simPod's JSON datasource lists targets with POST /metrics; GET /metrics stays
     // Prometheus's text.
     let (status, listed) = post("/metrics", r#"{"metric": "", "payload": {}}"#);
@@ -869,11 +855,11 @@ fn race_endpoints_follow_the_real_race() {
     );
     assert_eq!(e.get("/api/laps?driver=ZZZ"), (200, Value::Array(vec![])));
 
-    // 36 stops in the race; VER made one.
+    // Every stop of the race, as the run's summary counts them; VER made one.
     let (status, stops) = e.get("/api/pit_stops");
     assert_eq!(status, 200);
     let stops = rows(&stops);
-    assert_eq!(stops.len(), 36);
+    assert_eq!(stops.len() as u64, e.summary["pit_stops"].as_u64().unwrap());
     assert!(stops
         .iter()
         .all(|p| p["pit_in_ms"].as_i64() < p["pit_out_ms"].as_i64()));

@@ -3,22 +3,22 @@
 
 mod common;
 
-use common::{cleared_on_topic, free_port};
+use common::{
+    bin, cleared_on_topic, free_port, lines_of, pitwall_run, race, race_prefix, root, serve,
+    wait_for_exit, wait_for_line, wait_until, wait_until_ok, Capture, RunCommand, RunningChild,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn brokers() -> String {
     std::env::var("PITWALL_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pitwall")
 }
 
 /// A test's own topics and group, so tests can run side by side on one broker.
@@ -86,24 +86,31 @@ impl Setup {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `pitwall run` on the test's topics and group (`-q`, its log at info).
+    fn run(&self) -> RunCommand {
+        pitwall_run()
+            .quiet()
+            .brokers(&self.brokers)
+            .env("PITWALL_CONFIG", &self.config)
+            .env("PITWALL_BROKERS", &self.brokers)
+            .env("RUST_LOG", "pitwall=info")
+    }
+
     /// `pitwall run` on the test's topics until `idle` seconds without a message, into `out`.
-    fn engine_args<'a>(&'a self, idle: &'a str, out: &'a Path) -> [&'a str; 8] {
-        [
-            "run",
-            "-q",
-            "--brokers",
-            &self.brokers,
-            "--until-idle",
-            idle,
-            "--out",
-            out.to_str().unwrap(),
-        ]
+    fn engine(&self, idle: f64, out: &Path) -> RunCommand {
+        self.run().until_idle(idle).out(out)
     }
 
     /// The engine on the test's topics until 2 s without a message: its --out folder and summary.
     fn run_until_idle(&self, name: &str) -> (PathBuf, Value) {
         let out = self.path(name);
-        self.check(&self.engine_args("2", &out));
+        let run = self.engine(2.0, &out).output().unwrap();
+        assert!(
+            run.status.success(),
+            "the engine failed: {}\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
         let summary =
             serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
                 .unwrap();
@@ -130,19 +137,6 @@ impl Setup {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
-}
-
-/// The real race: Monaco 2023, every driver.
-fn race() -> PathBuf {
-    let race = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(race.exists(), "{} is missing", race.display());
-    race
-}
-
-/// The first `rows` rows of the real race, as a small CSV for the test.
-fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
-    race_split(dir, rows).0
 }
 
 /// The real race in two CSVs, each with the header: its first `rows` rows and the rest.
@@ -175,16 +169,10 @@ fn lines(path: &Path) -> Vec<Value> {
 /// File mode on the same rows, without Kafka: its --out folder.
 fn file_mode(s: &Setup, input: &Path) -> PathBuf {
     let out = s.path("file-mode");
-    let run = Command::new(bin())
-        .env("PITWALL_HTTP", "off")
-        .args([
-            "run",
-            "-q",
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let run = pitwall_run()
+        .quiet()
+        .input(input)
+        .out(&out)
         .output()
         .unwrap();
     assert!(
@@ -521,7 +509,7 @@ fn a_restart_mid_race_keeps_the_race_views_of_the_replayed_part() {
     let produced = s.check(&["produce", "--input", rest.to_str().unwrap()]);
     assert!(produced.contains("produced 263360 messages"), "{produced}");
     let out = s.path("after");
-    let restart = s.command(&s.engine_args("2", &out)).output().unwrap();
+    let restart = s.engine(2.0, &out).output().unwrap();
     let log = String::from_utf8_lossy(&restart.stderr);
     assert!(restart.status.success(), "{log}");
     let replayed: u64 = log
@@ -542,67 +530,97 @@ fn a_restart_mid_race_keeps_the_race_views_of_the_replayed_part() {
     check_laps_and_pit_stops(&s, &reference);
 }
 
-/// Runs the engine until its live progress shows `after` records, then kills it with SIGKILL.
-fn kill_mid_stream(s: &Setup, after: u64) -> u64 {
-    let mut engine: Child = s
-        .command(&["run", "--brokers", &s.brokers])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(engine.stdout.take().unwrap());
-    let mut seen = 0;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(n) = line
-            .split("records")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            seen = n;
-            if n >= after {
-                break;
-            }
-        }
+/// The offsets the engine's group has committed on the telemetry topic, summed over its
+/// partitions, as a client of the test's own reads them from the broker (an error while a
+/// fresh broker's offsets topic loads, say `NotCoordinator`, is an answer for later).
+fn committed_by_engine(s: &Setup) -> Result<i64, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("group.id", format!("{}-engine", s.prefix))
+        .create()
+        .map_err(|e| e.to_string())?;
+    let topic = s.topic("telemetry");
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    let mut partitions = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        partitions.add_partition(&topic, p.id());
     }
-    engine.kill().unwrap();
-    engine.wait().unwrap();
-    seen
+    Ok(consumer
+        .committed_offsets(partitions, Duration::from_secs(30))
+        .map_err(|e| e.to_string())?
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(n) => Some(n),
+            _ => None,
+        })
+        .sum())
+}
+
+/// Waits until the engine's group has committed part of the telemetry topic.
+fn wait_for_commits(s: &Setup) {
+    wait_until_ok(
+        "the engine's group to commit offsets",
+        || match committed_by_engine(s)? {
+            0 => Err("Nothing committed yet.".into()),
+            _ => Ok(()),
+        },
+    );
+}
+
+/// The records a restarted engine replayed from its committed offsets, by its log.
+fn replayed(log: &str) -> u64 {
+    log.split("replayed=")
+        .skip(1)
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[test]
 fn a_killed_engine_resumes_from_its_commits_and_loses_nothing() {
     let s = Setup::new("kill", &brokers());
-    let csv = race_prefix(s.dir.path(), 40_000);
-    // A live replay: the engine is killed while the race is still coming in.
-    let mut producer = s
-        .command(&["produce", "--input", csv.to_str().unwrap(), "--speed", "60"])
-        .stdout(Stdio::null())
+    let rows = 40_000;
+    let csv = race_prefix(s.dir.path(), rows);
+    // A live replay: the engine is killed (SIGKILL) once it has committed some of the race,
+    // while the rest is still coming in.
+    let mut producer = RunningChild::new(
+        s.command(&["produce", "--input", csv.to_str().unwrap(), "--speed", "60"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut engine = s
+        .run()
+        .stdout(Capture::Null)
+        .stderr(Capture::Null)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let seen = kill_mid_stream(&s, 10_000);
+    wait_for_commits(&s);
+    engine.kill().unwrap();
     assert!(
-        (10_000..40_000).contains(&seen),
-        "killed after {seen} records"
+        wait_for_exit(&mut producer).is_some_and(|status| status.success()),
+        "the producer failed"
     );
-    assert!(producer.wait().unwrap().success());
     let out = s.path("restart");
-    let restart = s.command(&s.engine_args("2", &out)).output().unwrap();
-    assert!(
-        restart.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restart.stderr)
-    );
+    let restart = s.engine(2.0, &out).output().unwrap();
     let log = String::from_utf8_lossy(&restart.stderr);
-    assert!(log.contains("replayed="), "{log}");
+    assert!(restart.status.success(), "{log}");
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let resumed = summary["records"].as_u64().unwrap();
+    // The restart replayed what was committed before the kill and processed the rest: every
+    // produced record once, none started over.
+    let replayed = replayed(&log);
     assert!(
-        resumed < 40_000,
-        "the restart resumed, it did not start over: {log}"
+        replayed > 0,
+        "the restart resumed from commits, it did not start over: {log}"
+    );
+    assert_eq!(
+        replayed + resumed,
+        rows as u64,
+        "replayed {replayed} and processed {resumed}: {log}"
     );
 
     let reference = file_mode_alerts(&s, &csv);
@@ -703,7 +721,7 @@ struct OwnBroker {
 impl OwnBroker {
     fn script(&self, action: &str) -> std::process::Output {
         Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
+            .arg(root().join("scripts/kafka.sh"))
             .arg(action)
             .env("PITWALL_KAFKA_PORT", self.port.to_string())
             .env("PITWALL_KAFKA_CONTROLLER_PORT", free_port().to_string())
@@ -757,13 +775,10 @@ fn the_engine_rides_out_a_broker_outage_and_loses_nothing() {
         .spawn()
         .unwrap();
     let out = s.path("engine");
-    let engine = s
-        .command(&s.engine_args("15", &out))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    // The broker stops answering for 10 s (SIGSTOP), then comes back.
+    let engine = s.engine(15.0, &out).stdout(Capture::Null).spawn().unwrap();
+    // Mid-stream (the engine has committed some of the race), the broker stops answering for
+    // 10 s (SIGSTOP), then comes back.
+    wait_for_commits(&s);
     broker.signal("-STOP");
     std::thread::sleep(Duration::from_secs(10));
     broker.signal("-CONT");
@@ -911,46 +926,29 @@ fn run_group_resumes_in_its_group_and_a_new_group_reads_from_the_start() {
 #[test]
 fn ctrl_c_stops_produce_with_a_flush_and_a_summary() {
     let s = Setup::new("sigint", &brokers());
-    let mut child = s
-        .command(&["produce", "--input", "sim", "--laps", "0", "--speed", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = RunningChild::new(
+        s.command(&["produce", "--input", "sim", "--laps", "0", "--speed", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Started (its signal handlers in place) once it says where it produces to.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let stderr = lines_of(child.take_stderr().unwrap());
     let mut seen = Vec::new();
-    for line in stderr.lines().map_while(Result::ok) {
-        let started = line.contains("producing to");
-        seen.push(line);
-        if started {
-            break;
-        }
-    }
     assert!(
-        seen.last().is_some_and(|l| l.contains("producing to")),
+        wait_for_line(&stderr, "producing to", &mut seen).is_some(),
         "{seen:?}"
     );
-    // Let some of the race go out (not a timed assertion: any amount will do).
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("produce did not stop on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Some of the race has gone out: the topic has messages.
+    let topic = s.topic("telemetry");
+    wait_until("messages on the telemetry topic", || {
+        (topic_end(&s.brokers, &topic) > 0).then_some(())
+    });
+    child.signal("INT").unwrap();
+    let status = wait_for_exit(&mut child).expect("produce did not stop on SIGINT");
     let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(&mut child.take_stdout().unwrap(), &mut out).unwrap();
     assert!(status.success(), "{status}: {out}");
     assert!(out.contains("stopped by a signal"), "{out}");
     let number = |after: &str| -> u64 {
@@ -967,6 +965,28 @@ fn ctrl_c_stops_produce_with_a_flush_and_a_summary() {
         s.tail(&s.topic("telemetry"), "after-sigint").len() as u64,
         sent
     );
+}
+
+/// The messages on `topic` (the sum of its partitions' high watermarks), by a client of the
+/// test's own.
+fn topic_end(brokers: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .unwrap();
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
+                .unwrap()
+                .1
+        })
+        .sum()
 }
 
 /// `pitwall topics list | true`: the reader is gone before the list is written; the listing
@@ -996,15 +1016,13 @@ fn consumer_lag_is_reported_per_partition_and_falls_to_zero_once_drained() {
     let csv = race_prefix(s.dir.path(), 20_000);
     let produced = s.check(&["produce", "--input", csv.to_str().unwrap()]);
     assert!(produced.contains("produced 20000 messages"), "{produced}");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut engine = s
-        .command(&["run", "-q", "--brokers", &s.brokers, "--until-idle", "60"])
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut engine = serve(
+        s.run()
+            .until_idle(60.0)
+            .stdout(Capture::Null)
+            .stderr(Capture::Null),
+    );
+    let base = engine.base.clone();
     let get = |path: &str| -> Option<String> {
         ureq::get(&format!("{base}{path}"))
             .call()
@@ -1012,25 +1030,20 @@ fn consumer_lag_is_reported_per_partition_and_falls_to_zero_once_drained() {
             .into_string()
             .ok()
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let kafka = loop {
+    let kafka = wait_until_ok("the consumer lag to fall to zero", || {
         let engine_state: Option<Value> =
             get("/api/engine").and_then(|b| serde_json::from_str(&b).ok());
-        if let Some(k) = engine_state.map(|e| e["kafka"].clone()) {
-            let ends: i64 = k["partitions"]
-                .as_array()
-                .map(|p| p.iter().filter_map(|p| p["end"].as_i64()).sum())
-                .unwrap_or_default();
-            if ends == 20_000 && k["lag"] == 0 && k["committed_lag"] == 0 {
-                break k;
-            }
+        let k = engine_state.map_or(Value::Null, |e| e["kafka"].clone());
+        let ends: i64 = k["partitions"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|p| p["end"].as_i64()).sum())
+            .unwrap_or_default();
+        if ends == 20_000 && k["lag"] == 0 && k["committed_lag"] == 0 {
+            Ok(k)
+        } else {
+            Err(format!("Last seen: {k}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the lag did not fall to zero within 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     let partitions = kafka["partitions"].as_array().unwrap();
     assert_eq!(partitions.len(), 4, "{kafka}");
     for p in partitions {
@@ -1051,8 +1064,6 @@ fn consumer_lag_is_reported_per_partition_and_falls_to_zero_once_drained() {
             );
         }
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &engine.id().to_string()])
-        .status();
-    let _ = engine.wait();
+    engine.child.signal("TERM").unwrap();
+    let _ = wait_for_exit(&mut engine.child);
 }

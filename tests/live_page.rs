@@ -14,100 +14,63 @@
 //! --ignored` also writes `docs/live-page.png` and `docs/live-page-phone.png`, the README's
 //! screenshots, later in the race.
 
+mod common;
+
+use common::{
+    free_port, pitwall_run, race, root, serve, wait_until_answers, Capture, RunningChild, Served,
+    PATIENCE,
+};
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// Generous: the machine may be busy with other builds. Each wait polls and returns as soon
-/// as its condition holds; none of these is a timed assertion.
-const DEADLINE: Duration = Duration::from_secs(240);
-
-/// A child process killed (and reaped) when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn race() -> PathBuf {
-    let race = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(
-        race.exists(),
-        "{} is missing: the test replays the real race",
-        race.display()
-    );
-    race
-}
 
 /// `pitwall run` on `input` at `speed` times real time, serving on a free port.
-fn engine(input: &Path, speed: &str) -> (Process, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .args(["run", "-q", "--input"])
-        .arg(input)
-        .args([
-            "--speed",
-            speed,
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--keep-serving",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pitwall");
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while ureq::get(&format!("{base}/health")).call().is_err() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "pitwall never answered on {base}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Process(child), base)
+fn engine(input: &Path, speed: f64) -> Served {
+    serve(
+        pitwall_run()
+            .quiet()
+            .input(input)
+            .speed(speed)
+            .keep_serving()
+            .stdout(Capture::Null)
+            .stderr(Capture::Null),
+    )
+}
+
+/// What this machine lacks to drive a real Chromium, if anything.
+fn missing_browser() -> Option<String> {
+    [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")]
+        .into_iter()
+        .find(|(path, _)| !Path::new(path).exists())
+        .map(|(path, package)| {
+            format!(
+                "{path}: the live-page test drives a real Chromium; install Debian's chromium \
+                 and chromium-driver (apt-get install {package}; .ci/run does)"
+            )
+        })
 }
 
 /// chromedriver on a free port, answering `/status`.
-fn chromedriver() -> (Process, String) {
-    for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
-        assert!(
-            Path::new(path).exists(),
-            "{path} is missing: the live-page test drives a real Chromium; install Debian's \
-             chromium and chromium-driver (apt-get install {package}; .ci/run does)"
-        );
-    }
+fn chromedriver() -> (RunningChild, String) {
     let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
+    let mut child = RunningChild::new(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
     let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while ureq::get(&format!("{url}/status")).call().is_err() {
-        assert!(started.elapsed() < DEADLINE, "chromedriver never answered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Process(child), url)
+    wait_until_answers(&format!("{url}/status"), &mut child, String::new);
+    (child, url)
 }
 
 /// A headless Chromium session with a fresh profile, keeping the browser's console log.
@@ -212,7 +175,7 @@ async fn until(c: &Client, what: &str, ready: impl Fn(&Value) -> bool) -> Value 
         if ready(&seen) {
             return seen;
         }
-        if started.elapsed() > DEADLINE {
+        if started.elapsed() > PATIENCE {
             let mut brief = seen.clone();
             for chart in brief["charts"]
                 .as_object_mut()
@@ -246,7 +209,12 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn the_live_page_shows_the_race_in_a_real_browser() {
-    let (_engine, base) = engine(&race(), "20");
+    if let Some(missing) = missing_browser() {
+        common::cannot_run("the_live_page_shows_the_race_in_a_real_browser", &missing);
+        return;
+    }
+    let engine = engine(&race(), 20.0);
+    let base = &engine.base;
 
     // The same URL: HTML for a browser, JSON for an API client; assets cached for good.
     let html = ureq::get(&format!("{base}/"))
@@ -372,7 +340,12 @@ fn the_page_is_readable_before_any_data() {
         "Date,SessionTime,Driver,DriverNumber,LapNumber,RPM,Speed,nGear,Throttle,Brake,DRS\n",
     )
     .unwrap();
-    let (_engine, base) = engine(&empty, "0");
+    if let Some(missing) = missing_browser() {
+        common::cannot_run("the_page_is_readable_before_any_data", &missing);
+        return;
+    }
+    let engine = engine(&empty, 0.0);
+    let base = &engine.base;
     let (_chromedriver, driver) = chromedriver();
     runtime().block_on(async {
         let c = browser(&driver, &dir.path().join("profile"), 1280, 900).await;
@@ -411,7 +384,12 @@ fn the_page_is_readable_before_any_data() {
 #[test]
 #[ignore]
 fn screenshot_for_the_readme() {
-    let (_engine, base) = engine(&race(), "60");
+    if let Some(missing) = missing_browser() {
+        common::cannot_run("screenshot_for_the_readme", &missing);
+        return;
+    }
+    let engine = engine(&race(), 60.0);
+    let base = &engine.base;
     let (_chromedriver, driver) = chromedriver();
     let profile = tempfile::tempdir().unwrap();
     runtime().block_on(async {
@@ -442,7 +420,7 @@ fn screenshot_for_the_readme() {
             charts_drawn(s, &driver) && s["alerts"].as_array().is_some_and(|a| !a.is_empty())
         })
         .await;
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        let docs = root().join("docs");
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::write(docs.join("live-page.png"), c.screenshot().await.unwrap()).unwrap();
         c.set_window_size(390, 844).await.unwrap();

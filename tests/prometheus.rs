@@ -4,54 +4,34 @@
 //! through Prometheus's HTTP API as Grafana would send it, returns data; the counters never go
 //! back, and Prometheus and another scraper read the same totals.
 
+mod common;
+
+use common::{
+    free_port, pitwall_run, race, race_rows, root, serve_at, wait_until, wait_until_answers,
+    wait_until_ok, Capture, RunningChild,
+};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-const RACE_RECORDS: u64 = 513_360;
-
-/// A child process, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `PITWALL_PROMETHEUS`, or Debian's /usr/bin/prometheus, or `prometheus` on the PATH.
-fn prometheus_binary() -> PathBuf {
+fn prometheus_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PITWALL_PROMETHEUS") {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
     let debian = PathBuf::from("/usr/bin/prometheus");
     if debian.exists() {
-        return debian;
+        return Some(debian);
     }
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join("prometheus"))
         .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "Prometheus is not installed: this test runs a real one. Install Debian's \
-                 package (apt-get install prometheus; .ci/run does) or set PITWALL_PROMETHEUS \
-                 to its binary"
-            )
-        })
 }
 
 fn unix_now() -> f64 {
@@ -79,14 +59,13 @@ fn get_json(url: &str, params: &[(&str, &str)]) -> Value {
 /// Prometheus on a free loopback port with the shipped config pointed at `target`.
 struct Prometheus {
     base: String,
-    _process: Running,
+    _process: RunningChild,
     dir: tempfile::TempDir,
 }
 
 impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let binary = prometheus_binary();
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus/prometheus.yml");
+    fn start(binary: PathBuf, target: &str) -> Prometheus {
+        let shipped = root().join("prometheus/prometheus.yml");
         let config = std::fs::read_to_string(&shipped).unwrap();
         assert!(
             config.contains("\"localhost:5001\"") && config.contains("scrape_interval: 1s"),
@@ -101,40 +80,34 @@ impl Prometheus {
         )
         .unwrap();
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(&binary)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
-        let prometheus = Prometheus {
-            base: format!("http://127.0.0.1:{port}"),
-            _process: Running(child),
+        let log_path = dir.path().join("prometheus.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = RunningChild::new(
+            Command::new(&binary)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}", binary.display())),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until_answers(&format!("{base}/-/ready"), &mut child, || {
+            format!("Prometheus's log:\n{}", read_log(&log_path))
+        });
+        Prometheus {
+            base,
+            _process: child,
             dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&format!("{}/-/ready", prometheus.base))
-            .call()
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus did not become ready:\n{}",
-                prometheus.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
         }
-        prometheus
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+        read_log(&self.dir.path().join("prometheus.log"))
     }
 
     /// `/api/v1/query` at the current time: the result vector.
@@ -158,6 +131,10 @@ impl Prometheus {
         assert_eq!(v["status"], "success", "{expr}: {v}");
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
+}
+
+fn read_log(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 fn sample_value(v: &Value) -> f64 {
@@ -190,8 +167,7 @@ fn health_records(base: &str) -> Option<u64> {
 
 /// The dashboard's Prometheus expressions, by panel title.
 fn dashboard_expressions() -> Vec<(String, String)> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards/f1_consolidated.json");
+    let path = root().join("grafana/dashboards/f1_consolidated.json");
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut out = Vec::new();
     let panels = dashboard["panels"].as_array().unwrap();
@@ -227,13 +203,19 @@ fn grafana_expr(expr: &str, step_s: u32, scrape_s: u32) -> String {
 
 #[test]
 fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
-    let race = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(race.exists(), "{} is missing", race.display());
-    let provisioning = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/provisioning/datasources/pitwall.yaml"),
-    )
-    .unwrap();
+    let Some(binary) = prometheus_binary() else {
+        common::cannot_run(
+            "prometheus_evaluates_every_dashboard_expression_during_a_paced_replay",
+            "Prometheus (Debian's package: apt-get install prometheus; or PITWALL_PROMETHEUS \
+             naming its binary)",
+        );
+        return;
+    };
+    let race = race();
+    let race_records = race_rows();
+    let provisioning =
+        std::fs::read_to_string(root().join("grafana/provisioning/datasources/pitwall.yaml"))
+            .unwrap();
     assert!(
         provisioning.contains("uid: pitwall-prometheus"),
         "the dashboard's Prometheus datasource is provisioned"
@@ -245,23 +227,22 @@ fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
     let expressions = dashboard_expressions();
     assert!(expressions.len() >= 4, "{expressions:?}");
 
-    let port = free_port();
-    let pitwall = format!("127.0.0.1:{port}");
-    let prometheus = Prometheus::start(&pitwall);
+    let pitwall = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let prometheus = Prometheus::start(binary, &pitwall.to_string());
 
     // The race at 500x: 1 h 53 min of telemetry in about 14 s.
     let start = unix_now();
-    let _engine = Running(
-        Command::new(env!("CARGO_BIN_EXE_pitwall"))
-            .args(["run", "-q", "--speed", "500", "--input"])
-            .arg(&race)
-            .args(["--http", &pitwall, "--keep-serving"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let engine = serve_at(
+        pitwall_run()
+            .quiet()
+            .speed(500.0)
+            .input(&race)
+            .keep_serving()
+            .stdout(Capture::Null)
+            .stderr(Capture::Null),
+        pitwall,
     );
-    let base = format!("http://{pitwall}");
+    let base = engine.base.clone();
 
     // A second scraper beside Prometheus, ten times a second: its totals never go back.
     let done = Arc::new(AtomicBool::new(false));
@@ -279,32 +260,25 @@ fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
         })
     };
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while health_records(&base) != Some(RACE_RECORDS) {
-        assert!(
-            Instant::now() < deadline,
-            "the replay did not finish in time"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until("the end of the replay", || {
+        (health_records(&base) == Some(race_records)).then_some(())
+    });
     let end = unix_now();
     // Until Prometheus has scraped the end of the race.
-    loop {
+    wait_until_ok("Prometheus to scrape the whole race", || {
         let total = prometheus
             .instant("pitwall_records_total")
             .first()
             .map(|s| sample_value(&s["value"]));
-        if total == Some(RACE_RECORDS as f64) {
-            break;
+        if total == Some(race_records as f64) {
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape the whole race (last {total:?}); targets: {}\n{}",
+        Err(format!(
+            "Last {total:?}; targets: {}\n{}",
             get_json(&format!("{}/api/v1/targets", prometheus.base), &[]),
             prometheus.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        ))
+    });
     done.store(true, Ordering::Relaxed);
     let seen = scraper.join().unwrap();
     assert!(seen.len() > 20, "{} scrapes", seen.len());
@@ -313,7 +287,7 @@ fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
         "pitwall_records_total went back between scrapes: {seen:?}"
     );
     // Both scrapers agree on the total, and Prometheus saw no counter reset.
-    assert_eq!(scraped_records(&base), Some(RACE_RECORDS));
+    assert_eq!(scraped_records(&base), Some(race_records));
     let up = prometheus.instant("up{job=\"pitwall\"}");
     assert_eq!(up.len(), 1, "{up:?}");
     assert_eq!(sample_value(&up[0]["value"]), 1.0);
@@ -378,7 +352,7 @@ fn prometheus_evaluates_every_dashboard_expression_during_a_paced_replay() {
         .iter()
         .flat_map(|s| s["values"].as_array().unwrap().iter().map(sample_value))
         .fold(0.0, f64::max);
-    let average = RACE_RECORDS as f64 / (end - start);
+    let average = race_records as f64 / (end - start);
     eprintln!(
         "replay {:.1} s, {} direct scrapes, throughput peak {peak:.0}/s, average {average:.0}/s",
         end - start,

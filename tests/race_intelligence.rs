@@ -2,14 +2,17 @@
 //! and the field's state against FastF1's laps and track-status tables; `evaluate` and `train`
 //! as a user runs them; bad input that must not invent a pit stop.
 
-use pitwall::race::evaluate::{evaluate, RunFiles};
-use pitwall::race::model_file::ModelFile;
-use pitwall::race::truth::{load_track_status, RaceFolder, Truth};
+mod common;
+
+use common::{bin, pitwall_run, root};
+use pitwall::models::evaluate::{evaluate, RunFiles};
+use pitwall::models::model_file::ModelFile;
+use pitwall::models::truth::{load_track_status, RaceFolder, Truth};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn race_dir(year: u16) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/data/monaco-{year}"));
+    let p = root().join(format!("../shared/data/monaco-{year}"));
     assert!(
         p.exists(),
         "{} is missing: the tests read the real races from ../shared/data",
@@ -19,7 +22,7 @@ fn race_dir(year: u16) -> PathBuf {
 }
 
 fn pitwall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pitwall"))
+    Command::new(bin())
         .env("PITWALL_HTTP", "off")
         .env("RUST_LOG", "warn")
         .args(args)
@@ -40,21 +43,21 @@ fn check(out: Output) -> Output {
 /// Runs a race folder's merged telemetry into a fresh `--out` folder.
 fn run(race: &RaceFolder, extra: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "run",
-        "-q",
-        "--input",
-        race.telemetry.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    check(pitwall(&args));
+    check(
+        pitwall_run()
+            .quiet()
+            .input(&race.telemetry)
+            .out(dir.path())
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap(),
+    );
     dir
 }
 
 /// Runs and evaluates one real race as `pitwall evaluate` does.
-fn evaluated(year: u16) -> (pitwall::race::evaluate::Evaluation, tempfile::TempDir) {
+fn evaluated(year: u16) -> (pitwall::models::evaluate::Evaluation, tempfile::TempDir) {
     let race = RaceFolder::find(&race_dir(year)).unwrap();
     let out = run(&race, &["-w", "2"]);
     let truth = Truth::load(&race.laps).unwrap();
@@ -65,7 +68,9 @@ fn evaluated(year: u16) -> (pitwall::race::evaluate::Evaluation, tempfile::TempD
     (e, out)
 }
 
-fn assert_race_is_followed(year: u16) -> (pitwall::race::evaluate::Evaluation, tempfile::TempDir) {
+fn assert_race_is_followed(
+    year: u16,
+) -> (pitwall::models::evaluate::Evaluation, tempfile::TempDir) {
     let (e, out) = evaluated(year);
     assert!(
         e.stop_precision >= 0.95 && e.stop_recall >= 0.95,

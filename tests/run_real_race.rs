@@ -1,28 +1,19 @@
 //! `pitwall run` on the real 2023 Monaco race, end to end through the binary.
 
+mod common;
+
+use common::{pitwall_run, race, RunCommand};
+use pitwall::bench::child::write_local_hostfile;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn race() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
-    assert!(
-        p.exists(),
-        "{} is missing: these tests read the real race from ../shared/data",
-        p.display()
-    );
-    p
-}
-
-fn pitwall(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pitwall"));
-    cmd.env("PITWALL_HTTP", "off");
-    cmd.args(args).env("RUST_LOG", "warn");
-    cmd
+/// `pitwall run -q` of the real race, warnings only in its log.
+fn run_of_the_race() -> RunCommand {
+    pitwall_run().quiet().input(race()).env("RUST_LOG", "warn")
 }
 
 fn check(out: Output) -> Output {
@@ -36,26 +27,22 @@ fn check(out: Output) -> Output {
 }
 
 /// Runs the real race with extra arguments into a fresh folder and returns it.
-fn run_race(extra: &[&str]) -> tempfile::TempDir {
+fn run_race(workers: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let race = race();
-    let mut args = vec![
-        "run",
-        "-q",
-        "--input",
-        race.to_str().unwrap(),
-        "--out",
-        dir.path().to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    check(pitwall(&args).output().unwrap());
+    check(
+        run_of_the_race()
+            .workers(workers)
+            .out(dir.path())
+            .output()
+            .unwrap(),
+    );
     dir
 }
 
 /// The single-worker run, shared by the tests that only read it.
 fn one_worker() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| run_race(&["-w", "1"])).path()
+    DIR.get_or_init(|| run_race(1)).path()
 }
 
 fn summary(dir: &Path) -> Value {
@@ -211,7 +198,7 @@ const COMPARED: [&str; 5] = [
 
 #[test]
 fn two_workers_give_the_same_alerts_windows_laps_stops_and_predictions() {
-    let two = run_race(&["-w", "2"]);
+    let two = run_race(2);
     assert_eq!(summary(two.path())["workers"], 2);
     for file in COMPARED {
         let a = sorted_lines(&one_worker().join(file));
@@ -226,51 +213,19 @@ fn two_workers_give_the_same_alerts_windows_laps_stops_and_predictions() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn two_processes_give_the_same_alerts_windows_laps_stops_and_predictions() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("hosts");
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .unwrap();
+    write_local_hostfile(&hosts, 2).unwrap();
     let out = dir.path().join("out");
-    let race = race();
-    let args = |p: &str| {
-        vec![
-            "run".to_string(),
-            "-q".into(),
-            "--input".into(),
-            race.display().to_string(),
-            "-n".into(),
-            "2".into(),
-            "-p".into(),
-            p.into(),
-            "--hostfile".into(),
-            hosts.display().to_string(),
-            "--out".into(),
-            out.display().to_string(),
-        ]
-    };
-    let mut second: Child = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .env("PITWALL_HTTP", "off")
-        .args(args("1"))
-        .spawn()
-        .unwrap();
-    let first = Command::new(env!("CARGO_BIN_EXE_pitwall"))
-        .env("PITWALL_HTTP", "off")
-        .args(args("0"))
-        .output()
-        .unwrap();
+    let job = pitwall_run()
+        .quiet()
+        .input(race())
+        .cluster(2, &hosts)
+        .out(&out);
+    let mut second = job.clone().process(1).spawn().unwrap();
+    let first = job.output().unwrap();
     let second_status = second.wait().unwrap();
     check(first);
     assert!(second_status.success());

@@ -19,17 +19,14 @@ fn samples(n: usize) -> Vec<Telemetry> {
             let speed = 80.0 + 200.0 * (phase * std::f32::consts::TAU).sin().abs();
             let gear = (1 + (speed / 40.0) as u8).min(8);
             Telemetry {
-                driver,
-                ts_ms: 1_685_278_862_000 + i as i64 * 240,
                 speed,
                 rpm: 9000.0 + (i % 7) as f32 * 400.0,
                 throttle: if i % 40 < 30 { 100.0 } else { 0.0 },
-                brake_temp: None,
-                position: None,
                 lap: Some((i / 320) as u16 + 1),
                 gear,
                 drs: if i % 320 < 40 { 12 } else { 1 },
                 brake: i % 40 >= 32,
+                ..Telemetry::at(driver, 1_685_278_862_000 + i as i64 * 240)
             }
         })
         .collect()

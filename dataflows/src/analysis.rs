@@ -8,6 +8,7 @@ use crate::gear::GearAnomalies;
 use crate::output::{DriverTotals, Output};
 use crate::race::lap_tracker::{LapAnomaly, LapTracker};
 use crate::race::retirement::{Retirement, StopChange};
+use crate::race::RaceFact;
 use crate::record::{DriverId, Telemetry};
 use crate::wheel_spin::{SpinReading, WheelSpin};
 use crate::window::{Rolling, Tumbling};
@@ -128,6 +129,8 @@ pub struct DriverAnalysis {
     brake_high_c: f64,
     brake_on_estimate: bool,
     drs_was_open: bool,
+    /// The race facts of the last sample observed (or replayed), until the next one.
+    facts: Vec<RaceFact>,
 }
 
 impl DriverAnalysis {
@@ -155,6 +158,7 @@ impl DriverAnalysis {
             brake_high_c: cfg.alerts.brake_temp_high_c,
             brake_on_estimate: cfg.alerts.brake_alerts_on_estimate,
             drs_was_open: false,
+            facts: Vec::new(),
         }
     }
 
@@ -172,20 +176,23 @@ impl DriverAnalysis {
         self.update(s, out)
     }
 
-    /// Takes a sample into the state only, emitting nothing: for samples whose outputs were
+    /// Takes a sample into the state only, emitting no output: for samples whose outputs were
     /// delivered before a restart.
     ///
-    /// The race facts (laps, pit stops, stopped cars) still go to `out`: the race views are
-    /// rebuilt from them after a restart, and a view row sent again is the same row.
-    pub fn replay(&mut self, s: &Telemetry, mut out: impl FnMut(Output)) {
-        self.update(s, |o| {
-            if matches!(o, Output::Lap(_) | Output::PitStop(_) | Output::CarStop(..)) {
-                out(o)
-            }
-        });
+    /// Its race facts (laps, pit stops, stopped cars) are still there to take
+    /// ([`DriverAnalysis::take_facts`]): the race views are rebuilt from them after a restart,
+    /// and a view row sent again is the same row.
+    pub fn replay(&mut self, s: &Telemetry) {
+        self.update(s, |_| {});
+    }
+
+    /// The race facts the last sample observed or replayed gave (none, most of the time).
+    pub fn take_facts(&mut self) -> std::vec::Drain<'_, RaceFact> {
+        self.facts.drain(..)
     }
 
     fn update(&mut self, s: &Telemetry, mut out: impl FnMut(Output)) -> Derived {
+        self.facts.clear();
         self.rolling.observe(s);
         for (i, window) in self.tumbling.iter_mut().enumerate() {
             if let Some(closed) = window.observe(s) {
@@ -202,17 +209,17 @@ impl DriverAnalysis {
         let spin = self.spin.observe(s);
         let race = self.race.observe(s, spin.is_some_and(|r| r.spinning));
         if let Some(lap) = race.lap {
-            out(Output::Lap(lap));
+            self.facts.push(RaceFact::Lap(lap));
         }
         if let Some(stop) = race.pit {
-            out(Output::PitStop(stop));
+            self.facts.push(RaceFact::PitStop(stop));
         }
         match self
             .retirement
             .observe(s, self.race.in_pit_lane(), self.race.racing())
         {
-            Some(StopChange::Stopped(stop)) => out(Output::CarStop(stop, 1)),
-            Some(StopChange::DroveOff(stop)) => out(Output::CarStop(stop, -1)),
+            Some(StopChange::Stopped(stop)) => self.facts.push(RaceFact::CarStop(stop, 1)),
+            Some(StopChange::DroveOff(stop)) => self.facts.push(RaceFact::CarStop(stop, -1)),
             None => {}
         }
         if let Some(anomaly) = race.anomaly {
@@ -307,17 +314,13 @@ mod tests {
 
     fn s(ts_ms: i64, speed: f32, gear: u8, rpm: f32, drs: u8) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("PER").unwrap(),
-            ts_ms,
             speed,
             rpm,
             throttle: 100.0,
-            brake_temp: None,
-            position: None,
             lap: Some(7),
             gear,
             drs,
-            brake: false,
+            ..Telemetry::at(DriverId::new("PER").unwrap(), ts_ms)
         }
     }
 
@@ -402,7 +405,7 @@ mod tests {
         let mut a = DriverAnalysis::new(DriverId::new("PER").unwrap(), &DetectorConfig::default());
         let mut out = Vec::new();
         for x in &samples[..5] {
-            a.replay(x, |_| {});
+            a.replay(x);
         }
         for x in &samples[5..] {
             a.observe(x, |o| out.push(o));

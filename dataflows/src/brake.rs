@@ -67,17 +67,12 @@ mod tests {
 
     fn s(ts_ms: i64, speed: f32, brake: bool, brake_temp: Option<f32>) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("ALO").unwrap(),
-            ts_ms,
             speed,
             rpm: 10000.0,
-            throttle: 0.0,
             brake_temp,
-            position: None,
-            lap: None,
             gear: 5,
-            drs: 0,
             brake,
+            ..Telemetry::at(DriverId::new("ALO").unwrap(), ts_ms)
         }
     }
 

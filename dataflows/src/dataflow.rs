@@ -5,11 +5,13 @@ use crate::analysis::{Derived, DriverAnalysis};
 use crate::config::DetectorConfig;
 use crate::output::{Ingest, Output};
 use crate::placement::Placement;
+use crate::race::RaceFact;
 use crate::record::DriverMap;
 use crate::record::Telemetry;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::Stream;
 
 /// Timely timestamps are coarse epochs of event time, never one per record.
@@ -52,7 +54,14 @@ impl<H: AnalysisHook> AnalysisHook for Option<H> {
     }
 }
 
-/// Analyses every driver's samples: windows, wheel spin, gear anomalies, alerts.
+/// What the analysis emits, on two streams: its outputs for the sinks (alerts, windows, dead
+/// letters, progress) and the race facts for the race views.
+pub struct Analysis<'scope> {
+    pub outputs: Stream<'scope, Epoch, Vec<Output>>,
+    pub facts: Stream<'scope, Epoch, Vec<RaceFact>>,
+}
+
+/// Analyses every driver's samples: windows, wheel spin, gear anomalies, alerts, race facts.
 ///
 /// Dead letters pass through (to worker 0). When the input is exhausted each driver's open
 /// windows and episodes are closed, in driver order, so the output does not depend on how
@@ -60,7 +69,7 @@ impl<H: AnalysisHook> AnalysisHook for Option<H> {
 pub fn analyze<'scope>(
     ingest: Stream<'scope, Epoch, Vec<Ingest>>,
     cfg: &DetectorConfig,
-) -> Stream<'scope, Epoch, Vec<Output>> {
+) -> Analysis<'scope> {
     analyze_with(ingest, cfg, NoHook)
 }
 
@@ -69,97 +78,110 @@ pub fn analyze_with<'scope, H: AnalysisHook>(
     ingest: Stream<'scope, Epoch, Vec<Ingest>>,
     cfg: &DetectorConfig,
     hook: H,
-) -> Stream<'scope, Epoch, Vec<Output>> {
+) -> Analysis<'scope> {
     analyze_placed(ingest, cfg, hook, &Placement::hashed())
 }
 
 /// [`analyze_with`], each driver analysed on the worker `placement` gives it.
+///
+/// Long for a reason: one timely operator with two outputs, whose per-driver state lives in its
+/// closure; the work of each step is [`DriverAnalysis`]'s.
 pub fn analyze_placed<'scope, H: AnalysisHook>(
     ingest: Stream<'scope, Epoch, Vec<Ingest>>,
     cfg: &DetectorConfig,
     mut hook: H,
     placement: &Placement,
-) -> Stream<'scope, Epoch, Vec<Output>> {
+) -> Analysis<'scope> {
     let cfg = cfg.clone();
-    ingest
-        .unary_frontier(
-            Exchange::new(placement.router()),
-            "Analyze",
-            move |initial: Capability<Epoch>, _info| {
-                let mut drivers: DriverMap<DriverAnalysis> = DriverMap::default();
-                // Held at the input frontier so that the final flush has a time to send at.
-                let mut flush_cap = Some(initial);
-                move |(input, frontier), output| {
-                    input.for_each(|time, data| {
-                        let epoch = time.least().copied().unwrap_or_default();
-                        let mut session = output.session(&time);
-                        let hook = &mut hook;
-                        let mut records = 0u64;
-                        let mut max_event_ms = i64::MIN;
-                        for item in data.drain(..) {
-                            match item {
-                                Ingest::Record(s) => {
-                                    records += 1;
-                                    max_event_ms = max_event_ms.max(s.ts_ms);
-                                    let derived = drivers
-                                        .entry(s.driver)
-                                        .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
-                                        .observe(&s, |o| {
-                                            hook.output(&o, epoch);
-                                            session.give(o)
-                                        });
-                                    hook.sample(&s, &derived);
-                                }
-                                Ingest::Replay(s) => {
-                                    drivers
-                                        .entry(s.driver)
-                                        .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg))
-                                        .replay(&s, |o| session.give(o));
-                                }
-                                Ingest::Dead(d) => {
-                                    let o = Output::DeadLetter(d);
-                                    hook.output(&o, epoch);
-                                    session.give(o)
-                                }
-                            }
-                        }
-                        if records > 0 {
-                            session.give(Output::Progress {
-                                records,
-                                max_event_ms,
-                                windows: 0,
+    let mut builder = OperatorBuilder::new("Analyze".to_owned(), ingest.scope());
+    let mut input = builder.new_input(ingest, Exchange::new(placement.router()));
+    let (outputs, output_stream) = builder.new_output::<Vec<Output>>();
+    let (facts, fact_stream) = builder.new_output::<Vec<RaceFact>>();
+    let mut outputs = OutputBuilder::<_, CapacityContainerBuilder<Vec<Output>>>::from(outputs);
+    let mut facts = OutputBuilder::<_, CapacityContainerBuilder<Vec<RaceFact>>>::from(facts);
+    builder.build(move |capabilities| {
+        let mut drivers: DriverMap<DriverAnalysis> = DriverMap::default();
+        // Held at the input frontier so that the final flush has a time to send at.
+        let mut flush_cap = capabilities.into_iter().next();
+        move |frontiers| {
+            let mut outputs = outputs.activate();
+            let mut facts = facts.activate();
+            input.for_each(|time, data| {
+                let epoch = time.least().copied().unwrap_or_default();
+                let mut session = outputs.session(&time);
+                let mut found = facts.session(&time);
+                let hook = &mut hook;
+                let mut records = 0u64;
+                let mut max_event_ms = i64::MIN;
+                for item in data.drain(..) {
+                    match item {
+                        Ingest::Record(s) => {
+                            records += 1;
+                            max_event_ms = max_event_ms.max(s.ts_ms);
+                            let driver = drivers
+                                .entry(s.driver)
+                                .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg));
+                            let derived = driver.observe(&s, |o| {
+                                hook.output(&o, epoch);
+                                session.give(o)
                             });
+                            found.give_iterator(driver.take_facts());
+                            hook.sample(&s, &derived);
                         }
-                        hook.flush();
-                    });
-
-                    if frontier.is_empty() {
-                        if let Some(cap) = flush_cap.take() {
-                            let epoch = *cap.time();
-                            let mut session = output.session(&cap);
-                            let mut ids: Vec<_> = drivers.keys().copied().collect();
-                            ids.sort();
-                            for id in ids {
-                                if let Some(state) = drivers.get_mut(&id) {
-                                    state.finish(|o| {
-                                        hook.output(&o, epoch);
-                                        session.give(o)
-                                    });
-                                }
-                            }
-                            hook.flush();
+                        Ingest::Replay(s) => {
+                            let driver = drivers
+                                .entry(s.driver)
+                                .or_insert_with(|| DriverAnalysis::new(s.driver, &cfg));
+                            driver.replay(&s);
+                            found.give_iterator(driver.take_facts());
                         }
-                    } else if let Some(cap) = flush_cap.as_mut() {
-                        if let Some(&least) = frontier.frontier().iter().min() {
-                            if *cap.time() < least {
-                                cap.downgrade(&least);
-                            }
+                        Ingest::Dead(d) => {
+                            let o = Output::DeadLetter(d);
+                            hook.output(&o, epoch);
+                            session.give(o)
                         }
                     }
                 }
-            },
-        )
-        .container::<Vec<_>>()
+                if records > 0 {
+                    session.give(Output::Progress {
+                        records,
+                        max_event_ms,
+                        windows: 0,
+                    });
+                }
+                hook.flush();
+            });
+
+            let frontier = &frontiers[0];
+            if frontier.is_empty() {
+                if let Some(cap) = flush_cap.take() {
+                    let epoch = *cap.time();
+                    let mut session = outputs.session(&cap);
+                    let mut ids: Vec<_> = drivers.keys().copied().collect();
+                    ids.sort();
+                    for id in ids {
+                        if let Some(state) = drivers.get_mut(&id) {
+                            state.finish(|o| {
+                                hook.output(&o, epoch);
+                                session.give(o)
+                            });
+                        }
+                    }
+                    hook.flush();
+                }
+            } else if let Some(cap) = flush_cap.as_mut() {
+                if let Some(&least) = frontier.frontier().iter().min() {
+                    if *cap.time() < least {
+                        cap.downgrade(&least);
+                    }
+                }
+            }
+        }
+    });
+    Analysis {
+        outputs: output_stream,
+        facts: fact_stream,
+    }
 }
 
 #[cfg(test)]
@@ -167,67 +189,41 @@ mod tests {
     use super::*;
     use crate::alert::AlertStatus;
     use crate::record::{DriverId, Telemetry};
-    use std::sync::{Arc, Mutex};
-    use timely::dataflow::operators::capture::{Capture, Event};
-    use timely::dataflow::operators::{Input, Probe};
-    use timely::dataflow::InputHandle;
+    use crate::testing::{capture, run_and_capture};
 
     fn sample(driver: &str, ts_ms: i64, gear: u8, rpm: f32) -> Telemetry {
         Telemetry {
-            driver: DriverId::new(driver).unwrap(),
-            ts_ms,
             speed: 150.0,
             rpm,
             throttle: 60.0,
-            brake_temp: None,
-            position: None,
             lap: Some(1),
             gear,
-            drs: 0,
-            brake: false,
+            ..Telemetry::at(DriverId::new(driver).unwrap(), ts_ms)
         }
     }
 
     /// Runs the analysis on `workers` threads and returns every output, sorted for comparison.
     fn run(workers: usize, samples: Vec<Telemetry>) -> Vec<String> {
-        let samples = Arc::new(samples);
-        let collected = Arc::new(Mutex::new(Vec::new()));
-        let sink = collected.clone();
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let mut input = InputHandle::new();
-            let (probe, captured) = worker.dataflow::<Epoch, _, _>(|scope| {
-                let stream = scope.input_from(&mut input);
-                // The seeds' fixed lugging rule: the bursts below are judged by it.
-                let mut cfg = DetectorConfig::default();
-                cfg.gear.lugging_mode = crate::config::LuggingMode::Fixed;
-                let out = analyze(stream, &cfg);
-                let (probe, out) = out.probe();
-                (probe, out.capture())
-            });
-            if worker.index() == 0 {
-                for (i, s) in samples.iter().enumerate() {
-                    input.send(Ingest::Record(*s));
-                    if i % 7 == 6 {
-                        input.advance_to(i as u64);
-                    }
-                }
+        // A new epoch after every seventh record, named after that record.
+        let mut epoch = 0;
+        let mut feed = Vec::new();
+        for (i, s) in samples.into_iter().enumerate() {
+            feed.push((epoch, Ingest::Record(s)));
+            if i % 7 == 6 {
+                epoch = i as Epoch;
             }
-            input.close();
-            while worker.step_or_park(None) {}
-            drop(probe);
-            let mut lines: Vec<String> = captured
-                .try_iter()
-                .flat_map(|event| match event {
-                    Event::Messages(_, batch) => batch,
-                    Event::Progress(_) => Vec::new(),
-                })
-                .filter(|o| !matches!(o, Output::Progress { .. }))
-                .map(|o| format!("{o:?}"))
-                .collect();
-            sink.lock().unwrap().append(&mut lines);
-        })
-        .unwrap();
-        let mut all = collected.lock().unwrap().clone();
+        }
+        let outputs = run_and_capture(workers, feed, |input| {
+            // The seeds' fixed lugging rule: the bursts below are judged by it.
+            let mut cfg = DetectorConfig::default();
+            cfg.gear.lugging_mode = crate::config::LuggingMode::Fixed;
+            capture(analyze(input, &cfg).outputs)
+        });
+        let mut all: Vec<String> = outputs
+            .into_iter()
+            .filter(|o| !matches!(o, Output::Progress { .. }))
+            .map(|o| format!("{o:?}"))
+            .collect();
         all.sort();
         all
     }

@@ -122,17 +122,8 @@ mod tests {
 
     fn sample(ts_ms: i64) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("VER").unwrap(),
-            ts_ms,
-            speed: 0.0,
-            rpm: 0.0,
-            throttle: 0.0,
-            brake_temp: None,
-            position: None,
             lap: Some(3),
-            gear: 0,
-            drs: 0,
-            brake: false,
+            ..Telemetry::at(DriverId::new("VER").unwrap(), ts_ms)
         }
     }
 

@@ -116,17 +116,11 @@ mod tests {
 
     fn s(ts_ms: i64, gear: u8, rpm: f32) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("NOR").unwrap(),
-            ts_ms,
             speed: 100.0,
             rpm,
             throttle: 50.0,
-            brake_temp: None,
-            position: None,
-            lap: None,
             gear,
-            drs: 0,
-            brake: false,
+            ..Telemetry::at(DriverId::new("NOR").unwrap(), ts_ms)
         }
     }
 

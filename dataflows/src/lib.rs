@@ -16,6 +16,7 @@ pub mod output;
 pub mod placement;
 pub mod race;
 pub mod record;
+pub mod testing;
 pub mod wheel_spin;
 pub mod window;
 

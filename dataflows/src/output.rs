@@ -4,8 +4,7 @@
 //! that bincode cannot honour (`flatten`, `skip_serializing_if`).
 
 use crate::alert::Alert;
-use crate::race::retirement::CarStop;
-use crate::race::{LapDone, PitStop, RaceUpdate};
+use crate::race::RaceUpdate;
 use crate::record::{DriverId, Telemetry};
 use crate::window::WindowStats;
 use serde::{Deserialize, Serialize};
@@ -145,13 +144,6 @@ pub enum Output {
         windows: u64,
     },
     DriverTotals(DriverTotals),
-    /// A lap completed, as the driver's tracker saw it (input of the race views).
-    Lap(LapDone),
-    /// A pit stop made (input of the race views).
-    PitStop(PitStop),
-    /// A car judged stopped for good (+1), or that drove off again (-1): input of the race
-    /// views, which tell a retirement from a car parked after the flag.
-    CarStop(CarStop, i64),
     /// A change of a race view: lap rows, pit rows, predictions.
     Race(RaceUpdate),
 }

@@ -79,19 +79,7 @@ mod tests {
     use crate::record::Telemetry;
 
     fn record(driver: &str) -> Ingest {
-        Ingest::Record(Telemetry {
-            driver: DriverId::new(driver).unwrap(),
-            ts_ms: 0,
-            speed: 0.0,
-            rpm: 0.0,
-            throttle: 0.0,
-            brake_temp: None,
-            position: None,
-            lap: None,
-            gear: 0,
-            drs: 0,
-            brake: false,
-        })
+        Ingest::Record(Telemetry::at(DriverId::new(driver).unwrap(), 0))
     }
 
     #[test]

@@ -156,6 +156,26 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// A car of `driver` at rest at `ts_ms`: every other field zero, `false` or `None` (no
+    /// speed, rpm, throttle or brake, neutral, DRS code 0, no brake temperature, position or
+    /// lap). For tests and benchmarks, which set what they are about on top of it:
+    /// `Telemetry { speed: 150.0, gear: 3, ..Telemetry::at(driver, ts_ms) }`.
+    pub fn at(driver: DriverId, ts_ms: i64) -> Telemetry {
+        Telemetry {
+            driver,
+            ts_ms,
+            speed: 0.0,
+            rpm: 0.0,
+            throttle: 0.0,
+            brake_temp: None,
+            position: None,
+            lap: None,
+            gear: 0,
+            drs: 0,
+            brake: false,
+        }
+    }
+
     pub fn gear_is_valid(&self) -> bool {
         self.gear <= MAX_GEAR
     }

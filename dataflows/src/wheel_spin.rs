@@ -141,17 +141,12 @@ mod tests {
 
     fn s(gear: u8, rpm: f32, speed: f32, throttle: f32, brake: bool) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("LEC").unwrap(),
-            ts_ms: 0,
             speed,
             rpm,
             throttle,
-            brake_temp: None,
-            position: None,
-            lap: None,
             gear,
-            drs: 0,
             brake,
+            ..Telemetry::at(DriverId::new("LEC").unwrap(), 0)
         }
     }
 

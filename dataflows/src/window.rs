@@ -306,17 +306,13 @@ mod tests {
 
     fn s(ts_ms: i64, speed: f32, rpm: f32, gear: u8, throttle: f32, brake: bool) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("HAM").unwrap(),
-            ts_ms,
             speed,
             rpm,
             throttle,
-            brake_temp: None,
-            position: None,
             lap: Some(1),
             gear,
-            drs: 0,
             brake,
+            ..Telemetry::at(DriverId::new("HAM").unwrap(), ts_ms)
         }
     }
 

@@ -11,14 +11,12 @@ use pitwall_dataflows::alert::{Alert, AlertStatus};
 use pitwall_dataflows::analysis::DriverAnalysis;
 use pitwall_dataflows::config::LuggingMode;
 use pitwall_dataflows::dataflow::analyze;
+use pitwall_dataflows::race::RaceFact;
+use pitwall_dataflows::testing::{capture, run_and_capture};
 use pitwall_dataflows::{DetectorConfig, DriverId, Ingest, Output, Telemetry};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use timely::dataflow::operators::capture::{Capture, Event};
-use timely::dataflow::operators::Input;
-use timely::dataflow::InputHandle;
 
 const DRIVERS: [&str; 3] = ["VER", "HAM", "LEC"];
 
@@ -51,17 +49,14 @@ fn driver_race(driver: DriverId) -> impl Strategy<Value = Vec<Telemetry>> {
             for _ in 0..hold {
                 ts += step;
                 out.push(Telemetry {
-                    driver,
-                    ts_ms: ts,
                     speed,
                     rpm,
                     throttle,
-                    brake_temp: None,
-                    position: None,
                     lap: Some(1 + (out.len() / 40) as u16),
                     gear,
                     drs,
                     brake,
+                    ..Telemetry::at(driver, ts)
                 });
             }
         }
@@ -105,72 +100,63 @@ fn interleave(races: &[Vec<Telemetry>], picks: &[usize]) -> Vec<Telemetry> {
 
 /// The outputs of the real operator on `workers` threads, records sent in `order` with a new
 /// epoch where `cuts` says; progress counts left out (they follow the batching by design).
-fn through_dataflow(order: Vec<Telemetry>, cuts: Vec<bool>, workers: usize) -> Vec<Output> {
-    let input_data = Arc::new((order, cuts));
-    let collected = Arc::new(Mutex::new(Vec::new()));
-    let sink = collected.clone();
-    timely::execute(timely::Config::process(workers), move |worker| {
-        let mut input = InputHandle::new();
-        let captured = worker.dataflow::<u64, _, _>(|scope| {
-            analyze(scope.input_from(&mut input), &config()).capture()
-        });
-        if worker.index() == 0 {
-            let (order, cuts) = &*input_data;
-            let mut epoch = 0;
-            for (s, cut) in order.iter().zip(cuts) {
-                if *cut {
-                    epoch += 1;
-                    input.advance_to(epoch);
-                }
-                input.send(Ingest::Record(*s));
-            }
-        }
-        input.close();
-        while worker.step_or_park(None) {}
-        let mut outs: Vec<Output> = captured
-            .try_iter()
-            .flat_map(|event| match event {
-                Event::Messages(_, batch) => batch,
-                Event::Progress(_) => Vec::new(),
-            })
-            .filter(|o| !matches!(o, Output::Progress { .. }))
-            .collect();
-        sink.lock().expect("no worker panicked").append(&mut outs);
-    })
-    .expect("timely runs");
-    let outs = collected.lock().expect("no worker panicked").clone();
-    outs
+fn through_dataflow(
+    order: Vec<Telemetry>,
+    cuts: Vec<bool>,
+    workers: usize,
+) -> (Vec<Output>, Vec<RaceFact>) {
+    let mut epoch = 0;
+    let feed = order
+        .into_iter()
+        .zip(cuts)
+        .map(|(s, cut)| {
+            epoch += cut as u64;
+            (epoch, Ingest::Record(s))
+        })
+        .collect();
+    let (outputs, facts) = run_and_capture(workers, feed, |input| {
+        let analysis = analyze(input, &config());
+        (capture(analysis.outputs), capture(analysis.facts))
+    });
+    let outputs = outputs
+        .into_iter()
+        .filter(|o| !matches!(o, Output::Progress { .. }))
+        .collect();
+    (outputs, facts)
 }
 
 /// One driver's records alone through the analysis, as the reference.
-fn alone(races: &[Vec<Telemetry>]) -> Vec<Output> {
+fn alone(races: &[Vec<Telemetry>]) -> (Vec<Output>, Vec<RaceFact>) {
     let cfg = config();
-    let mut out = Vec::new();
+    let (mut out, mut facts) = (Vec::new(), Vec::new());
     for race in races {
         let mut a = DriverAnalysis::new(race[0].driver, &cfg);
         for s in race {
             a.observe(s, |o| out.push(o));
+            facts.extend(a.take_facts());
         }
         a.finish(|o| out.push(o));
     }
-    out
+    (out, facts)
 }
 
-/// Outputs grouped by driver in the order they came (a driver's are emitted by one worker
-/// in order, so their order is part of what must not change).
-fn by_driver(outputs: &[Output]) -> BTreeMap<String, Vec<String>> {
+/// Outputs and race facts grouped by driver in the order they came (a driver's are emitted by
+/// one worker in order, so their order is part of what must not change).
+fn by_driver((outputs, facts): &(Vec<Output>, Vec<RaceFact>)) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for o in outputs {
         let driver = match o {
             Output::Alert(a) => a.driver.to_string(),
             Output::Window(w) => w.driver.to_string(),
             Output::DriverTotals(t) => t.driver.to_string(),
-            Output::Lap(l) => l.driver.to_string(),
-            Output::PitStop(p) => p.driver.to_string(),
-            Output::CarStop(c, _) => c.driver.to_string(),
             other => panic!("the analysis of records emitted {other:?}"),
         };
         map.entry(driver).or_default().push(format!("{o:?}"));
+    }
+    for f in facts {
+        map.entry(format!("{} facts", f.driver()))
+            .or_default()
+            .push(format!("{f:?}"));
     }
     map
 }
@@ -219,7 +205,7 @@ proptest! {
         let reference = alone(&races);
         let got = through_dataflow(interleave(&races, &picks), cuts, workers);
         prop_assert_eq!(by_driver(&got), by_driver(&reference));
-        check_episodes(&got)?;
+        check_episodes(&got.0)?;
     }
 }
 
@@ -230,7 +216,7 @@ fn the_random_races_raise_alerts_of_several_kinds() {
     let mut kinds = std::collections::BTreeSet::new();
     for _ in 0..20 {
         let (races, _, _, _) = race().new_tree(&mut runner).expect("a race").current();
-        for o in alone(&races) {
+        for o in alone(&races).0 {
             if let Output::Alert(a) = o {
                 kinds.insert(format!("{:?}", a.alert_type));
             }

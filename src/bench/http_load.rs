@@ -7,14 +7,15 @@
 //! It talks to the engine only through its HTTP endpoints (`/api/drivers` for the buffers,
 //! `/api/engine` for records), never the store's insides.
 
-use super::peak_rss_kb_of;
+use super::child::{free_port, Capture, Ended, RunCommand, RunningChild};
 use super::results::{Bar, PITWALL_COLOR};
+use super::{peak_rss_kb_of, BenchError};
 use crate::config::PitwallConfig;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,31 +74,29 @@ pub struct HttpRow {
     pub peak_rss_mb: f64,
 }
 
+/// How long the engine has to stop cleanly after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
 /// A running `pitwall run`, stopped with SIGTERM (and waited for) however the bench ends.
 struct Engine {
-    child: Child,
+    child: RunningChild,
     stderr: PathBuf,
 }
 
 impl Engine {
-    /// SIGTERM, then up to 20 s for the clean stop; killed past that. Its exit status.
-    fn stop(&mut self) -> Result<std::process::ExitStatus, String> {
-        if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-            return Ok(status);
+    /// SIGTERM, then up to [`STOP_GRACE`] for the clean stop; killed past that. Its exit status.
+    fn stop(&mut self) -> Result<ExitStatus, BenchError> {
+        match self
+            .child
+            .terminate(STOP_GRACE)
+            .map_err(BenchError::wait("the engine"))?
+        {
+            Ended::Exited(status) => Ok(status),
+            Ended::Killed => Err(BenchError::NotStopped {
+                what: "the engine".into(),
+                grace: STOP_GRACE,
+            }),
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Err("the engine did not stop within 20 s of SIGTERM; killed".into())
     }
 
     /// Its stderr so far, for an error message.
@@ -108,76 +107,74 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-pub fn http_load(hb: &HttpLoad) -> Result<HttpRow, String> {
+pub fn http_load(hb: &HttpLoad) -> Result<HttpRow, BenchError> {
     // wrk first: no point filling buffers for a load that cannot start.
-    match Command::new(&hb.wrk)
+    if let Err(source) = Command::new(&hb.wrk)
         .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
     {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("{}: not found. {WRK_HINT}", hb.wrk.display()))
-        }
-        Err(e) => return Err(format!("{}: {e}. {WRK_HINT}", hb.wrk.display())),
-        Ok(_) => {}
+        return Err(BenchError::Wrk {
+            path: hb.wrk.clone(),
+            source,
+        });
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(BenchError::Exe)?;
+    let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let config = dir.path().join("pitwall.toml");
-    let toml = toml::to_string(&hb.config).map_err(|e| e.to_string())?;
-    std::fs::write(&config, toml).map_err(|e| e.to_string())?;
-    let addr = free_port()?;
+    let toml = toml::to_string(&hb.config)?;
+    std::fs::write(&config, toml).map_err(BenchError::file(&config))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port().map_err(BenchError::Port)?));
     let stderr = dir.path().join("engine.stderr");
-    let child = Command::new(&exe)
-        .args(["run", "--input", "sim", "--laps", "0", "--speed", "0", "-q"])
-        .args(["--cars", &hb.cars.to_string()])
-        .args(["-w", &hb.workers.to_string()])
-        .args(["--http", &addr.to_string()])
-        .arg("--config")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).map_err(|e| e.to_string())?)
+    let run = RunCommand::new(&exe)
+        .input("sim")
+        .speed(0.0)
+        .workers(hb.workers)
+        .http(addr)
+        .config(&config)
+        .quiet()
+        .args(["--laps", "0", "--cars", &hb.cars.to_string()])
+        .stdout(Capture::Null)
+        .stderr(Capture::File(stderr.clone()));
+    let child = run
         .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+        .map_err(BenchError::spawn(&run))?
+        .terminate_on_drop(STOP_GRACE);
     let mut engine = Engine { child, stderr };
     let outcome = measure(hb, addr, &mut engine);
     // Read before the stop: VmHWM goes with the process.
     let peak = peak_rss_kb_of(engine.child.id());
     let stopped = engine.stop();
     let mut row = outcome?;
-    match stopped {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
-            return Err(format!(
-                "the engine ended {status} after SIGTERM: {}",
-                engine.stderr_tail()
-            ))
-        }
-        Err(e) => return Err(e),
+    let status = stopped?;
+    if !status.success() {
+        return Err(BenchError::Failed {
+            what: "the engine (after SIGTERM)".into(),
+            status,
+            output: engine.stderr_tail(),
+        });
     }
     row.peak_rss_mb = peak.unwrap_or(0) as f64 / 1024.0;
     Ok(row)
 }
 
 /// Fill, then load; the engine is stopped by the caller whatever this returns.
-fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpRow, String> {
+fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpRow, BenchError> {
     let points = hb.config.http.points_per_driver;
     super::progress(0, 4, &format!("filling {} x {points} points", hb.cars));
     let started = Instant::now();
     loop {
-        if let Some(status) = engine.child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!(
-                "the engine ended ({status}) before its buffers were full: {}",
-                engine.stderr_tail()
-            ));
+        if let Some(status) = engine
+            .child
+            .try_wait()
+            .map_err(BenchError::wait("the engine"))?
+        {
+            return Err(BenchError::Failed {
+                what: "the engine (before its buffers were full)".into(),
+                status,
+                output: engine.stderr_tail(),
+            });
         }
         // Refused or half-answered while the server starts: try again.
         if let Ok(Value::Array(drivers)) = get_json(addr, "/api/drivers") {
@@ -190,11 +187,13 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
             }
         }
         if started.elapsed() > hb.fill_timeout {
-            return Err(format!(
-                "{} drivers' buffers not full ({points} points each) after {:.0} s",
-                hb.cars,
-                hb.fill_timeout.as_secs_f64()
-            ));
+            return Err(BenchError::Timeout {
+                what: format!(
+                    "{} drivers' buffers not full ({points} points each)",
+                    hb.cars
+                ),
+                after: hb.fill_timeout,
+            });
         }
         pause(hb, Duration::from_millis(200))?;
     }
@@ -222,8 +221,11 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}. {WRK_HINT}", hb.wrk.display()))?;
-    while wrk.try_wait().map_err(|e| e.to_string())?.is_none() {
+        .map_err(|source| BenchError::Wrk {
+            path: hb.wrk.clone(),
+            source,
+        })?;
+    while wrk.try_wait().map_err(BenchError::wait("wrk"))?.is_none() {
         if let Err(e) = pause(hb, Duration::from_millis(50)) {
             let _ = wrk.kill();
             let _ = wrk.wait();
@@ -231,19 +233,22 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         }
     }
     // wrk's report is a few lines: read after it ended, no pipe fills up.
-    let out = wrk.wait_with_output().map_err(|e| e.to_string())?;
+    let out = wrk.wait_with_output().map_err(BenchError::wait("wrk"))?;
     let (records_after, elapsed) = (engine_records(addr)?, t0.elapsed().as_secs_f64());
     super::progress(3, 4, "engine without load");
     let unloaded_after = ingest_rate(hb, addr, quiet)?;
     super::progress(4, 4, "done");
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!(
-            "wrk failed ({}): {}{}",
-            out.status,
-            text.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(BenchError::Failed {
+            what: "wrk".into(),
+            status: out.status,
+            output: format!(
+                "{}{}",
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
     }
     let wrk = WrkReport::parse(&text)?;
     Ok(HttpRow {
@@ -267,18 +272,12 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
     })
 }
 
-fn free_port() -> Result<SocketAddr, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free loopback port: {e}"))
-}
-
 /// Sleeps `span`, or ends early with an error on SIGINT/SIGTERM.
-fn pause(hb: &HttpLoad, span: Duration) -> Result<(), String> {
+fn pause(hb: &HttpLoad, span: Duration) -> Result<(), BenchError> {
     let until = Instant::now() + span;
     while Instant::now() < until {
         if hb.stop.load(Ordering::Relaxed) {
-            return Err("stopped by a signal".into());
+            return Err(BenchError::Stopped);
         }
         std::thread::sleep(
             Duration::from_millis(20).min(until.saturating_duration_since(Instant::now())),
@@ -288,7 +287,7 @@ fn pause(hb: &HttpLoad, span: Duration) -> Result<(), String> {
 }
 
 /// The engine's records per second over `span`.
-fn ingest_rate(hb: &HttpLoad, addr: SocketAddr, span: Duration) -> Result<f64, String> {
+fn ingest_rate(hb: &HttpLoad, addr: SocketAddr, span: Duration) -> Result<f64, BenchError> {
     let (before, t0) = (engine_records(addr)?, Instant::now());
     pause(hb, span)?;
     let after = engine_records(addr)?;
@@ -296,38 +295,46 @@ fn ingest_rate(hb: &HttpLoad, addr: SocketAddr, span: Duration) -> Result<f64, S
 }
 
 /// `GET /api/engine`'s record count.
-fn engine_records(addr: SocketAddr) -> Result<u64, String> {
+fn engine_records(addr: SocketAddr) -> Result<u64, BenchError> {
     get_json(addr, "/api/engine")?["records"]
         .as_u64()
-        .ok_or_else(|| "/api/engine: no \"records\"".to_string())
+        .ok_or_else(|| BenchError::Answer {
+            path: "/api/engine".into(),
+            reason: "no \"records\"".into(),
+        })
 }
 
 /// A one-shot `GET` (HTTP/1.1, `Connection: close`) and its JSON body; enough for polling the
 /// engine without an HTTP client library.
-fn get_json(addr: SocketAddr, path: &str) -> Result<Value, String> {
+fn get_json(addr: SocketAddr, path: &str) -> Result<Value, BenchError> {
+    let connect = |what: String| move |source| BenchError::Connect { what, source };
+    let answer = |reason: &str| BenchError::Answer {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("{addr}: {e}"))?;
+        .map_err(connect(addr.to_string()))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
+        .map_err(connect(addr.to_string()))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
     )
-    .map_err(|e| format!("{path}: {e}"))?;
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer)
-        .map_err(|e| format!("{path}: {e}"))?;
-    let text = String::from_utf8_lossy(&answer);
+    .map_err(connect(path.to_string()))?;
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes)
+        .map_err(connect(path.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{path}: a cut-off answer"))?;
+        .ok_or_else(|| answer("a cut-off answer"))?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "{path}: {}",
-            head.lines().next().unwrap_or_default()
-        ));
+        return Err(answer(head.lines().next().unwrap_or_default()));
     }
-    serde_json::from_str(body).map_err(|e| format!("{path}: {e}"))
+    serde_json::from_str(body).map_err(|source| BenchError::AnswerJson {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// What wrk prints with `--latency`.
@@ -343,8 +350,11 @@ struct WrkReport {
 }
 
 impl WrkReport {
-    fn parse(text: &str) -> Result<WrkReport, String> {
-        let missing = |what: &str| format!("wrk's output has no {what}: {}", text.trim());
+    fn parse(text: &str) -> Result<WrkReport, BenchError> {
+        let missing = |what: &str| BenchError::WrkReport {
+            missing: what.to_string(),
+            output: text.to_string(),
+        };
         let after = |prefix: &str| {
             text.lines()
                 .map(str::trim)
@@ -352,7 +362,7 @@ impl WrkReport {
                 .map(str::trim)
         };
         // "  Latency Distribution" then "     50%   17.70ms", ...
-        let percentile = |p: &str| -> Result<f64, String> {
+        let percentile = |p: &str| -> Result<f64, BenchError> {
             let dist = text
                 .split_once("Latency Distribution")
                 .ok_or_else(|| missing("latency distribution (--latency)"))?
@@ -514,6 +524,7 @@ Transfer/sec:      9.87MB
         let plain = WRK.replace("Latency Distribution", "");
         assert!(WrkReport::parse(&plain)
             .unwrap_err()
+            .to_string()
             .contains("latency distribution"));
     }
 

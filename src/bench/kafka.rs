@@ -4,13 +4,13 @@
 //! acknowledged: `kafka.alert_timings`); then the produced topic drained by the engine and by
 //! a plain consumer, whose rate is the ceiling the engine can reach.
 
-use super::{progress, read_summary_file, Row};
+use super::child::{Capture, RunCommand};
+use super::{progress, read_summary_file, BenchError, Row};
 use crate::config::PitwallConfig;
 use crate::kafka::timing::AlertTiming;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,11 +47,11 @@ pub struct Stage {
 /// Produce and engine at once through the broker: throughput, and with a rate the latency
 /// from a sample's send time to its alert arriving on the alerts topic, with its breakdown;
 /// then the engine and a plain consumer each drain the produced topic afresh.
-pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, String> {
+pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, BenchError> {
     use crate::source::InputSpec;
 
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(BenchError::Exe)?;
+    let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -78,19 +78,15 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, String> {
     let toml = toml::to_string(&PitwallConfig {
         kafka: cfg.clone(),
         ..kb.config.clone()
-    })
-    .map_err(|e| e.to_string())?;
-    std::fs::write(&config, toml).map_err(|e| e.to_string())?;
+    })?;
+    std::fs::write(&config, toml).map_err(BenchError::file(&config))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(crate::kafka::admin::create_topics(&cfg))
-        .map_err(|e| e.to_string())?;
+        .map_err(BenchError::Runtime)?;
+    runtime.block_on(crate::kafka::admin::create_topics(&cfg))?;
 
-    let spec = InputSpec::resolve(&kb.input, &kb.config.simulator, None, Default::default())
-        .map_err(|e| e.0)?;
+    let spec = InputSpec::resolve(&kb.input, &kb.config.simulator, None, Default::default())?;
     // The race's own rate decides the replay speed that gives the wanted message rate.
     let (records, span_ms) = count_and_span(&spec, &kb.input)?;
     let speed = if kb.rate > 0.0 {
@@ -103,26 +99,30 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, String> {
     // so it must outlast the warm-up below; the idle tail is taken off the elapsed time.
     let idle = 8.0;
     let summary_file = dir.path().join("summary.json");
-    let mut engine = spawn_engine(&exe, &config, &cfg, None, idle, kb.workers, &summary_file)?;
+    let engine = engine_run(&exe, &config, &cfg, None, idle, kb.workers, &summary_file);
+    let mut engine = engine.spawn().map_err(BenchError::spawn(&engine))?;
     let watch = AlertWatch::start(&cfg, &format!("{prefix}-watch"))?;
     // Let the engine and the watcher join before the first message.
     std::thread::sleep(Duration::from_secs(3));
     progress(0, 3, "producing");
     let started = Instant::now();
-    let source = spec.open_single().map_err(|e| e.0)?;
+    let source = spec.open_single()?;
     let stats = crate::kafka::produce::produce(
         &cfg,
         source,
         speed,
         kb.config.engine.batch,
         &Default::default(),
-    )
-    .map_err(|e| e.to_string())?;
-    let status = engine.wait().map_err(|e| e.to_string())?;
+    )?;
+    let status = engine.wait().map_err(BenchError::wait("the engine"))?;
     let elapsed = started.elapsed().as_secs_f64() - idle;
     let seen = watch.stop();
     if !status.success() {
-        return Err(format!("the engine failed: {status}"));
+        return Err(BenchError::Failed {
+            what: "the engine".into(),
+            status,
+            output: String::new(),
+        });
     }
     let summary = read_summary_file(&summary_file)?;
     let mut latencies: Vec<f64> = Vec::new();
@@ -159,7 +159,7 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, String> {
     let drain_idle = 2.0;
     let drain_file = dir.path().join("drain.json");
     let group = format!("{prefix}-drain");
-    let status = spawn_engine(
+    let drain_run = engine_run(
         &exe,
         &config,
         &cfg,
@@ -167,11 +167,18 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, String> {
         drain_idle,
         kb.workers,
         &drain_file,
-    )?
-    .wait()
-    .map_err(|e| e.to_string())?;
+    );
+    let status = drain_run
+        .spawn()
+        .map_err(BenchError::spawn(&drain_run))?
+        .wait()
+        .map_err(BenchError::wait("the engine's drain"))?;
     if !status.success() {
-        return Err(format!("the engine's drain failed: {status}"));
+        return Err(BenchError::Failed {
+            what: "the engine's drain".into(),
+            status,
+            output: String::new(),
+        });
     }
     let drained = read_summary_file(&drain_file)?;
     let mut drain = Row::from_summary(&format!("drain -w {}", kb.workers), kb.workers, 1, &drained);
@@ -240,7 +247,7 @@ fn unix_us(t: SystemTime) -> u64 {
 }
 
 /// `pitwall run` on the bench's topics (`config`), until `idle` seconds without a message.
-fn spawn_engine(
+fn engine_run(
     exe: &Path,
     config: &Path,
     cfg: &crate::config::KafkaConfig,
@@ -248,30 +255,20 @@ fn spawn_engine(
     idle: f64,
     workers: usize,
     summary: &Path,
-) -> Result<std::process::Child, String> {
-    let mut command = Command::new(exe);
-    command.args([
-        "run",
-        "-q",
-        "--http",
-        "off",
-        "--brokers",
-        &cfg.brokers,
-        "--until-idle",
-        &idle.to_string(),
-        "-w",
-        &workers.to_string(),
-        "--summary",
-        &summary.display().to_string(),
-    ]);
-    if let Some(g) = group {
-        command.args(["--group", g]);
-    }
-    command
+) -> RunCommand {
+    let run = RunCommand::new(exe)
+        .quiet()
+        .http_off()
+        .brokers(&cfg.brokers)
+        .until_idle(idle)
+        .workers(workers)
+        .summary(summary)
         .env("PITWALL_CONFIG", config)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())
+        .stdout(Capture::Null);
+    match group {
+        Some(g) => run.args(["--group", g]),
+        None => run,
+    }
 }
 
 /// A raised alert as the bench's own consumer saw it.
@@ -289,7 +286,7 @@ struct AlertWatch {
 }
 
 impl AlertWatch {
-    fn start(cfg: &crate::config::KafkaConfig, group: &str) -> Result<AlertWatch, String> {
+    fn start(cfg: &crate::config::KafkaConfig, group: &str) -> Result<AlertWatch, BenchError> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::message::Message;
         let topic = cfg.topics.alerts.name.clone();
@@ -301,16 +298,20 @@ impl AlertWatch {
                 "fetch.wait.max.ms",
                 cfg.consumer.fetch_wait_max_ms.to_string(),
             );
-        let watcher: BaseConsumer = ccfg.create().map_err(|e| e.to_string())?;
+        let watcher: BaseConsumer = ccfg
+            .create()
+            .map_err(BenchError::kafka(format!("the alert watcher on {topic}")))?;
         // Assigned, not subscribed: a group join (and its rebalance) would delay the first
         // messages and with them the measured latency.
         let mut assignment = rdkafka::TopicPartitionList::new();
         for p in 0..cfg.topics.alerts.partitions {
             assignment
                 .add_partition_offset(&topic, p, rdkafka::Offset::Beginning)
-                .map_err(|e| e.to_string())?;
+                .map_err(BenchError::kafka(format!("the alert watcher on {topic}")))?;
         }
-        watcher.assign(&assignment).map_err(|e| e.to_string())?;
+        watcher
+            .assign(&assignment)
+            .map_err(BenchError::kafka(format!("the alert watcher on {topic}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -430,20 +431,23 @@ fn raw_drain(
     cfg: &crate::config::KafkaConfig,
     group: &str,
     expected: u64,
-) -> Result<(u64, f64), String> {
+) -> Result<(u64, f64), BenchError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
+    let topic = &cfg.topics.telemetry.name;
+    let what = || format!("plain drain of {topic}");
     let consumer: BaseConsumer = cfg
         .consumer_config(group)
         .create()
-        .map_err(|e| e.to_string())?;
-    let topic = &cfg.topics.telemetry.name;
+        .map_err(BenchError::kafka(what()))?;
     let mut assignment = rdkafka::TopicPartitionList::new();
     for p in 0..cfg.topics.telemetry.partitions {
         assignment
             .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .map_err(|e| e.to_string())?;
+            .map_err(BenchError::kafka(what()))?;
     }
-    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    consumer
+        .assign(&assignment)
+        .map_err(BenchError::kafka(what()))?;
     let started = Instant::now();
     let (mut count, mut last) = (0u64, started);
     while count < expected && last.elapsed() < Duration::from_secs(5) {
@@ -452,18 +456,17 @@ fn raw_drain(
                 count += 1;
                 last = Instant::now();
             }
-            Some(Err(e)) => return Err(format!("plain drain of {topic}: {e}")),
+            Some(Err(e)) => return Err(BenchError::kafka(what())(e)),
             None => {}
         }
     }
     Ok((count, last.duration_since(started).as_secs_f64()))
 }
 
-fn count_and_span(spec: &crate::source::InputSpec, input: &str) -> Result<(u64, i64), String> {
+fn count_and_span(spec: &crate::source::InputSpec, input: &str) -> Result<(u64, i64), BenchError> {
     let mut src = spec
-        .open(0, 1, None, Default::default())
-        .map_err(|e| e.0)?
-        .ok_or(format!("{input}: nothing to read"))?;
+        .open(0, 1, None, Default::default())?
+        .ok_or_else(|| crate::ingest::InputError::new(format!("{input}: nothing to read")))?;
     let (mut n, mut first, mut last) = (0u64, i64::MAX, i64::MIN);
     let mut buf = Vec::new();
     loop {

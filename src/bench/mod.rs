@@ -3,14 +3,18 @@
 //! a table, a CSV and an SVG chart ([`results`]).
 //!
 //! Every scenario runs `pitwall run` as a child process (so each has its own peak RSS and a
-//! clean start) and reads the [`Summary`] it writes.
+//! clean start), started through [`child`], and reads the [`Summary`] it writes. What fails is
+//! a [`BenchError`].
 
+pub mod child;
+mod error;
 pub mod http_load;
 pub mod kafka;
 pub mod peers;
 pub mod results;
 pub mod weak_scaling;
 
+pub use error::BenchError;
 pub use http_load::{http_load, HttpLoad};
 pub use kafka::{kafka, KafkaBench};
 pub use peers::{peers, PeersBench};
@@ -81,9 +85,12 @@ pub(crate) fn progress(done: usize, total: usize, what: &str) {
 }
 
 /// The `summary.json` a child run wrote.
-pub(crate) fn read_summary_file(path: &Path) -> Result<Summary, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub(crate) fn read_summary_file(path: &Path) -> Result<Summary, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(BenchError::file(path))?;
+    serde_json::from_str(&text).map_err(|source| BenchError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Peak resident set of another process (Linux: VmHWM of /proc/PID/status), KiB; `None` once

@@ -8,8 +8,9 @@
 //! their interpreter or binary. Without a Python that imports bytewax, pitwall runs alone and
 //! the output says how to install the peer.
 
+use super::child::{Capture, RunCommand, RunningChild};
 use super::results::{Bar, PITWALL_COLOR};
-use super::{median, peak_rss_kb_of, progress, read_summary_file};
+use super::{median, peak_rss_kb_of, progress, read_summary_file, BenchError};
 use crate::report::Summary;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -85,14 +86,13 @@ pub struct PeersReport {
 /// The Python to run the peer with: `explicit` (`--python` or PITWALL_PEER_PYTHON), which must
 /// import bytewax; else the active venv's, else `python3`, whichever imports it first; `None`
 /// when none does. Returns the Python and bytewax's version.
-pub fn find_python(explicit: Option<&Path>) -> Result<Option<(PathBuf, String)>, String> {
+pub fn find_python(explicit: Option<&Path>) -> Result<Option<(PathBuf, String)>, BenchError> {
     if let Some(py) = explicit {
         return match bytewax_version(py) {
             Some(v) => Ok(Some((py.to_path_buf(), v))),
-            None => Err(format!(
-                "--python {}: cannot import bytewax with it; {INSTALL_HINT}",
-                py.display()
-            )),
+            None => Err(BenchError::NoBytewax {
+                python: py.to_path_buf(),
+            }),
         };
     }
     let mut candidates = Vec::new();
@@ -121,8 +121,8 @@ fn bytewax_version(python: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-pub fn peers(pb: &PeersBench) -> Result<PeersReport, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+pub fn peers(pb: &PeersBench) -> Result<PeersReport, BenchError> {
+    let exe = std::env::current_exe().map_err(BenchError::Exe)?;
     let runs_per_pair = if pb.peer.is_some() { 2 } else { 1 };
     let total = pb.workers.len() * pb.repeat.max(1) * runs_per_pair;
     let mut done = 0;
@@ -218,27 +218,24 @@ fn median_row(scenario: &str, workers: usize, pairs: &[PeerRow]) -> PeerRow {
 }
 
 /// `pitwall run --input RACE -q --http off --summary F -w N`: the engine only.
-fn run_pitwall(exe: &Path, input: &Path, workers: usize) -> Result<Summary, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+fn run_pitwall(exe: &Path, input: &Path, workers: usize) -> Result<Summary, BenchError> {
+    let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let summary = dir.path().join("summary.json");
-    let out = Command::new(exe)
-        .arg("run")
-        .arg("--input")
-        .arg(input)
-        .args(["-q", "--http", "off", "--summary"])
-        .arg(&summary)
-        .args(["-w", &workers.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let run = RunCommand::new(exe)
+        .input(input)
+        .quiet()
+        .http_off()
+        .summary(&summary)
+        .workers(workers)
+        .stdout(Capture::Null)
+        .stderr(Capture::Pipe);
+    let out = run.output().map_err(BenchError::spawn(&run))?;
     if !out.status.success() {
-        return Err(format!(
-            "pitwall run -w {workers} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(BenchError::Failed {
+            what: format!("pitwall run -w {workers}"),
+            status: out.status,
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     read_summary_file(&summary)
 }
@@ -246,21 +243,23 @@ fn run_pitwall(exe: &Path, input: &Path, workers: usize) -> Result<Summary, Stri
 /// `PYTHON bytewax_pipeline.py -w N --data RACE --mode M`: its JSON line, and its peak RSS,
 /// read from /proc while it runs (its VmHWM only grows; the last reading before it ends is
 /// kept).
-fn run_peer(peer: &Peer, input: &Path, workers: usize) -> Result<PeerRun, String> {
+fn run_peer(peer: &Peer, input: &Path, workers: usize) -> Result<PeerRun, BenchError> {
     let what = format!(
         "{} {} -w {workers}",
         peer.python.display(),
         peer.script.display()
     );
-    let mut child = Command::new(&peer.python)
-        .arg(&peer.script)
-        .args(["-w", &workers.to_string(), "--mode", &peer.mode, "--data"])
-        .arg(input)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{what}: {e}"))?;
+    let mut child = RunningChild::new(
+        Command::new(&peer.python)
+            .arg(&peer.script)
+            .args(["-w", &workers.to_string(), "--mode", &peer.mode, "--data"])
+            .arg(input)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(BenchError::spawn(&what))?,
+    );
     // Read both pipes aside, so a chatty peer never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -271,8 +270,8 @@ fn run_peer(peer: &Peer, input: &Path, workers: usize) -> Result<PeerRun, String
             text
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let stdout = drain(child.take_stdout().map(|p| Box::new(p) as _));
+    let stderr = drain(child.take_stderr().map(|p| Box::new(p) as _));
     let mut peak = None;
     let status = loop {
         if let Some(kb) = peak_rss_kb_of(child.id()) {
@@ -281,25 +280,36 @@ fn run_peer(peer: &Peer, input: &Path, workers: usize) -> Result<PeerRun, String
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("{what}: {e}")),
+            Err(e) => return Err(BenchError::wait(&what)(e)),
         }
     };
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     if !status.success() {
-        return Err(format!("{what} failed ({status}): {}", tail(&stderr)));
+        return Err(BenchError::Failed {
+            what,
+            status,
+            output: tail(&stderr),
+        });
     }
     let line = stdout
         .lines()
         .rev()
         .find(|l| l.trim_start().starts_with('{'))
-        .ok_or_else(|| format!("{what} printed no JSON line: {}", tail(&stdout)))?;
-    let v: Value =
-        serde_json::from_str(line).map_err(|e| format!("{what}: {e} in its line {line:?}"))?;
+        .ok_or_else(|| BenchError::PeerReport {
+            what: what.clone(),
+            reason: format!("printed no JSON line: {}", tail(&stdout)),
+        })?;
+    let v: Value = serde_json::from_str(line).map_err(|source| BenchError::PeerJson {
+        what: what.clone(),
+        line: line.to_string(),
+        source,
+    })?;
     let number = |key: &str| {
-        v[key]
-            .as_f64()
-            .ok_or_else(|| format!("{what}: no {key:?} in its line {line:?}"))
+        v[key].as_f64().ok_or_else(|| BenchError::PeerReport {
+            what: what.clone(),
+            reason: format!("no {key:?} in its line {line:?}"),
+        })
     };
     Ok(PeerRun {
         records: number("records")? as u64,

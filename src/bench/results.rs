@@ -1,6 +1,6 @@
 //! A bench run's rows as a console table, a CSV and an SVG bar chart.
 
-use super::Row;
+use super::{BenchError, Row};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,11 @@ pub fn print_table(rows: &[Row]) {
 }
 
 /// Writes `<dir>/<name>.csv` and `<dir>/<name>.svg`; returns their paths.
-pub fn write_results(dir: &Path, name: &str, rows: &[Row]) -> Result<(PathBuf, PathBuf), String> {
+pub fn write_results(
+    dir: &Path,
+    name: &str,
+    rows: &[Row],
+) -> Result<(PathBuf, PathBuf), BenchError> {
     write_csv_and_chart(dir, name, rows, "records/s", &bars_of(rows))
 }
 
@@ -62,18 +66,22 @@ pub fn write_csv_and_chart<T: serde::Serialize>(
     rows: &[T],
     unit: &str,
     bars: &[Bar],
-) -> Result<(PathBuf, PathBuf), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> Result<(PathBuf, PathBuf), BenchError> {
+    std::fs::create_dir_all(dir).map_err(BenchError::file(dir))?;
     let csv_path = dir.join(format!("{name}.csv"));
-    let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
+    let csv_error = |source| BenchError::Csv {
+        path: csv_path.clone(),
+        source,
+    };
+    let mut w = csv::Writer::from_path(&csv_path).map_err(csv_error)?;
     for r in rows {
-        w.serialize(r).map_err(|e| e.to_string())?;
+        w.serialize(r).map_err(csv_error)?;
     }
-    w.flush().map_err(|e| e.to_string())?;
+    w.flush().map_err(BenchError::file(&csv_path))?;
     let svg_path = dir.join(format!("{name}.svg"));
     std::fs::File::create(&svg_path)
         .and_then(|mut f| f.write_all(chart(name, unit, bars).as_bytes()))
-        .map_err(|e| e.to_string())?;
+        .map_err(BenchError::file(&svg_path))?;
     Ok((csv_path, svg_path))
 }
 

@@ -1,10 +1,10 @@
 //! Weak scaling: workers 1, 2, … (and processes), the work growing with them; efficiency is
 //! T1 / Tn.
 
-use super::{progress, read_summary_file, Row};
+use super::child::{write_local_hostfile, Capture, RunCommand};
+use super::{progress, read_summary_file, BenchError, Row};
 use crate::report::Summary;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 pub struct WeakScaling {
     /// Worker counts of single-process scenarios.
@@ -19,106 +19,71 @@ pub struct WeakScaling {
     pub repeat: usize,
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
 /// Runs one scenario: `processes` × `workers`, the work sized for all of them.
 fn run_scenario(
     exe: &Path,
     ws: &WeakScaling,
     workers: usize,
     processes: usize,
-) -> Result<Summary, String> {
+) -> Result<Summary, BenchError> {
     let peers = workers * processes;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let summary = dir.path().join("summary.json");
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "-q".into(),
-        "--http".into(),
-        "off".into(),
-        "--summary".into(),
-        summary.display().to_string(),
-    ];
-    if ws.input == "sim" {
-        args.extend([
-            "--input".into(),
-            "sim".into(),
-            "--cars".into(),
+    let mut run = RunCommand::new(exe)
+        .input(&ws.input)
+        .workers(workers)
+        .http_off()
+        .quiet()
+        .stdout(Capture::Null);
+    run = if ws.input == "sim" {
+        run.args([
+            "--cars".to_string(),
             (ws.drivers_per_worker * peers).to_string(),
-            "--laps".into(),
+            "--laps".to_string(),
             ws.laps.to_string(),
-        ]);
+        ])
     } else {
-        args.extend(["--input".into(), ws.input.clone(), "--clone-drivers".into()]);
-    }
-    args.extend(["-w".into(), workers.to_string()]);
+        run.arg("--clone-drivers")
+    };
     if processes > 1 {
         let hosts = dir.path().join("hosts");
-        let lines: Vec<String> = (0..processes)
-            .map(|_| free_port().map(|p| format!("127.0.0.1:{p}")))
-            .collect::<Result<_, _>>()?;
-        std::fs::write(&hosts, lines.join("\n") + "\n").map_err(|e| e.to_string())?;
-        let mut others = Vec::new();
-        for p in 1..processes {
-            let mut a = args.clone();
-            a.extend([
-                "-n".into(),
-                processes.to_string(),
-                "-p".into(),
-                p.to_string(),
-                "--hostfile".into(),
-                hosts.display().to_string(),
-            ]);
-            // Only process 0 writes the summary.
-            let pos = a.iter().position(|x| x == "--summary").unwrap_or(0);
-            a.drain(pos..pos + 2);
-            others.push(
-                Command::new(exe)
-                    .args(&a)
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        args.extend([
-            "-n".into(),
-            processes.to_string(),
-            "-p".into(),
-            "0".into(),
-            "--hostfile".into(),
-            hosts.display().to_string(),
-        ]);
-        let status = Command::new(exe)
-            .args(&args)
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| e.to_string())?;
+        write_local_hostfile(&hosts, processes).map_err(BenchError::Port)?;
+        let job = run.cluster(processes, &hosts);
+        // Only process 0 writes the summary.
+        let others = (1..processes)
+            .map(|p| {
+                let other = job.clone().process(p);
+                other.spawn().map_err(BenchError::spawn(&other))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = job.summary(&summary);
+        let status = first.status().map_err(BenchError::spawn(&first))?;
         for mut o in others {
             let _ = o.wait();
         }
         if !status.success() {
-            return Err(format!("scenario {processes} processes failed: {status}"));
+            return Err(BenchError::Failed {
+                what: format!("scenario {processes} processes"),
+                status,
+                output: String::new(),
+            });
         }
     } else {
-        let status = Command::new(exe)
-            .args(&args)
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| e.to_string())?;
+        let run = run.summary(&summary);
+        let status = run.status().map_err(BenchError::spawn(&run))?;
         if !status.success() {
-            return Err(format!("scenario -w {workers} failed: {status}"));
+            return Err(BenchError::Failed {
+                what: format!("scenario -w {workers}"),
+                status,
+                output: String::new(),
+            });
         }
     }
     read_summary_file(&summary)
 }
 
-pub fn weak_scaling(ws: &WeakScaling) -> Result<Vec<Row>, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+pub fn weak_scaling(ws: &WeakScaling) -> Result<Vec<Row>, BenchError> {
+    let exe = std::env::current_exe().map_err(BenchError::Exe)?;
     let mut scenarios: Vec<(String, usize, usize)> = ws
         .workers
         .iter()

@@ -42,12 +42,12 @@ pub(super) fn build<'scope>(
         .store
         .as_ref()
         .map(|store| StoreHook::new(store.clone(), plan.epochs.clone()));
-    let outputs = analyze_placed(records, &plan.detectors, hook, &ends.placement);
-    let race = race_views(outputs.clone(), &plan.detectors.race, &plan.models);
+    let analysis = analyze_placed(records, &plan.detectors, hook, &ends.placement);
+    let race = race_views(analysis.facts, &plan.detectors.race, &plan.models);
     if let Some(store) = &plan.store {
         race_into_store(race.clone(), store.clone());
     }
-    let outputs = outputs.concat(race);
+    let outputs = analysis.outputs.concat(race);
     if let Some(k) = &plan.kafka {
         kafka_sink(outputs.clone(), &k.cfg, plan.deliveries.clone())?.probe_with(durable);
     }

@@ -10,7 +10,7 @@ use crate::ingest::{EpochClock, Pace, SourceStats};
 use crate::kafka::sink::Deliveries;
 use crate::kafka::source::CommitBoard;
 use crate::kafka::KafkaConfig;
-use crate::race::model_file::ModelFile;
+use crate::models::model_file::ModelFile;
 use crate::sinks::collect::Console;
 use crate::source::InputSpec;
 use pitwall_dataflows::config::DetectorConfig;

@@ -205,17 +205,15 @@ mod tests {
 
     fn sample() -> Telemetry {
         Telemetry {
-            driver: DriverId::new("LEC").unwrap(),
-            ts_ms: 1_685_278_862_424,
             speed: 232.0,
             rpm: 10179.0,
             throttle: 104.0,
-            brake_temp: None,
             position: Some([1.5, -2.0]),
             lap: Some(12),
             gear: 128,
             drs: 12,
             brake: true,
+            ..Telemetry::at(DriverId::new("LEC").unwrap(), 1_685_278_862_424)
         }
     }
 

@@ -21,124 +21,14 @@
 //! FastF1's speed, rpm and throttle are whole numbers, so the real race is served exactly. Not-a-number (a sample the wheel-spin detector
 //! could not judge) has its own code, [`NONE`].
 
-use super::pyramid::{Fold, Found, Pyramid, FINEST, METRIC_COUNT, SPANS};
-use super::store::Point;
+use super::pyramid::{Fold, Found, Pyramid, FINEST, SPANS};
+use super::sample::{
+    Code, Metric, Point, BRAKE_TEMP, EXPECTED_SPEED, NONE, RPM, SPEED, THROTTLE, WHEEL_SPIN,
+};
 use std::collections::BTreeMap;
-
-/// A value as its column keeps it; codes order as the values do.
-pub type Code = u16;
-
-/// The code of not-a-number; no value encodes to it.
-pub const NONE: Code = u16::MAX;
-
-/// Fixed point: `code = round((value - min) × per_unit)`, saturating at the ends.
-#[derive(Clone, Copy, Debug)]
-pub struct Fixed {
-    pub per_unit: f64,
-    pub min: f64,
-}
-
-impl Fixed {
-    /// Rounds half up by adding a half and truncating: `f64::round` is a libm call on a
-    /// baseline x86-64 build, and this runs six times a sample on the dataflow's thread.
-    pub fn encode(self, v: f32) -> Code {
-        if !v.is_finite() {
-            return NONE;
-        }
-        let x = (v as f64 - self.min) * self.per_unit + 0.5;
-        if x <= 0.0 {
-            0
-        } else if x >= (NONE - 1) as f64 {
-            NONE - 1
-        } else {
-            x as Code
-        }
-    }
-
-    /// Division rather than a multiplication by the step, so that `12345 / 100` is the
-    /// `f32` nearest 123.45, as the value that was encoded most likely was.
-    pub fn decode(self, c: Code) -> f32 {
-        if c == NONE {
-            return f32::NAN;
-        }
-        (c as f64 / self.per_unit + self.min) as f32
-    }
-}
-
-pub const SPEED: Fixed = Fixed {
-    per_unit: 100.0,
-    min: 0.0,
-};
-pub const RPM: Fixed = Fixed {
-    per_unit: 2.0,
-    min: 0.0,
-};
-/// Kept in a byte: codes up to 254.
-pub const THROTTLE: Fixed = Fixed {
-    per_unit: 2.0,
-    min: 0.0,
-};
 
 /// The code of a throttle without a value, in its byte column.
 const THROTTLE_NONE: u8 = u8::MAX;
-pub const EXPECTED_SPEED: Fixed = Fixed {
-    per_unit: 50.0,
-    min: 0.0,
-};
-pub const WHEEL_SPIN: Fixed = Fixed {
-    per_unit: 20.0,
-    min: -100.0,
-};
-pub const BRAKE_TEMP: Fixed = Fixed {
-    per_unit: 20.0,
-    min: -50.0,
-};
-
-/// The point metrics, in the order of [`super::store::METRICS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Metric {
-    Speed,
-    Rpm,
-    Throttle,
-    Brake,
-    Gear,
-    Drs,
-    ExpectedSpeed,
-    WheelSpin,
-    BrakeTemp,
-}
-
-impl Metric {
-    pub const ALL: [Metric; METRIC_COUNT] = [
-        Metric::Speed,
-        Metric::Rpm,
-        Metric::Throttle,
-        Metric::Brake,
-        Metric::Gear,
-        Metric::Drs,
-        Metric::ExpectedSpeed,
-        Metric::WheelSpin,
-        Metric::BrakeTemp,
-    ];
-
-    pub fn parse(name: &str) -> Option<Metric> {
-        let i = super::store::METRICS.iter().position(|m| *m == name)?;
-        Some(Metric::ALL[i])
-    }
-
-    /// The value of a code of this metric (gear, DRS and brake are their own codes).
-    pub fn decode(self, c: Code) -> f32 {
-        match self {
-            Metric::Speed => SPEED.decode(c),
-            Metric::Rpm => RPM.decode(c),
-            Metric::Throttle => THROTTLE.decode(c),
-            Metric::ExpectedSpeed => EXPECTED_SPEED.decode(c),
-            Metric::WheelSpin => WHEEL_SPIN.decode(c),
-            Metric::BrakeTemp => BRAKE_TEMP.decode(c),
-            Metric::Brake | Metric::Gear | Metric::Drs => c as f32,
-        }
-    }
-}
 
 const DRS_MASK: u8 = 0x0f;
 const BRAKE_BIT: u8 = 0x10;
@@ -340,20 +230,17 @@ impl PointColumns {
             pyramid,
             ..
         } = self;
-        pyramid.run_done(
-            last,
-            |metric, codes: &mut [Code; FINEST]| match Metric::ALL[metric] {
-                Metric::Speed => fill_run(codes, &values[0], first, |c| c),
-                Metric::Rpm => fill_run(codes, &values[1], first, |c| c),
-                Metric::Throttle => fill_run(codes, throttle, first, throttle_code),
-                Metric::ExpectedSpeed => fill_run(codes, &values[2], first, |c| c),
-                Metric::WheelSpin => fill_run(codes, &values[3], first, |c| c),
-                Metric::BrakeTemp => fill_run(codes, &values[4], first, |c| c),
-                Metric::Gear => fill_run(codes, gear, first, Code::from),
-                Metric::Drs => fill_run(codes, flags, first, |f| (f & DRS_MASK) as Code),
-                Metric::Brake => fill_run(codes, flags, first, |f| ((f & BRAKE_BIT) != 0) as Code),
-            },
-        );
+        pyramid.run_done(last, |metric, codes: &mut [Code; FINEST]| match metric {
+            Metric::Speed => fill_run(codes, &values[0], first, |c| c),
+            Metric::Rpm => fill_run(codes, &values[1], first, |c| c),
+            Metric::Throttle => fill_run(codes, throttle, first, throttle_code),
+            Metric::ExpectedSpeed => fill_run(codes, &values[2], first, |c| c),
+            Metric::WheelSpin => fill_run(codes, &values[3], first, |c| c),
+            Metric::BrakeTemp => fill_run(codes, &values[4], first, |c| c),
+            Metric::Gear => fill_run(codes, gear, first, Code::from),
+            Metric::Drs => fill_run(codes, flags, first, |f| (f & DRS_MASK) as Code),
+            Metric::Brake => fill_run(codes, flags, first, |f| ((f & BRAKE_BIT) != 0) as Code),
+        });
     }
 
     fn encoded(&self, seq: u64) -> Encoded {
@@ -430,7 +317,6 @@ impl PointColumns {
         out: &mut Vec<(i64, f32)>,
     ) {
         let (lo, hi) = self.range(from, to);
-        let m = metric as usize;
         let code_at = |seq: u64| self.code(metric, seq);
         let value = |seq: u64, c: Code| (self.ts(seq), metric.decode(c));
         let Some(width) = bucket_width(lo, hi, max) else {
@@ -446,7 +332,7 @@ impl PointColumns {
         while b < hi {
             let b_end = ((b / width + 1) * width).min(hi);
             let mut fold = Fold::default();
-            self.pyramid.extremes(m, b, b_end, code_at, &mut fold);
+            self.pyramid.extremes(metric, b, b_end, code_at, &mut fold);
             if let Some(f) = fold.found() {
                 if max < 2 {
                     out.push(value(f.max_seq, f.max));
@@ -577,10 +463,10 @@ mod tests {
 
     /// What the downsampled answer must be, computed from the raw points of the range with
     /// the same bucket width: each bucket's first minimum and last maximum.
-    fn brute_force(kept: &[(u64, Point)], metric: &str, max: usize) -> Vec<(i64, f32)> {
+    fn brute_force(kept: &[(u64, Point)], metric: Metric, max: usize) -> Vec<(i64, f32)> {
         let values: Vec<(u64, i64, f32)> = kept
             .iter()
-            .map(|(seq, p)| (*seq, p.ts_ms, p.value(metric).unwrap()))
+            .map(|(seq, p)| (*seq, p.ts_ms, p.value(metric)))
             .collect();
         let (Some(lo), Some(hi)) = (values.first(), values.last()) else {
             return Vec::new();
@@ -660,19 +546,21 @@ mod tests {
                     _ => {}
                 }
                 let max = [1, 2, 3, 10, 100, 1000, 100_000][r.below(7) as usize];
-                let metric = crate::http::store::METRICS[r.below(9) as usize];
+                let metric = Metric::ALL[r.below(Metric::COUNT as u64) as usize];
                 let in_range: Vec<(u64, Point)> = kept
                     .iter()
                     .filter(|(_, p)| (from..=to).contains(&p.ts_ms))
                     .copied()
                     .collect();
                 let mut got = Vec::new();
-                columns.series(Metric::parse(metric).unwrap(), from, to, max, &mut got);
+                columns.series(metric, from, to, max, &mut got);
                 let want = brute_force(&in_range, metric, max);
                 assert!(got.len() <= max, "{} points for max {max}", got.len());
                 assert_eq!(
-                    got, want,
-                    "capacity {capacity}, pushed {pushed}, {metric} [{from}, {to}] max {max}"
+                    got,
+                    want,
+                    "capacity {capacity}, pushed {pushed}, {} [{from}, {to}] max {max}",
+                    metric.as_str()
                 );
             }
             // Debug text, as NaN is not equal to itself.
@@ -698,7 +586,7 @@ mod tests {
                 let mut got = Vec::new();
                 let m = Metric::parse(metric).unwrap();
                 columns.series(m, i64::MIN, i64::MAX, max, &mut got);
-                assert_eq!(got, brute_force(kept, metric, max), "{metric} after {seq}");
+                assert_eq!(got, brute_force(kept, m, max), "{metric} after {seq}");
             }
         }
     }

@@ -355,3 +355,440 @@ pub fn engine(store: &Store) -> Value {
         "kafka": kafka,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PitwallConfig;
+    use crate::http::params::parse_query;
+    use crate::http::response::answer;
+    use crate::http::store::StoreHook;
+    use crate::http::test_store::{json, store, store_lugging};
+    use crate::ingest::EpochClock;
+    use pitwall_dataflows::analysis::DriverAnalysis;
+    use pitwall_dataflows::config::WindowConfig;
+    use pitwall_dataflows::dataflow::AnalysisHook;
+    use pitwall_dataflows::race::driver_laps::DriverLap;
+    use pitwall_dataflows::race::{
+        FieldState, FieldView, LapDone, ModelType, PitStop, RaceItem, RaceUpdate, Standing,
+    };
+    use pitwall_dataflows::{DetectorConfig, Telemetry};
+    use std::sync::Arc;
+
+    /// A handler's answer to `query` (a request's query string), as status and JSON.
+    fn get(
+        s: &Store,
+        handler: fn(&Store, &Query) -> Result<Value, Response>,
+        query: &str,
+    ) -> (u16, Value) {
+        let r = answer(handler(s, &parse_query(Some(query))));
+        (r.status, json(&r))
+    }
+
+    /// `/api/series`' answer to `query`.
+    fn series_answer(s: &Store, query: &str) -> Response {
+        series_points(s, &parse_query(Some(query))).unwrap_or_else(|e| e)
+    }
+
+    #[test]
+    fn series_alerts_and_annotations_without_a_socket() {
+        let s = store();
+        let r = series_answer(&s, "driver=HAM&metric=speed&from=1000000&to=1000999");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            json(&r),
+            serde_json::json!([
+                {"time": 1000000, "value": 100.0}, {"time": 1000250, "value": 101.0},
+                {"time": 1000500, "value": 102.0}, {"time": 1000750, "value": 103.0}
+            ])
+        );
+        let (_, lugging) = get(&s, alerts, "driver=HAM&type=lugging");
+        assert_eq!(lugging.as_array().unwrap().len(), 1);
+        assert_eq!(
+            lugging[0]["status"], "cleared",
+            "the cleared state replaced the raised one"
+        );
+        assert_eq!(lugging[0]["start_ms"], 1_002_500);
+        // The same alert as an annotation row, fields named as Grafana maps them.
+        let (_, rows) = get(&s, annotations, "driver=HAM");
+        let a = &rows[0];
+        assert_eq!(
+            (&a["time"], &a["timeEnd"], &a["tags"], &a["title"]),
+            (
+                &serde_json::json!(1_002_500),
+                &lugging[0]["end_ms"],
+                &serde_json::json!("low,lugging,HAM"),
+                &serde_json::json!("HAM lugging")
+            )
+        );
+        assert!(a["text"].as_str().is_some_and(|t| t.contains("lug")), "{a}");
+        let r = metrics(&s);
+        assert!(String::from_utf8_lossy(&r.body).contains("pitwall_records_total"));
+        assert_eq!(
+            series_answer(&s, "driver=HAM&metric=speed&maxDataPoints=0").status,
+            400
+        );
+    }
+
+    fn lap_row(driver: &str, lap: u16, end_ms: i64, position: u16, gap_ms: i64) -> LapRow {
+        let driver = DriverId::new(driver).unwrap();
+        LapRow {
+            lap: DriverLap {
+                done: LapDone {
+                    driver,
+                    lap,
+                    start_ms: end_ms - 80_000,
+                    end_ms,
+                    by_distance: false,
+                    samples: 320,
+                    spin_samples: 0,
+                    max_speed_kmh: 290,
+                    top_gear: 8,
+                    max_rpm: 11_800,
+                    stationary_ms: 0,
+                    hard_decels: 0,
+                    glitch_gears: 0,
+                },
+                lap_time_ms: 80_000,
+                pit_in: false,
+                pit_out: false,
+                stint: 1,
+                tyre_age_laps: lap,
+                pit_count: 0,
+                clean: lap > 1,
+                best_ms: 80_000,
+                pace_permille: 1000,
+                stint_loss_ms: 0,
+                trend_ms_per_lap: 0,
+                spread_permille: 0,
+            },
+            standing: Standing {
+                position,
+                gap_to_leader_ms: gap_ms,
+                interval_ms: gap_ms,
+                ahead: None,
+            },
+            field: FieldView::default(),
+        }
+    }
+
+    fn prediction(driver: &str, lap: u16, model: ModelType, ppm: u32) -> Prediction {
+        Prediction {
+            driver: DriverId::new(driver).unwrap(),
+            lap,
+            model,
+            ts_ms: 1_685_278_862_424 + lap as i64 * 80_000,
+            probability_ppm: ppm,
+            confidence_ppm: ppm,
+        }
+    }
+
+    /// A store whose race book holds VER on laps 1-2, HAM on laps 1-2 (lap 2's position
+    /// corrected by a retraction and an insertion), LEC on lap 1 only; a stop and predictions.
+    fn race_store() -> Store {
+        let s = store();
+        let ins = |item| RaceUpdate { item, diff: 1 };
+        let stop = PitRow {
+            stop: PitStop {
+                driver: DriverId::new("LEC").unwrap(),
+                lap: 1,
+                pit_in_ms: 1_000_070_000,
+                pit_out_ms: 1_000_095_000,
+                stationary_ms: 2_500,
+                limit_kmh: 80,
+            },
+            field_state: FieldState::Green,
+        };
+        let updates = vec![
+            ins(RaceItem::Lap(lap_row("VER", 1, 1_000_080_000, 1, 0))),
+            ins(RaceItem::Lap(lap_row("HAM", 1, 1_000_081_000, 2, 1_000))),
+            ins(RaceItem::Lap(lap_row("LEC", 1, 1_000_082_000, 3, 2_000))),
+            ins(RaceItem::Lap(lap_row("HAM", 2, 1_000_160_000, 1, 0))),
+            ins(RaceItem::Lap(lap_row("VER", 2, 1_000_159_000, 1, 0))),
+            RaceUpdate {
+                item: RaceItem::Lap(lap_row("HAM", 2, 1_000_160_000, 1, 0)),
+                diff: -1,
+            },
+            ins(RaceItem::Lap(lap_row("HAM", 2, 1_000_160_000, 2, 1_000))),
+            ins(RaceItem::Pit(stop)),
+            ins(RaceItem::Prediction(prediction(
+                "VER",
+                1,
+                ModelType::PitStopProbability,
+                100_000,
+            ))),
+            ins(RaceItem::Prediction(prediction(
+                "VER",
+                2,
+                ModelType::PitStopProbability,
+                700_000,
+            ))),
+            ins(RaceItem::Prediction(prediction(
+                "VER",
+                2,
+                ModelType::CrashRisk,
+                50_000,
+            ))),
+            ins(RaceItem::Prediction(prediction(
+                "HAM",
+                2,
+                ModelType::PitStopProbability,
+                300_000,
+            ))),
+        ];
+        s.apply_race(&updates);
+        s
+    }
+
+    #[test]
+    fn standings_are_each_drivers_latest_lap_in_race_order() {
+        let s = race_store();
+        let (status, rows) = get(&s, |s, _| standings(s), "");
+        assert_eq!(status, 200);
+        let order: Vec<(u64, &str, u64, i64, u64)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["position"].as_u64().unwrap(),
+                    r["driver_id"].as_str().unwrap(),
+                    r["lap"].as_u64().unwrap(),
+                    r["gap_to_leader_ms"].as_i64().unwrap(),
+                    r["laps_down"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (1, "VER", 2, 0, 0),
+                (2, "HAM", 2, 1_000, 0),
+                (3, "LEC", 1, 2_000, 1)
+            ],
+            "the corrected HAM row, not the retracted one"
+        );
+        assert_eq!(rows[0]["field_state"], "green");
+        assert_eq!(rows[0]["last_lap_time_ms"], 80_000);
+        assert_eq!(rows[2]["tyre_age_laps"], 1);
+        // An empty book: an empty running order.
+        assert_eq!(
+            get(&store(), |s, _| standings(s), "").1,
+            serde_json::json!([])
+        );
+    }
+
+    #[test]
+    fn laps_and_pit_stops_filter_by_driver() {
+        let s = race_store();
+        let (status, all) = get(&s, laps, "");
+        assert_eq!((status, all.as_array().unwrap().len()), (200, 5));
+        let (_, ham) = get(&s, laps, "driver=HAM");
+        let ham = ham.as_array().unwrap();
+        assert_eq!(ham.len(), 2);
+        assert_eq!(
+            (ham[1]["lap"].as_u64(), ham[1]["position"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(ham[0]["message_type"], "lap");
+        assert_eq!(
+            get(&s, laps, "driver=HAM,LEC").1.as_array().unwrap().len(),
+            3
+        );
+        assert_eq!(get(&s, laps, "driver=All").1.as_array().unwrap().len(), 5);
+        assert_eq!(get(&s, laps, "driver=ZZZ"), (200, serde_json::json!([])));
+        assert_eq!(get(&s, laps, "driver=bad%20id").0, 400);
+        let (status, stops) = get(&s, pit_stops, "");
+        assert_eq!(status, 200);
+        assert_eq!(stops[0]["driver_id"], "LEC");
+        assert_eq!(stops[0]["pit_lane_ms"], 25_000);
+        assert_eq!(stops[0]["field_state"], "green");
+        assert_eq!(
+            get(&s, pit_stops, "driver=VER"),
+            (200, serde_json::json!([]))
+        );
+    }
+
+    #[test]
+    fn predictions_filter_by_driver_and_model_and_keep_the_latest() {
+        let s = race_store();
+        let (status, ver) = get(
+            &s,
+            predictions,
+            "driver=VER&model_type=pit_stop_probability",
+        );
+        assert_eq!(status, 200);
+        let ver = ver.as_array().unwrap();
+        assert_eq!(ver.len(), 2);
+        assert_eq!(ver[1]["lap"], 2);
+        assert_eq!(ver[1]["probability"], 0.7);
+        assert_eq!(ver[1]["prediction"]["probability"], 0.7);
+        assert_eq!(ver[1]["prediction"]["risk_level"], "high");
+        assert_eq!(ver[1]["ts_ms"], 1_685_279_022_424i64);
+        assert_eq!(ver[1]["timestamp"], "2023-05-28T13:03:42.424Z");
+        assert_eq!(get(&s, predictions, "").1.as_array().unwrap().len(), 4);
+        let (_, latest) = get(&s, predictions, "latest=true");
+        let latest: Vec<(&str, u64, &str)> = latest
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["driver_id"].as_str().unwrap(),
+                    p["lap"].as_u64().unwrap(),
+                    p["model_type"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            latest,
+            vec![
+                ("HAM", 2, "pit_stop_probability"),
+                ("VER", 2, "crash_risk"),
+                ("VER", 2, "pit_stop_probability"),
+            ]
+        );
+        assert_eq!(
+            get(&s, predictions, "model_type=crash_risk,tire_failure")
+                .1
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            get(&s, predictions, "driver=ZZZ"),
+            (200, serde_json::json!([]))
+        );
+        let (status, e) = get(&s, predictions, "model_type=lap_time");
+        assert_eq!(status, 400);
+        assert_eq!(
+            e["error"],
+            "model_type=\"lap_time\" must be one of crash_risk, tire_failure, pit_stop_probability"
+        );
+        assert_eq!(get(&s, predictions, "latest=maybe").0, 400);
+    }
+
+    #[test]
+    fn a_trace_is_every_metric_of_the_drivers_last_seconds() {
+        let s = store();
+        let (status, t) = get(&s, trace, "driver=HAM&seconds=2");
+        assert_eq!(status, 200);
+        // The last sample is at 1_009_750; two seconds before it, samples 31..=39.
+        assert_eq!(
+            (t["driver"].as_str(), t["from"].as_i64(), t["to"].as_i64()),
+            (Some("HAM"), Some(1_007_750), Some(1_009_750))
+        );
+        let points = t["points"].as_array().unwrap();
+        assert_eq!(points.len(), 9);
+        assert_eq!(points[0]["time"], 1_007_750);
+        assert_eq!(points[0]["speed"], 131.0);
+        assert_eq!(points[0]["rpm"], 10000.0);
+        assert_eq!(
+            (points[0]["gear"].as_u64(), points[0]["throttle"].as_f64()),
+            (Some(5), Some(50.0))
+        );
+        for p in points {
+            for key in ["expected_speed", "wheel_spin"] {
+                assert!(p[key].is_null() || p[key].is_number(), "{key}: {p}");
+            }
+            assert!(p["spinning"].is_boolean());
+        }
+        let (_, whole) = get(&s, trace, "driver=HAM");
+        assert_eq!(
+            whole["points"].as_array().unwrap().len(),
+            40,
+            "the default 120 s holds all"
+        );
+        assert_eq!(get(&s, trace, "driver=HAM&seconds=0").0, 400);
+        assert_eq!(get(&s, trace, "driver=HAM&seconds=601").0, 400);
+        assert_eq!(get(&s, trace, "driver=ZZZ").0, 404);
+        assert_eq!(get(&s, trace, "").0, 400);
+    }
+
+    #[test]
+    fn the_engine_answer_counts_records_alerts_and_the_race_clock() {
+        let s = store();
+        let (status, e) = get(&s, |s, _| Ok(engine(s)), "");
+        assert_eq!(status, 200);
+        assert_eq!(
+            (e["records"].as_u64(), e["drivers"].as_u64()),
+            (Some(40), Some(1))
+        );
+        assert_eq!(e["race_time_ms"], 1_009_750);
+        let stored = get(&s, alerts, "").1;
+        let by_severity = |sev: &str| {
+            stored
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["severity"] == sev)
+                .count() as u64
+        };
+        for sev in ["high", "medium", "low"] {
+            assert_eq!(e["alerts"][sev].as_u64(), Some(by_severity(sev)), "{sev}");
+        }
+        assert!(
+            e["alerts"]["low"].as_u64().unwrap() >= 1,
+            "the lugging episode"
+        );
+        // No epoch was noted by this store's clock: no latency measured, said as null.
+        assert_eq!(
+            e["latency_seconds"],
+            serde_json::json!({"last": null, "mean": null, "count": 0})
+        );
+        assert!(e["uptime_seconds"].as_f64().unwrap() >= 0.0);
+        assert!(e["records_per_second"].is_null() || e["records_per_second"].is_number());
+    }
+
+    #[test]
+    fn alerts_max_keeps_the_newest() {
+        let s = store_lugging(&[(10, 15), (25, 30)]);
+        let all = get(&s, alerts, "").1;
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let (status, one) = get(&s, alerts, "max=1");
+        assert_eq!(status, 200);
+        assert_eq!(one.as_array().unwrap(), &all[..1]);
+        assert_eq!(one[0]["start_ms"], 1_006_250, "the newest episode");
+        assert_eq!(get(&s, alerts, "max=0").0, 400);
+        assert_eq!(get(&s, alerts, "max=lots").0, 400);
+    }
+
+    #[test]
+    fn a_series_answers_the_bytes_a_json_tree_of_its_points_did() {
+        let store = Arc::new(Store::new(
+            &PitwallConfig::default().http,
+            &WindowConfig::default(),
+        ));
+        let mut hook = StoreHook::new(store.clone(), EpochClock::default());
+        let driver = DriverId::new("LEC").unwrap();
+        let mut a = DriverAnalysis::new(driver, &DetectorConfig::default());
+        // Decimals that an f32 widened to f64 prints long (287.29998779296875).
+        let speeds = [287.3f32, 123.45, 0.07];
+        for (i, speed) in speeds.iter().enumerate() {
+            let s = Telemetry {
+                speed: *speed,
+                rpm: 10_000.5,
+                throttle: 99.0,
+                lap: Some(1),
+                gear: 7,
+                drs: 12,
+                ..Telemetry::at(driver, 1_000_000 + i as i64 * 250)
+            };
+            let d = a.observe(&s, |o| hook.output(&o, 0));
+            hook.sample(&s, &d);
+        }
+        hook.flush();
+        let r = series_answer(&store, "driver=LEC&metric=speed");
+        let tree: Vec<Value> = speeds
+            .iter()
+            .enumerate()
+            .map(|(i, v)| serde_json::json!({"time": 1_000_000 + i as i64 * 250, "value": v}))
+            .collect();
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            serde_json::to_string(&tree).unwrap()
+        );
+    }
+}

@@ -176,4 +176,13 @@ mod tests {
         assert_eq!(q["h"], "%");
         assert_eq!(q.len(), 9);
     }
+
+    #[test]
+    fn query_strings_are_decoded() {
+        let q = parse_query(Some("driver=V%45R&metric=speed+x&empty="));
+        assert_eq!(q["driver"], "VER");
+        assert_eq!(q["metric"], "speed x");
+        assert_eq!(q["empty"], "");
+        assert_eq!(parse_query(Some("a=%zz"))["a"], "%zz");
+    }
 }

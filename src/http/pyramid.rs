@@ -14,11 +14,7 @@
 //! Ties are broken as the downsampling always did: the earliest of equal minima, the latest
 //! of equal maxima.
 
-use super::columns::{Code, NONE};
-
-/// How many metrics each summary covers (the point metrics, in [`super::columns::Metric`]
-/// order).
-pub const METRIC_COUNT: usize = 9;
+use super::sample::{Code, Metric, NONE};
 
 /// Samples per run at each level; the finest is also the granularity of bucket widths.
 pub const SPANS: [u64; 5] = [FINEST as u64, 256, 1024, 4096, 16384];
@@ -45,16 +41,17 @@ const EMPTY: Extremes = Extremes {
 
 struct Level {
     span: u64,
-    /// Run `j` lives in slot `j % runs.len()`.
-    runs: Vec<[Extremes; METRIC_COUNT]>,
+    /// Run `j` lives in slot `j % runs.len()`; a run's extremes of metric `m` are its `m as
+    /// usize`th.
+    runs: Vec<[Extremes; Metric::COUNT]>,
 }
 
 impl Level {
-    fn run(&self, j: u64) -> &[Extremes; METRIC_COUNT] {
+    fn run(&self, j: u64) -> &[Extremes; Metric::COUNT] {
         &self.runs[(j % self.runs.len() as u64) as usize]
     }
 
-    fn run_mut(&mut self, j: u64) -> &mut [Extremes; METRIC_COUNT] {
+    fn run_mut(&mut self, j: u64) -> &mut [Extremes; Metric::COUNT] {
         let slots = self.runs.len() as u64;
         &mut self.runs[(j % slots) as usize]
     }
@@ -153,7 +150,7 @@ impl Pyramid {
             .filter(|&&span| span <= capacity)
             .map(|&span| Level {
                 span,
-                runs: vec![[EMPTY; METRIC_COUNT]; (capacity.div_ceil(span) + 1) as usize],
+                runs: vec![[EMPTY; Metric::COUNT]; (capacity.div_ceil(span) + 1) as usize],
             })
             .collect();
         Pyramid { levels }
@@ -164,13 +161,13 @@ impl Pyramid {
     /// and, when that finishes a run of the level above, merges it in, and so on up. A
     /// sample costs nothing until its run is done; then a few passes over 64 codes a metric
     /// (which the compiler turns into vector instructions), about 25 instructions a sample.
-    pub fn run_done(&mut self, last: u64, fill: impl Fn(usize, &mut [Code; FINEST])) {
+    pub fn run_done(&mut self, last: u64, fill: impl Fn(Metric, &mut [Code; FINEST])) {
         let Some((finest, coarser)) = self.levels.split_first_mut() else {
             return;
         };
         let run = finest.run_mut(last / FINEST as u64);
         let mut codes = [NONE; FINEST];
-        for (metric, e) in run.iter_mut().enumerate() {
+        for (e, &metric) in run.iter_mut().zip(Metric::ALL) {
             fill(metric, &mut codes);
             *e = Extremes::of(&codes);
         }
@@ -181,7 +178,7 @@ impl Pyramid {
             let offset = (child_start % span) as u16;
             let parent = level.run_mut(last / span);
             if offset == 0 {
-                *parent = [EMPTY; METRIC_COUNT];
+                *parent = [EMPTY; Metric::COUNT];
             }
             for (p, c) in parent.iter_mut().zip(&done) {
                 if c.min != NONE {
@@ -206,7 +203,7 @@ impl Pyramid {
     /// everything between costs one read per run.
     pub fn extremes(
         &self,
-        metric: usize,
+        metric: Metric,
         lo: u64,
         hi: u64,
         code_at: impl Fn(u64) -> Code,
@@ -218,7 +215,7 @@ impl Pyramid {
                 // A run starting at p is whole in the ring; usable if it ends by hi (then it
                 // is done, as hi <= end); the newest, unfinished run is read sample by sample.
                 if p % level.span == 0 && p + level.span <= hi {
-                    let e = level.run(p / level.span)[metric];
+                    let e = level.run(p / level.span)[metric as usize];
                     if e.min != NONE {
                         fold.merge(Found {
                             min: e.min,

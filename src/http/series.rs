@@ -1,9 +1,9 @@
 //! One metric of one driver as a time series, from the store's points or its window
 //! aggregates, downsampled without losing peaks.
 
-use super::columns::Metric;
 use super::response::Response;
-use super::store::{Store, METRICS, WINDOW_METRICS};
+use super::sample::Metric;
+use super::store::{Store, WINDOW_METRICS};
 use pitwall_dataflows::DriverId;
 
 /// Series of one metric of one driver, downsampled to at most `max` points: a point metric
@@ -30,14 +30,14 @@ pub fn series(
         404,
         format!(
             "unknown metric {metric:?}; known: {}",
-            METRICS
-                .iter()
-                .chain(&WINDOW_METRICS)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            metric_names().collect::<Vec<_>>().join(", ")
         ),
     ))
+}
+
+/// Every metric a series can be asked for: the point metrics, then the window aggregates.
+pub fn metric_names() -> impl Iterator<Item = &'static str> {
+    Metric::ALL.iter().map(|m| m.as_str()).chain(WINDOW_METRICS)
 }
 
 /// Keeps at most `max` points by taking the minimum and the maximum of equal-width buckets,
@@ -77,4 +77,33 @@ pub fn downsample(points: &[(i64, f32)], max: usize) -> Vec<(i64, f32)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsampling_keeps_each_buckets_extremes_in_time_order() {
+        let points: Vec<(i64, f32)> = (0..1000).map(|i| (i, ((i * 37) % 101) as f32)).collect();
+        let out = downsample(&points, 10);
+        assert!(out.len() <= 10);
+        assert!(out.windows(2).all(|w| w[0].0 < w[1].0));
+        for b in 0..5 {
+            let chunk = &points[b * 200..(b + 1) * 200];
+            let max = chunk.iter().map(|p| p.1).fold(f32::MIN, f32::max);
+            let min = chunk.iter().map(|p| p.1).fold(f32::MAX, f32::min);
+            assert!(out
+                .iter()
+                .any(|p| p.1 == max && (b as i64 * 200..(b as i64 + 1) * 200).contains(&p.0)));
+            assert!(out
+                .iter()
+                .any(|p| p.1 == min && (b as i64 * 200..(b as i64 + 1) * 200).contains(&p.0)));
+        }
+        assert_eq!(
+            downsample(&points[..5], 10),
+            points[..5].to_vec(),
+            "fewer points than asked: all"
+        );
+    }
 }

@@ -5,8 +5,8 @@
 
 use super::params::{driver_of, max_points, parse_time};
 use super::response::Response;
-use super::series::series;
-use super::store::{Store, METRICS, WINDOW_METRICS};
+use super::series::{metric_names, series};
+use super::store::Store;
 use pitwall_dataflows::alert::Alert;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,12 +17,7 @@ pub fn search(store: &Store) -> Value {
         store
             .drivers()
             .into_iter()
-            .flat_map(|(d, _, _)| {
-                METRICS
-                    .iter()
-                    .chain(&WINDOW_METRICS)
-                    .map(move |m| Value::String(format!("{m}:{d}")))
-            })
+            .flat_map(|(d, _, _)| metric_names().map(move |m| Value::String(format!("{m}:{d}"))))
             .chain(std::iter::once(Value::String("alerts".into())))
             .collect(),
     )
@@ -157,4 +152,44 @@ pub fn annotations(store: &Store, body: &[u8]) -> Result<Value, Response> {
         })
         .collect();
     Ok(Value::Array(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::response::answer;
+    use crate::http::test_store::{json, store};
+
+    #[test]
+    fn query_annotations_and_the_target_list_without_a_socket() {
+        let s = store();
+        let q = json(&answer(query(
+            &s,
+            br#"{"targets": [{"target": "rpm:HAM"}], "maxDataPoints": 4}"#,
+        )));
+        assert_eq!(q[0]["target"], "rpm:HAM");
+        let values: Vec<f64> = q[0]["datapoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_f64().unwrap())
+            .collect();
+        assert!(
+            values.len() <= 4 && values.contains(&7000.0) && values.contains(&10000.0),
+            "{values:?}"
+        );
+        let r = answer(annotations(
+            &s,
+            br#"{"range": {"from": "1970-01-01T00:00:00Z", "to": "1970-01-02T00:00:00Z"}}"#,
+        ));
+        assert_eq!(
+            json(&r)[0]["tags"],
+            serde_json::json!(["low", "lugging", "HAM"])
+        );
+        // `POST /metrics` lists what `/search` does, and refuses a body that is not JSON.
+        let listed = json(&answer(metrics(&s, b"")));
+        assert_eq!(listed, json(&answer(Ok(search(&s)))));
+        assert!(listed.as_array().unwrap().contains(&"rpm:HAM".into()));
+        assert_eq!(answer(metrics(&s, b"{oops")).status, 400);
+    }
 }

@@ -1,12 +1,14 @@
 //! The query store: what the HTTP endpoints serve, fed by the dataflow's workers.
 //!
-//! Each driver's series is a bounded ring of compact columns ([`PointColumns`], with the
-//! min/max pyramid downsampled views read) and of window aggregates ([`WindowRing`]) behind
-//! its own mutex; workers publish a batch at a time (one lock per driver per batch) and
-//! queries take what they answer and let go: a downsampled series reads about one summary
-//! per bucket under the lock, never a copy of the whole ring.
+//! Each driver's series is a bounded ring of compact columns ([`PointColumns`] of the
+//! samples of [`super::sample`], with the min/max pyramid downsampled views read) and of
+//! window aggregates ([`WindowRing`]) behind its own mutex; workers publish a batch at a
+//! time (one lock per driver per batch) and queries take what they answer and let go: a
+//! downsampled series reads about one summary per bucket under the lock, never a copy of
+//! the whole ring.
 
-use super::columns::{Encoded, Metric, PointColumns};
+use super::columns::{Encoded, PointColumns};
+use super::sample::{Metric, Point};
 use super::window_ring::WindowRing;
 use crate::config::HttpConfig;
 use crate::format::messages::AlertMessage;
@@ -24,38 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// One sample as the store serves it: what the dataflow saw, rounded to the resolution of
-/// its column (see [`super::columns`]; 0.01 km/h for speed, 0.5 rpm, 0.5 % throttle, ...).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Point {
-    pub ts_ms: i64,
-    pub speed: f32,
-    pub rpm: f32,
-    pub throttle: f32,
-    /// NaN when the sample could not be judged.
-    pub expected_speed: f32,
-    pub wheel_spin: f32,
-    /// The wheel-spin detector judged this sample spinning.
-    pub spinning: bool,
-    pub brake_temp: f32,
-    pub brake: u8,
-    pub gear: u8,
-    pub drs: u8,
-}
-
-/// Metrics a series can be asked for, and how to read each from a point.
-pub const METRICS: [&str; 9] = [
-    "speed",
-    "rpm",
-    "throttle",
-    "brake",
-    "gear",
-    "drs",
-    "expected_speed",
-    "wheel_spin",
-    "brake_temp",
-];
-
 /// Window aggregates served as series, from the first tumbling window.
 pub const WINDOW_METRICS: [&str; 5] = [
     "window_speed_mean",
@@ -64,24 +34,6 @@ pub const WINDOW_METRICS: [&str; 5] = [
     "window_throttle_mean",
     "window_brake_ratio",
 ];
-
-impl Point {
-    pub fn value(&self, metric: &str) -> Option<f32> {
-        let v = match metric {
-            "speed" => self.speed,
-            "rpm" => self.rpm,
-            "throttle" => self.throttle,
-            "brake" => self.brake as f32,
-            "gear" => self.gear as f32,
-            "drs" => self.drs as f32,
-            "expected_speed" => self.expected_speed,
-            "wheel_spin" => self.wheel_spin,
-            "brake_temp" => self.brake_temp,
-            _ => return None,
-        };
-        Some(v)
-    }
-}
 
 pub fn window_value(w: &WindowStats, metric: &str) -> Option<f32> {
     Some(match metric {

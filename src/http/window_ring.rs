@@ -8,7 +8,7 @@
 //! fast), more are kept as 65,535. A window more than 24.8 days from the ring's first starts
 //! the ring over (a ring of a few hours never spans that).
 
-use super::columns::{Code, Fixed, NONE, RPM, SPEED};
+use super::sample::{Code, Fixed, NONE, RPM, SPEED};
 use pitwall_dataflows::window::{MinMeanMax, WindowKind, WindowStats, GEAR_BINS};
 use pitwall_dataflows::DriverId;
 use std::collections::VecDeque;

@@ -153,14 +153,7 @@ pub fn produce(
     stop: &AtomicBool,
 ) -> Result<ProduceStats, BrokerError> {
     let deliveries = Arc::new(Deliveries::default());
-    let mut pcfg = cfg.producer_config(&cfg.producer);
-    // A replay gives up on a message after two minutes rather than never ending.
-    if cfg.producer.message_timeout_ms == 0 && !cfg.has_property("message.timeout.ms") {
-        pcfg.set("message.timeout.ms", "120000");
-    }
-    let producer: BaseProducer<CountingContext> = pcfg
-        .create_with_context(CountingContext(deliveries.clone()))
-        .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))?;
+    let producer = replay_producer(cfg, &deliveries)?;
     let topic = &cfg.topics.telemetry.name;
     tracing::info!("producing to {topic} on {}", cfg.brokers);
     let started = Instant::now();
@@ -233,14 +226,35 @@ pub fn produce(
     if tty {
         eprintln!();
     }
-    stats.acknowledged = deliveries.acked.load(Ordering::Relaxed);
-    stats.failed = deliveries.failed.load(Ordering::Relaxed);
-    stats.longest_ack_gap = deliveries.gaps.longest();
-    stats.ack_latency_ms = deliveries.ack_latency();
-    stats.seconds = started.elapsed().as_secs_f64();
-    stats.messages_per_second = stats.messages as f64 / stats.seconds.max(1e-9);
+    stats.delivered(&deliveries, started);
     let _ = std::io::stderr().flush();
     Ok(stats)
+}
+
+/// The replay's producer, counting what the broker acknowledges into `deliveries`.
+fn replay_producer(
+    cfg: &KafkaConfig,
+    deliveries: &Arc<Deliveries>,
+) -> Result<BaseProducer<CountingContext>, BrokerError> {
+    let mut pcfg = cfg.producer_config(&cfg.producer);
+    // A replay gives up on a message after two minutes rather than never ending.
+    if cfg.producer.message_timeout_ms == 0 && !cfg.has_property("message.timeout.ms") {
+        pcfg.set("message.timeout.ms", "120000");
+    }
+    pcfg.create_with_context(CountingContext(deliveries.clone()))
+        .map_err(client_error(format!("kafka producer for {}", cfg.brokers)))
+}
+
+impl ProduceStats {
+    /// What the broker made of the messages sent, once they are all acknowledged or failed.
+    fn delivered(&mut self, deliveries: &Deliveries, started: Instant) {
+        self.acknowledged = deliveries.acked.load(Ordering::Relaxed);
+        self.failed = deliveries.failed.load(Ordering::Relaxed);
+        self.longest_ack_gap = deliveries.gaps.longest();
+        self.ack_latency_ms = deliveries.ack_latency();
+        self.seconds = started.elapsed().as_secs_f64();
+        self.messages_per_second = self.messages as f64 / self.seconds.max(1e-9);
+    }
 }
 
 #[cfg(test)]

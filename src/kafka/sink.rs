@@ -29,8 +29,10 @@ use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use pitwall_dataflows::alert::{Alert, Severity};
 use pitwall_dataflows::dataflow::Epoch;
-use pitwall_dataflows::race::RaceItem;
+use pitwall_dataflows::race::{RaceItem, RaceUpdate};
+use pitwall_dataflows::DeadLetter;
 use pitwall_dataflows::Output;
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
@@ -269,16 +271,7 @@ pub fn kafka_sink<'scope>(
     cfg: &KafkaConfig,
     deliveries: Arc<Deliveries>,
 ) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
-    let SinkProducers {
-        batched: producer,
-        alerts: alert_producer,
-    } = sink_producers(cfg, &deliveries)?;
-    let timings = AlertTimings::shared(cfg);
-    let alerts = cfg.topics.alerts.name.clone();
-    let windows = cfg.topics.windows.name.clone();
-    let dead = cfg.topics.dead_letters.name.clone();
-    let predictions = cfg.topics.predictions.name.clone();
-    let laps = cfg.topics.laps.name.clone();
+    let mut sender = Sender::new(cfg, deliveries)?;
     let scope = outputs.scope();
     Ok(
         outputs.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
@@ -286,133 +279,25 @@ pub fn kafka_sink<'scope>(
             "KafkaSink",
             move |_initial, info| {
                 let activator = scope.activator_for(info.address);
+                // Epochs with outputs in flight, held until the broker acknowledges them all.
                 let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
                 // Retractions waiting for their epoch to complete, and its capability.
                 let mut changelog: Changelog<Withdrawal> = Changelog::default();
                 let mut waiting: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
-                let mut payload = Vec::with_capacity(1024);
-                let mut key = String::with_capacity(64);
                 move |(input, frontier), _output| {
                     input.for_each(|cap, data| {
                         // A batch may carry several times: its least one covers them all.
                         let Some(&epoch) = cap.least() else { return };
                         let mut sent = 0usize;
                         for o in data.drain(..) {
-                            payload.clear();
-                            key.clear();
-                            deliveries.add_in_flight(epoch);
-                            let result = match &o {
-                                Output::Alert(a) => {
-                                    write_alert(&mut payload, &mut key, a);
-                                    let record =
-                                        BaseRecord::with_opaque_to(&alerts, epoch as usize)
-                                            .partition(alerts_partition(a.severity))
-                                            .key(key.as_bytes())
-                                            .payload(&payload[..]);
-                                    if let Some(t) = &timings {
-                                        t.sent(a);
-                                    }
-                                    send_blocking(&*alert_producer, record)
-                                }
-                                Output::Window(w) => {
-                                    let _ = serde_json::to_writer(&mut payload, w);
-                                    let record =
-                                        BaseRecord::with_opaque_to(&windows, epoch as usize)
-                                            .key(w.driver.as_str().as_bytes())
-                                            .payload(&payload[..]);
-                                    send_blocking(&*producer, record)
-                                }
-                                Output::DeadLetter(d) => {
-                                    let position = d.position.to_string();
-                                    let partition =
-                                        d.partition.map(|p| p.to_string()).unwrap_or_default();
-                                    let field = d.field.clone().unwrap_or_default();
-                                    let headers = OwnedHeaders::new()
-                                        .insert(Header {
-                                            key: "pitwall.origin",
-                                            value: Some(d.origin.as_str()),
-                                        })
-                                        .insert(Header {
-                                            key: "pitwall.partition",
-                                            value: Some(partition.as_str()),
-                                        })
-                                        .insert(Header {
-                                            key: "pitwall.offset",
-                                            value: Some(position.as_str()),
-                                        })
-                                        .insert(Header {
-                                            key: "pitwall.field",
-                                            value: Some(field.as_str()),
-                                        })
-                                        .insert(Header {
-                                            key: "pitwall.reason",
-                                            value: Some(d.reason.as_str()),
-                                        })
-                                        .insert(Header {
-                                            key: "pitwall.detail",
-                                            value: Some(d.detail.as_str()),
-                                        });
-                                    let record = BaseRecord::with_opaque_to(&dead, epoch as usize)
-                                        .payload(&d.raw[..])
-                                        .headers(headers);
-                                    send_blocking(&*producer, record)
-                                }
-                                Output::Race(u) => {
-                                    let (topic, partition) =
-                                        race_message(&mut payload, &mut key, &u.item, u.diff < 0);
-                                    let topic_name = match topic {
-                                        RaceTopic::Laps => &laps,
-                                        RaceTopic::Predictions => &predictions,
-                                        RaceTopic::Alerts => &alerts,
-                                    };
-                                    let id = race_identity(&u.item, &key);
-                                    if u.diff < 0 {
-                                        // Sent when the epoch is complete, unless replaced.
-                                        let withdrawal = Withdrawal {
-                                            topic: topic_name.clone(),
-                                            partition,
-                                            key: key.as_bytes().to_vec(),
-                                            payload: (topic == RaceTopic::Predictions)
-                                                .then(|| payload.clone()),
-                                        };
-                                        changelog.retracted(epoch, id, withdrawal);
-                                        if let Some(c) = cap.retain_least(0) {
-                                            waiting.entry(epoch).or_insert(c);
-                                        }
-                                        deliveries.settle(epoch);
-                                        continue;
-                                    }
-                                    changelog.inserted(epoch, &id);
-                                    let record =
-                                        BaseRecord::with_opaque_to(topic_name, epoch as usize)
-                                            .key(key.as_bytes())
-                                            .payload(&payload[..]);
-                                    // Only alerts name their partition (their severity's).
-                                    match partition {
-                                        Some(p) => {
-                                            send_blocking(&*alert_producer, record.partition(p))
-                                        }
-                                        None => send_blocking(&*producer, record),
+                            match sender.output(epoch, &o, &mut changelog) {
+                                Sending::Sent => sent += 1,
+                                Sending::Withdrawn => {
+                                    if let Some(c) = cap.retain_least(0) {
+                                        waiting.entry(epoch).or_insert(c);
                                     }
                                 }
-                                Output::Progress { .. }
-                                | Output::DriverTotals(_)
-                                | Output::Lap(_)
-                                | Output::PitStop(_)
-                                | Output::CarStop(..) => {
-                                    deliveries.settle(epoch);
-                                    continue;
-                                }
-                            };
-                            match result {
-                                Ok(()) => {
-                                    deliveries.gaps.sent();
-                                    sent += 1
-                                }
-                                Err(e) => {
-                                    deliveries.settle(epoch);
-                                    tracing::error!("producing {o:?}: {e}")
-                                }
+                                Sending::Nothing => {}
                             }
                         }
                         if sent > 0 {
@@ -422,64 +307,18 @@ pub fn kafka_sink<'scope>(
                         }
                     });
                     for (epoch, w) in changelog.release(|e| !frontier.less_equal(&e)) {
-                        deliveries.add_in_flight(epoch);
-                        let mut record =
-                            BaseRecord::with_opaque_to(&w.topic, epoch as usize).key(&w.key[..]);
-                        if let Some(p) = &w.payload {
-                            record = record.payload(&p[..]);
-                        }
-                        let result = match w.partition {
-                            Some(p) => send_blocking(&*alert_producer, record.partition(p)),
-                            None => send_blocking(&*producer, record),
-                        };
-                        match result {
-                            Ok(()) => {
-                                deliveries.gaps.sent();
-                                if let Some(c) = waiting.get(&epoch) {
-                                    held.entry(epoch).or_insert_with(|| c.clone());
-                                }
-                            }
-                            Err(e) => {
-                                deliveries.settle(epoch);
-                                tracing::error!("withdrawing a row from {}: {e}", w.topic);
+                        if sender.withdraw(epoch, &w) {
+                            if let Some(c) = waiting.get(&epoch) {
+                                held.entry(epoch).or_insert_with(|| c.clone());
                             }
                         }
                     }
                     waiting.retain(|e, _| frontier.less_equal(e));
-                    producer.poll(Duration::ZERO);
-                    alert_producer.poll(Duration::ZERO);
-                    let retries = deliveries
-                        .retries
-                        .lock()
-                        .map(|mut r| std::mem::take(&mut *r))
-                        .unwrap_or_default();
-                    for r in retries {
-                        let mut record = BaseRecord::with_opaque_to(&r.topic, r.epoch as usize)
-                            .partition(r.partition);
-                        if let Some(p) = &r.payload {
-                            record = record.payload(&p[..]);
-                        }
-                        if let Some(k) = &r.key {
-                            record = record.key(&k[..]);
-                        }
-                        if let Some(h) = r.headers {
-                            record = record.headers(h);
-                        }
-                        let to = if r.topic == alerts {
-                            &alert_producer
-                        } else {
-                            &producer
-                        };
-                        match send_blocking(&**to, record) {
-                            Ok(()) => deliveries.gaps.sent(),
-                            Err(e) => tracing::error!("sending again to {}: {e}", r.topic),
-                        }
-                    }
-                    if let Ok(in_flight) = deliveries.in_flight.lock() {
+                    sender.poll_and_retry();
+                    if let Ok(in_flight) = sender.deliveries.in_flight.lock() {
                         held.retain(|epoch, _| in_flight.contains_key(epoch));
                     }
-                    let in_flight = producer.in_flight_count() + alert_producer.in_flight_count();
-                    if !held.is_empty() || !frontier.is_empty() && in_flight > 0 {
+                    if !held.is_empty() || !frontier.is_empty() && sender.in_flight() > 0 {
                         // An alert's acknowledgement is seen within 1 ms; windows' batches are
                         // 10 ms apart anyway.
                         activator.activate_after(Duration::from_millis(1));
@@ -488,6 +327,235 @@ pub fn kafka_sink<'scope>(
             },
         ),
     )
+}
+
+/// What became of one output.
+enum Sending {
+    /// Handed to a producer: the epoch waits for its acknowledgement.
+    Sent,
+    /// A retraction, held until its epoch is complete (then a tombstone unless replaced).
+    Withdrawn,
+    /// Nothing to send (progress, totals) or a send that failed (logged).
+    Nothing,
+}
+
+/// One worker's side of the sink: the two producers, the topics' names and the buffers a
+/// message is written into (reused: no allocation per output).
+struct Sender {
+    producer: SinkProducer,
+    alert_producer: SinkProducer,
+    timings: Option<Arc<AlertTimings>>,
+    deliveries: Arc<Deliveries>,
+    alerts: String,
+    windows: String,
+    dead: String,
+    predictions: String,
+    laps: String,
+    payload: Vec<u8>,
+    key: String,
+}
+
+impl Sender {
+    fn new(cfg: &KafkaConfig, deliveries: Arc<Deliveries>) -> Result<Sender, BrokerError> {
+        let SinkProducers {
+            batched: producer,
+            alerts: alert_producer,
+        } = sink_producers(cfg, &deliveries)?;
+        Ok(Sender {
+            producer,
+            alert_producer,
+            timings: AlertTimings::shared(cfg),
+            deliveries,
+            alerts: cfg.topics.alerts.name.clone(),
+            windows: cfg.topics.windows.name.clone(),
+            dead: cfg.topics.dead_letters.name.clone(),
+            predictions: cfg.topics.predictions.name.clone(),
+            laps: cfg.topics.laps.name.clone(),
+            payload: Vec::with_capacity(1024),
+            key: String::with_capacity(64),
+        })
+    }
+
+    fn output(
+        &mut self,
+        epoch: Epoch,
+        o: &Output,
+        changelog: &mut Changelog<Withdrawal>,
+    ) -> Sending {
+        self.payload.clear();
+        self.key.clear();
+        self.deliveries.add_in_flight(epoch);
+        let result = match o {
+            Output::Alert(a) => {
+                write_alert(&mut self.payload, &mut self.key, a);
+                let record = BaseRecord::with_opaque_to(&self.alerts, epoch as usize)
+                    .partition(alerts_partition(a.severity))
+                    .key(self.key.as_bytes())
+                    .payload(&self.payload[..]);
+                if let Some(t) = &self.timings {
+                    t.sent(a);
+                }
+                send_blocking(&*self.alert_producer, record)
+            }
+            Output::Window(w) => {
+                let _ = serde_json::to_writer(&mut self.payload, w);
+                let record = BaseRecord::with_opaque_to(&self.windows, epoch as usize)
+                    .key(w.driver.as_str().as_bytes())
+                    .payload(&self.payload[..]);
+                send_blocking(&*self.producer, record)
+            }
+            Output::DeadLetter(d) => self.send_dead_letter(epoch, d),
+            Output::Race(u) => match self.send_race(epoch, u, changelog) {
+                Some(result) => result,
+                None => {
+                    self.deliveries.settle(epoch);
+                    return Sending::Withdrawn;
+                }
+            },
+            Output::Progress { .. } | Output::DriverTotals(_) => {
+                self.deliveries.settle(epoch);
+                return Sending::Nothing;
+            }
+        };
+        match result {
+            Ok(()) => {
+                self.deliveries.gaps.sent();
+                Sending::Sent
+            }
+            Err(e) => {
+                self.deliveries.settle(epoch);
+                tracing::error!("producing {o:?}: {e}");
+                Sending::Nothing
+            }
+        }
+    }
+
+    /// A dead letter: the raw bytes, and where they came from and why in headers.
+    fn send_dead_letter(&self, epoch: Epoch, d: &DeadLetter) -> KafkaResult<()> {
+        let position = d.position.to_string();
+        let partition = d.partition.map(|p| p.to_string()).unwrap_or_default();
+        let field = d.field.clone().unwrap_or_default();
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            ("pitwall.origin", d.origin.as_str()),
+            ("pitwall.partition", partition.as_str()),
+            ("pitwall.offset", position.as_str()),
+            ("pitwall.field", field.as_str()),
+            ("pitwall.reason", d.reason.as_str()),
+            ("pitwall.detail", d.detail.as_str()),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let record = BaseRecord::with_opaque_to(&self.dead, epoch as usize)
+            .payload(&d.raw[..])
+            .headers(headers);
+        send_blocking(&*self.producer, record)
+    }
+
+    /// A race view's change: an insertion is sent; a retraction waits in `changelog` for its
+    /// epoch to complete (`None`).
+    fn send_race(
+        &mut self,
+        epoch: Epoch,
+        u: &RaceUpdate,
+        changelog: &mut Changelog<Withdrawal>,
+    ) -> Option<KafkaResult<()>> {
+        let (topic, partition) =
+            race_message(&mut self.payload, &mut self.key, &u.item, u.diff < 0);
+        let topic_name = match topic {
+            RaceTopic::Laps => &self.laps,
+            RaceTopic::Predictions => &self.predictions,
+            RaceTopic::Alerts => &self.alerts,
+        };
+        let id = race_identity(&u.item, &self.key);
+        if u.diff < 0 {
+            // Sent when the epoch is complete, unless replaced.
+            let withdrawal = Withdrawal {
+                topic: topic_name.clone(),
+                partition,
+                key: self.key.as_bytes().to_vec(),
+                payload: (topic == RaceTopic::Predictions).then(|| self.payload.clone()),
+            };
+            changelog.retracted(epoch, id, withdrawal);
+            return None;
+        }
+        changelog.inserted(epoch, &id);
+        let record = BaseRecord::with_opaque_to(topic_name, epoch as usize)
+            .key(self.key.as_bytes())
+            .payload(&self.payload[..]);
+        // Only alerts name their partition (their severity's).
+        Some(match partition {
+            Some(p) => send_blocking(&*self.alert_producer, record.partition(p)),
+            None => send_blocking(&*self.producer, record),
+        })
+    }
+
+    /// Sends a retraction nothing replaced (a tombstone; a prediction's retracted message);
+    /// `true` once it is in flight.
+    fn withdraw(&self, epoch: Epoch, w: &Withdrawal) -> bool {
+        self.deliveries.add_in_flight(epoch);
+        let mut record = BaseRecord::with_opaque_to(&w.topic, epoch as usize).key(&w.key[..]);
+        if let Some(p) = &w.payload {
+            record = record.payload(&p[..]);
+        }
+        let result = match w.partition {
+            Some(p) => send_blocking(&*self.alert_producer, record.partition(p)),
+            None => send_blocking(&*self.producer, record),
+        };
+        match result {
+            Ok(()) => {
+                self.deliveries.gaps.sent();
+                true
+            }
+            Err(e) => {
+                self.deliveries.settle(epoch);
+                tracing::error!("withdrawing a row from {}: {e}", w.topic);
+                false
+            }
+        }
+    }
+
+    /// Serves the producers' delivery reports, then sends again what they reported failed
+    /// with an error worth retrying.
+    fn poll_and_retry(&self) {
+        self.producer.poll(Duration::ZERO);
+        self.alert_producer.poll(Duration::ZERO);
+        let retries = self
+            .deliveries
+            .retries
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        for r in retries {
+            let mut record =
+                BaseRecord::with_opaque_to(&r.topic, r.epoch as usize).partition(r.partition);
+            if let Some(p) = &r.payload {
+                record = record.payload(&p[..]);
+            }
+            if let Some(k) = &r.key {
+                record = record.key(&k[..]);
+            }
+            if let Some(h) = r.headers {
+                record = record.headers(h);
+            }
+            let to = if r.topic == self.alerts {
+                &self.alert_producer
+            } else {
+                &self.producer
+            };
+            match send_blocking(&**to, record) {
+                Ok(()) => self.deliveries.gaps.sent(),
+                Err(e) => tracing::error!("sending again to {}: {e}", r.topic),
+            }
+        }
+    }
+
+    fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count() + self.alert_producer.in_flight_count()
+    }
 }
 
 #[cfg(test)]

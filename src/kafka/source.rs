@@ -356,6 +356,9 @@ const SETTLE_AFTER: Duration = Duration::from_millis(500);
 /// handed over at earlier epochs may be in the dataflow and not yet through the sinks (the
 /// `durable` probe) before the source waits, so that a source faster than the analysis does
 /// not pile records up in timely's channels.
+///
+/// Long for a reason: one timely source operator, whose state (capability, pacing, the
+/// consumer's wake-ups) lives in its closure; its steps are the reader's methods.
 pub fn kafka_ingest<'scope>(
     scope: Scope<'scope, Epoch>,
     reader: Rc<RefCell<KafkaReader>>,

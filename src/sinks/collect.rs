@@ -37,8 +37,6 @@ pub fn collect<'scope>(
                 for o in data.drain(..) {
                     match o {
                         Output::Window(_) if !writes_files => windows += 1,
-                        // Inputs of the race views, which send their own rows on.
-                        Output::Lap(_) | Output::PitStop(_) | Output::CarStop(..) => {}
                         o => session.give(o),
                     }
                 }
@@ -245,7 +243,6 @@ impl Collector {
                 self.race.apply(&update);
                 Ok(())
             }
-            Output::Lap(_) | Output::PitStop(_) | Output::CarStop(..) => Ok(()),
         };
         if let Err(e) = written {
             self.write_error.get_or_insert_with(|| e.to_string());

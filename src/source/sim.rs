@@ -248,6 +248,11 @@ impl Simulator {
     }
 }
 
+/// One simulated car's next sample.
+///
+/// Long for a reason: the car's physics in the order they happen within one tick (speed from
+/// the lap's profile, gear and rpm, throttle and brake, the injected faults), each step
+/// reading what the one before it set.
 fn drive(
     car: &mut Car,
     cfg: &SimConfig,

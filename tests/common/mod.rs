@@ -1,13 +1,26 @@
-//! Helpers the end-to-end tests share: the binary, the real race, waiting on child processes.
-//! (Each test binary uses only some of them.)
+//! The harness the end-to-end tests share: the binary and the real race; starting a child
+//! (`pitwall run` through the library's [`RunCommand`], killed when dropped as a
+//! [`RunningChild`]); serving on a free port and waiting until it answers ([`serve`]); and
+//! waiting on events (a child's end, a line, progress, any condition) with one generous
+//! [`PATIENCE`], never on the machine's speed. (Each test binary uses only some of it.)
 #![allow(dead_code)]
 
+// Re-exported for the test binaries; each uses only some.
+#[allow(unused_imports)]
+pub use pitwall::bench::child::{Capture, RunCommand, RunningChild};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+
+/// The longest any test waits for an event before it fails: generous, since the machine may
+/// be busy with other builds and tests, and never reached when things work (every wait returns
+/// as soon as its event happens).
+pub const PATIENCE: Duration = Duration::from_secs(240);
 
 /// The header and 3000 rows of the real race (every 7th row: all 20 drivers, before and after
 /// the start), for tests that build files of their own from real rows.
@@ -32,6 +45,12 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pitwall")
 }
 
+/// `pitwall run` of this build, its query API off (a test that serves it says where:
+/// [`serve`]).
+pub fn pitwall_run() -> RunCommand {
+    RunCommand::new(bin()).http_off()
+}
+
 /// The repository's root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,6 +61,18 @@ pub fn race() -> PathBuf {
     let race = root().join("../shared/data/monaco-2023/monaco_2023_race.csv.gz");
     assert!(race.exists(), "{} is missing", race.display());
     race
+}
+
+/// The data rows of the real race, counted here without pitwall (each is a record: the race
+/// has no bad row, as `run_real_race` checks).
+pub fn race_rows() -> u64 {
+    let file = std::fs::File::open(race()).unwrap();
+    let lines = BufReader::new(flate2::read::GzDecoder::new(file)).lines();
+    lines
+        .skip(1)
+        .map(|l| l.unwrap())
+        .filter(|l| !l.is_empty())
+        .count() as u64
 }
 
 /// The first `rows` rows of the real race as a CSV of its own.
@@ -58,24 +89,129 @@ pub fn race_prefix(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
-/// Waits for a process to end, up to `limit`: its status and how long it took. Past the limit
-/// the process is killed and the answer is `None`.
-pub fn wait_for(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Duration)> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some((status, start.elapsed()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// Polls `check` (every 100 ms) until it gives a value; fails past [`PATIENCE`], saying it
+/// waited for `what`.
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    wait_until_ok(what, || check().ok_or_else(String::new))
+}
+
+/// Polls `check` (every 100 ms) until it is `Ok`; fails past [`PATIENCE`], saying it waited for
+/// `what` and what the last `Err` said it saw.
+pub fn wait_until_ok<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = match check() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "waited {} s for {what}. {seen}",
+            PATIENCE.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// Waits up to [`PATIENCE`] for a process to end: its status, or `None` (then it is killed).
+pub fn wait_for_exit(child: &mut RunningChild) -> Option<ExitStatus> {
+    let status = child.wait_for(PATIENCE).unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    status
+}
+
+/// Lines of a pipe (a child's stdout or stderr) as they come, read to its end on a thread of
+/// their own.
+pub fn lines_of(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (up to [`PATIENCE`]) for a line containing `needle`: the line, or `None` if the pipe
+/// closed or the time ran out first. Every line read is added to `seen`.
+pub fn wait_for_line(
+    lines: &Receiver<String>,
+    needle: &str,
+    seen: &mut Vec<String>,
+) -> Option<String> {
+    let deadline = Instant::now() + PATIENCE;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
     None
 }
 
+/// A child serving HTTP on loopback, answering; killed when dropped.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub addr: SocketAddr,
+    pub child: RunningChild,
+}
+
+/// Starts `run` serving its query API on a free loopback port and waits until it answers
+/// (`/health`). Add `--keep-serving` to `run` for a server that outlives its input.
+pub fn serve(run: RunCommand) -> Served {
+    serve_at(run, SocketAddr::from(([127, 0, 0, 1], free_port())))
+}
+
+/// [`serve`] on an address chosen beforehand (another program was told it first).
+pub fn serve_at(run: RunCommand, addr: SocketAddr) -> Served {
+    let run = run.http(addr);
+    let mut child = run.spawn().unwrap_or_else(|e| panic!("{run}: {e}"));
+    let base = format!("http://{addr}");
+    wait_until_answers(&format!("{base}/health"), &mut child, String::new);
+    Served { base, addr, child }
+}
+
+/// Waits until `GET url` answers with a success (a server up and ready) while `child` runs:
+/// fails as soon as the child ends, or past [`PATIENCE`], adding `context()` (a log, say).
+pub fn wait_until_answers(url: &str, child: &mut RunningChild, context: impl Fn() -> String) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if ureq::get(url)
+            .timeout(Duration::from_secs(10))
+            .call()
+            .is_ok()
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{url}: the server ended ({status}) before answering. {}",
+                context()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not answer in {} s. {}",
+            PATIENCE.as_secs(),
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until `path` (a `pitwall run`'s stdout) shows live progress past `records`.
-pub fn wait_for_progress(path: &Path, records: u64, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(180);
+pub fn wait_for_progress(path: &Path, records: u64, child: &mut RunningChild) {
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let seen = text
@@ -141,11 +277,7 @@ pub fn cannot_run(test: &str, missing: &str) {
 
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pitwall::bench::child::free_port().expect("a free loopback port")
 }
 
 /// The output topics read from the beginning by an independent client (confluent-kafka in

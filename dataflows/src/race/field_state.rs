@@ -102,6 +102,9 @@ impl FieldEntry {
 /// The field's view at the end of each lap numbered `only_lap` (all when `None`) among
 /// `entries` (sorted by end time), given the race's wheel-spin rate at normal pace (per 10,000
 /// samples; 0 while unknown, when no rain is called).
+///
+/// Long for a reason: one pass in time order over the race's laps whose buffers are reused for
+/// every lap (a reduce hands it the whole race at each step), so its steps share them.
 pub fn field_views(
     entries: &[&FieldEntry],
     only_lap: Option<u16>,

@@ -287,6 +287,8 @@ impl LapTracker {
         }
     }
 
+    /// Long for a reason: the pit-lane passage as one state machine (a slow stretch, the
+    /// limiter's plateau, the stop, the exit), each check reading the same sample and state.
     fn follow_pit_lane(
         &mut self,
         s: &Telemetry,
@@ -399,17 +401,12 @@ mod tests {
         };
         for (i, &(speed, throttle, lap)) in samples.iter().enumerate() {
             let s = Telemetry {
-                driver: DriverId::new("PER").unwrap(),
-                ts_ms: i as i64 * 250,
                 speed,
                 rpm: 9000.0,
                 throttle,
-                brake_temp: None,
-                position: None,
                 lap,
                 gear: 3,
-                drs: 0,
-                brake: false,
+                ..Telemetry::at(DriverId::new("PER").unwrap(), i as i64 * 250)
             };
             let e = t.observe(&s, false);
             r.laps.extend(e.lap);

@@ -21,7 +21,9 @@
 
 pub mod book;
 pub mod car_health;
+pub mod chequered_flag;
 pub mod driver_laps;
+pub mod facts;
 pub mod field_state;
 pub mod keyed_state;
 pub mod lap_tracker;
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use book::RaceBook;
 pub use car_health::CarHealth;
 pub use driver_laps::DriverLap;
+pub use facts::RaceFact;
 pub use field_state::{FieldState, FieldView};
 pub use predict::{ModelType, Models, PitModel, Prediction};
 pub use running_order::Standing;

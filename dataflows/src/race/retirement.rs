@@ -139,17 +139,11 @@ mod tests {
 
     fn s(ts_ms: i64, speed: f32, gear: u8, rpm: f32) -> Telemetry {
         Telemetry {
-            driver: DriverId::new("MAG").unwrap(),
-            ts_ms,
             speed,
             rpm,
-            throttle: 0.0,
-            brake_temp: None,
-            position: None,
             lap: Some(70),
             gear,
-            drs: 0,
-            brake: false,
+            ..Telemetry::at(DriverId::new("MAG").unwrap(), ts_ms)
         }
     }
 

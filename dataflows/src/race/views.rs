@@ -10,11 +10,11 @@
 //! ```
 
 use super::car_health::car_health;
+use super::chequered_flag::retirements;
 use super::driver_laps::{driver_laps_view, DriverEvent};
+use super::facts::RaceFact;
 use super::field_state::{field_state, FieldState};
-use super::keyed_state::{keyed_state, Counts, KeyedState};
 use super::predict::{predictions, Models};
-use super::retirement::CarStop;
 use super::running_order::running_order;
 use super::{LapRow, PitRow, RaceConfig, RaceItem, RaceUpdate};
 use crate::dataflow::Epoch;
@@ -24,93 +24,12 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-/// Cars stopped for good, less those parked after the chequered flag.
+/// The race views over the analysis's race facts: `Output::Race` updates.
 ///
-/// The flag is the end of the race's last lap: the first lap closed by distance (a lap with no
-/// next lap number) among the laps of the highest lap number. A car that stopped before it
-/// retired; one that stopped after it finished. Until the flag, every stop is a retirement,
-/// so it is reported as soon as the car is judged stopped.
-fn retirements<'scope>(
-    stops: VecCollection<'scope, Epoch, CarStop, isize>,
-    laps: VecCollection<'scope, Epoch, super::DriverLap, isize>,
-) -> VecCollection<'scope, Epoch, CarStop, isize> {
-    // Each stop brings a marker into the one group, so that the flag (or "not yet") is known
-    // as soon as the first stop is.
-    let marks = stops
-        .clone()
-        .map(|_| ((), FlagMark::Stop))
-        .concat(laps.map(|l| {
-            let d = &l.done;
-            ((), FlagMark::Lap(d.lap, d.by_distance, d.end_ms))
-        }));
-    let flag = keyed_state(marks, "Flag", |_| ChequeredFlag::default()).map(|flag| ((), flag));
-    stops
-        .map(|s| ((), s))
-        .join_map(flag, |_unit, stop, flag_ms| (stop.clone(), *flag_ms))
-        .filter(|(stop, flag_ms)| stop.since_ms < *flag_ms)
-        .map(|(stop, _)| stop)
-}
-
-/// What the chequered flag is judged from: a stop, or a lap (number, closed by distance, end).
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-enum FlagMark {
-    Stop,
-    Lap(u16, bool, i64),
-}
-
-/// The flag (epoch ms, `i64::MAX` for "not yet") from the whole race's laps, kept in order so
-/// that a new lap costs a lookup at the end, not a pass over every lap of the race.
-#[derive(Default)]
-struct ChequeredFlag {
-    stops: isize,
-    /// (lap number, closed by distance, end) of every lap.
-    laps: Counts<(u16, bool, i64)>,
-}
-
-impl ChequeredFlag {
-    /// The flag, or nothing while the group is empty (no stop and no lap).
-    fn flag(&self) -> Option<i64> {
-        if self.stops == 0 && self.laps.is_empty() {
-            return None;
-        }
-        let most = self.laps.present().next_back().map(|&(lap, ..)| lap);
-        let first_by_distance = most.and_then(|most| {
-            self.laps
-                .present_from(&(most, true, i64::MIN))
-                .map(|&(_, _, end)| end)
-                .next()
-        });
-        Some(first_by_distance.unwrap_or(i64::MAX))
-    }
-}
-
-impl KeyedState for ChequeredFlag {
-    type Value = FlagMark;
-    type Output = i64;
-
-    fn update(&mut self, changes: &[(FlagMark, isize)], output: &mut Vec<(i64, isize)>) {
-        let before = self.flag();
-        for (mark, diff) in changes {
-            match mark {
-                FlagMark::Stop => self.stops += diff,
-                FlagMark::Lap(lap, by_distance, end) => {
-                    self.laps.apply(&(*lap, *by_distance, *end), *diff);
-                }
-            }
-        }
-        let after = self.flag();
-        if before != after {
-            output.extend(before.map(|f| (f, -1)));
-            output.extend(after.map(|f| (f, 1)));
-        }
-    }
-}
-
-/// The race views over the analysis's output: `Output::Race` updates.
+/// Long for a reason: it is the wiring diagram at the top of this file, a statement per view;
+/// each view is a function in its own file.
 pub fn race_views<'scope>(
-    analysis: Stream<'scope, Epoch, Vec<Output>>,
+    facts: Stream<'scope, Epoch, Vec<RaceFact>>,
     cfg: &RaceConfig,
     models: &Models,
 ) -> Stream<'scope, Epoch, Vec<Output>> {
@@ -118,28 +37,16 @@ pub fn race_views<'scope>(
     // time at which each view is recomputed, and a step of a few seconds costs the views'
     // outputs that much latency but saves most of their work.
     let step = cfg.view_step_epochs.max(1);
-    let events: VecCollection<'scope, Epoch, _, isize> = analysis
+    let events: VecCollection<'scope, Epoch, _, isize> = facts
         .unary(Pipeline, "RaceFacts", move |_, _| {
             move |input, output| {
                 input.for_each(|time, data| {
                     let epoch = time.least().copied().unwrap_or_default().div_ceil(step) * step;
                     let cap = time.delayed(&epoch, 0);
                     let mut session = output.session(&cap);
-                    for o in data.iter() {
-                        match o {
-                            Output::Lap(l) => {
-                                session.give(((l.driver, DriverEvent::Lap(l.clone())), epoch, 1))
-                            }
-                            Output::PitStop(p) => {
-                                session.give(((p.driver, DriverEvent::Pit(p.clone())), epoch, 1))
-                            }
-                            Output::CarStop(stop, diff) => session.give((
-                                (stop.driver, DriverEvent::Stop(stop.clone())),
-                                epoch,
-                                *diff as isize,
-                            )),
-                            _ => {}
-                        }
+                    for fact in data.drain(..) {
+                        let (event, diff) = fact.event();
+                        session.give(((fact.driver(), event), epoch, diff));
                     }
                 });
             }
@@ -219,14 +126,10 @@ mod tests {
     use crate::config::DetectorConfig;
     use crate::dataflow::analyze;
     use crate::output::Ingest;
-    use crate::race::keyed_state::Replay;
     use crate::race::predict::PIT_FEATURES;
     use crate::race::{PitModel, RaceBook};
     use crate::record::{DriverId, Telemetry};
-    use std::sync::{Arc, Mutex};
-    use timely::dataflow::operators::capture::{Capture, Event};
-    use timely::dataflow::operators::{Input, Probe};
-    use timely::dataflow::InputHandle;
+    use crate::testing::{capture, run_and_capture};
 
     fn models() -> Models {
         let n = PIT_FEATURES.len();
@@ -253,17 +156,12 @@ mod tests {
                 |speed: f32, throttle: f32, lap: u16, n: usize, v: &mut Vec<Telemetry>| {
                     for _ in 0..n {
                         v.push(Telemetry {
-                            driver: DriverId::new(code).unwrap(),
-                            ts_ms: t,
                             speed,
                             rpm: 10_000.0,
                             throttle,
-                            brake_temp: None,
-                            position: None,
                             lap: Some(lap),
                             gear: 5,
-                            drs: 0,
-                            brake: false,
+                            ..Telemetry::at(DriverId::new(code).unwrap(), t)
                         });
                         t += 250;
                     }
@@ -286,99 +184,28 @@ mod tests {
     }
 
     fn run(workers: usize, samples: Vec<Telemetry>) -> Vec<String> {
-        let samples = Arc::new(samples);
-        let books = Arc::new(Mutex::new(RaceBook::default()));
-        let sink = books.clone();
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let mut input = InputHandle::new();
-            let (probe, captured) = worker.dataflow::<Epoch, _, _>(|scope| {
-                let stream = scope.input_from(&mut input);
-                let analysis = analyze(stream, &DetectorConfig::default());
-                let race = race_views(analysis, &RaceConfig::default(), &models());
-                let (probe, race) = race.probe();
-                (probe, race.capture())
-            });
-            if worker.index() == 0 {
-                for s in samples.iter() {
-                    let epoch = (s.ts_ms / 1000) as u64;
-                    if epoch > *input.time() {
-                        input.advance_to(epoch);
-                    }
-                    input.send(Ingest::Record(*s));
-                }
+        // One epoch per second of race time.
+        let feed = samples
+            .into_iter()
+            .map(|s| ((s.ts_ms / 1000) as Epoch, Ingest::Record(s)))
+            .collect();
+        let updates = run_and_capture(workers, feed, |input| {
+            let analysis = analyze(input, &DetectorConfig::default());
+            let race = race_views(analysis.facts, &RaceConfig::default(), &models());
+            capture(race)
+        });
+        let mut book = RaceBook::default();
+        for o in updates {
+            if let Output::Race(u) = o {
+                book.apply(&u);
             }
-            input.close();
-            while worker.step_or_park(None) {}
-            drop(probe);
-            let mut book = sink.lock().unwrap();
-            for event in captured.try_iter() {
-                if let Event::Messages(_, batch) = event {
-                    for o in batch {
-                        if let Output::Race(u) = o {
-                            book.apply(&u);
-                        }
-                    }
-                }
-            }
-        })
-        .unwrap();
-        let book = books.lock().unwrap();
+        }
         assert_eq!(book.inconsistent(), 0);
         book.laps()
             .map(|r| format!("{r:?}"))
             .chain(book.pit_stops().map(|p| format!("{p:?}")))
             .chain(book.predictions().map(|p| format!("{p:?}")))
             .collect()
-    }
-
-    proptest::proptest! {
-        /// The flag kept from the changes is, after every step, the end of the first lap
-        /// closed by distance among those of the highest lap number present, as the marks say.
-        #[test]
-        fn the_flag_kept_from_changes_is_that_of_all_the_laps(
-            steps in proptest::collection::vec(
-                proptest::collection::vec(
-                    (0..12u16, proptest::bool::ANY, 0..4i64, proptest::bool::weighted(0.7)),
-                    0..5,
-                ),
-                1..30,
-            ),
-        ) {
-            let mut view = Replay::new(ChequeredFlag::default());
-            let mut present: std::collections::BTreeMap<FlagMark, isize> = Default::default();
-            for step in steps {
-                let mut changes = Vec::new();
-                for (lap, by_distance, end, add) in step {
-                    // Lap 0 stands for a stop.
-                    let mark = if lap == 0 {
-                        FlagMark::Stop
-                    } else {
-                        FlagMark::Lap(lap, by_distance, lap as i64 * 100 + end)
-                    };
-                    let count = present.get(&mark).copied().unwrap_or(0);
-                    changes.push((mark, if add || count == 0 { 1 } else { -1 }));
-                }
-                for (m, d) in &changes {
-                    *present.entry(m.clone()).or_default() += d;
-                }
-                present.retain(|_, n| *n != 0);
-                let flag = view.step(changes);
-                let laps = present.iter().filter_map(|(m, n)| match m {
-                    FlagMark::Lap(lap, by_distance, end) if *n > 0 => {
-                        Some((*lap, *by_distance, *end))
-                    }
-                    _ => None,
-                });
-                let most = laps.clone().map(|l| l.0).max();
-                let expected = laps
-                    .filter(|l| Some(l.0) == most && l.1)
-                    .map(|l| l.2)
-                    .min()
-                    .unwrap_or(i64::MAX);
-                let expected: Vec<i64> = (!present.is_empty()).then_some(expected).into_iter().collect();
-                proptest::prop_assert_eq!(flag, expected);
-            }
-        }
     }
 
     #[test]

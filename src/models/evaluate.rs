@@ -88,6 +88,7 @@ fn driver(s: &str) -> Option<DriverId> {
     DriverId::new(s).ok()
 }
 
+/// Scores a run's files against the laps and track-status tables, section by section.
 pub fn evaluate(
     run: &RunFiles,
     truth: &Truth,
@@ -96,8 +97,31 @@ pub fn evaluate(
 ) -> Evaluation {
     let mut e = Evaluation::default();
     let mut out = String::new();
+    let ours_pos: HashMap<(DriverId, u16), &LapMessage> = run
+        .laps
+        .iter()
+        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
+        .collect();
+    let retired = truth.retirements(3);
+    pit_stops(&mut e, &mut out, run, truth);
+    positions(&mut e, &mut out, run, truth, &ours_pos);
+    pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
+    tire_failure(&mut out, run, truth, &ours_pos);
+    crash_risk(&mut out, run, &retired);
+    field_state(&mut e, &mut out, run, truth, status);
+    alert_budget(&mut out, run, truth, &retired);
+    e.report = out;
+    e
+}
 
-    // Pit stops: in-laps.
+type LapsOf<'a> = HashMap<(DriverId, u16), &'a LapMessage>;
+
+fn fmt_auc(a: Option<f64>) -> String {
+    a.map_or("n/a".to_string(), |a| format!("{a:.3}"))
+}
+
+/// Pit stops: in-laps found against the laps table's.
+fn pit_stops(e: &mut Evaluation, out: &mut String, run: &RunFiles, truth: &Truth) {
     let ours: BTreeSet<(DriverId, u16)> = run
         .stops
         .iter()
@@ -131,13 +155,16 @@ pub fn evaluate(
     if !extra.is_empty() {
         let _ = writeln!(out, "  not in the laps table: {}", extra.join(", "));
     }
+}
 
-    // Positions at the end of each lap.
-    let ours_pos: HashMap<(DriverId, u16), &LapMessage> = run
-        .laps
-        .iter()
-        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
-        .collect();
+/// Positions at the end of each lap.
+fn positions(
+    e: &mut Evaluation,
+    out: &mut String,
+    run: &RunFiles,
+    truth: &Truth,
+    ours_pos: &LapsOf,
+) {
     for t in &truth.laps {
         let Some(p) = t.position else { continue };
         e.positions_compared += 1;
@@ -158,8 +185,17 @@ pub fn evaluate(
         run.laps.len(),
         truth.laps.len()
     );
+}
 
-    // pit_stop_probability against what happened in the next laps, with the baselines.
+/// pit_stop_probability against what happened in the next laps, with the baselines.
+fn pit_probability(
+    e: &mut Evaluation,
+    out: &mut String,
+    run: &RunFiles,
+    truth: &Truth,
+    model: &ModelFile,
+    ours_pos: &LapsOf,
+) {
     let mut p_model = Vec::new();
     let mut p_age = Vec::new();
     let mut labels = Vec::new();
@@ -190,7 +226,6 @@ pub fn evaluate(
     e.age_brier = brier(&p_age, &labels);
     e.base_rate_brier = brier(&base, &labels);
     e.pit_brier_skill = brier_skill(e.pit_brier, e.base_rate_brier);
-    let fmt_auc = |a: Option<f64>| a.map_or("n/a".to_string(), |a| format!("{a:.3}"));
     let _ = writeln!(
         out,
         "pit_stop_probability ({} driver-laps, {} before a stop within {HORIZON_LAPS} laps):",
@@ -216,8 +251,10 @@ pub fn evaluate(
         "  base rate    AUC 0.500  Brier {:.4}  (rate {:.3} from training)",
         e.base_rate_brier, model.baseline.base_rate
     );
+}
 
-    // tire_failure: does a high risk precede a stop, or a lap slower than the stint's best?
+/// tire_failure: does a high risk precede a stop, or a lap slower than the stint's best?
+fn tire_failure(out: &mut String, run: &RunFiles, truth: &Truth, ours_pos: &LapsOf) {
     let mut tf = Vec::new();
     let mut tf_stop = Vec::new();
     let mut tf_loss = Vec::new();
@@ -242,16 +279,17 @@ pub fn evaluate(
         fmt_auc(auc(&tf, &tf_stop)),
         fmt_auc(auc(&tf, &tf_loss))
     );
+}
 
-    // crash_risk: how the cars that did not finish ranked in their last laps.
+/// crash_risk: how the cars that did not finish ranked in their last laps.
+fn crash_risk(out: &mut String, run: &RunFiles, retired: &BTreeMap<DriverId, u16>) {
     let risks: Vec<(&PredictionMessage, f64)> = run
         .predictions
         .iter()
         .filter(|p| p.model_type == "crash_risk")
         .map(|p| (p, p.prediction.probability))
         .collect();
-    let retired = truth.retirements(3);
-    for (d, last) in &retired {
+    for (d, last) in retired {
         let worst = risks
             .iter()
             .filter(|(p, _)| p.driver_id == d.as_str() && p.lap + 3 >= *last && p.lap <= *last)
@@ -269,8 +307,16 @@ pub fn evaluate(
         };
         let _ = writeln!(out, "{line}");
     }
+}
 
-    // The field's state against the track-status table, by driver-laps.
+/// The field's state against the track-status table, by driver-laps.
+fn field_state(
+    e: &mut Evaluation,
+    out: &mut String,
+    run: &RunFiles,
+    truth: &Truth,
+    status: &[StatusPeriod],
+) {
     let lap_of = |ms: i64| -> (u16, u16) {
         // Laps (any driver) that overlap the period, from the laps table's own times.
         let mut laps = truth
@@ -328,8 +374,15 @@ pub fn evaluate(
         *states.entry(l.field_state.as_str()).or_default() += 1;
     }
     let _ = writeln!(out, "  driver-laps by state: {states:?}");
+}
 
-    // The alert budget, and car health and retirements next to the last laps.
+/// The alert budget, and car health and retirements next to the last laps.
+fn alert_budget(
+    out: &mut String,
+    run: &RunFiles,
+    truth: &Truth,
+    retired: &BTreeMap<DriverId, u16>,
+) {
     let mut per_type: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for a in &run.alerts {
         *per_type
@@ -385,8 +438,6 @@ pub fn evaluate(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    e.report = out;
-    e
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
