@@ -246,14 +246,19 @@ impl KafkaArgs {
 }
 
 /// `-X KEY=VALUE`.
-fn property(arg: &str) -> Result<(String, String), String> {
+fn property(arg: &str) -> Result<(String, String), NotKeyValue> {
     match arg.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
             Ok((key.trim().to_string(), value.to_string()))
         }
-        _ => Err(format!("{arg:?} is not KEY=VALUE")),
+        _ => Err(NotKeyValue(arg.to_string())),
     }
 }
+
+/// A `-X` argument without a key and a value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not KEY=VALUE")]
+pub struct NotKeyValue(String);
 
 /// `--brokers` and `-X` laid over the configuration; the properties checked by librdkafka.
 pub fn kafka_overrides(
@@ -434,7 +439,7 @@ impl Cli {
                 .or_else(|| a.points_per_driver.and_then(|p| at_least_one("--points-per-driver", p)))
                 .or_else(|| at_least_one("--workers", a.workers))
                 .or_else(|| at_least_one("--fill-timeout", a.fill_timeout as usize))
-                .or_else(|| pitwall::bench::http_load::check_request(&a.request).err()),
+                .or_else(|| pitwall::bench::http_load::request_problem(&a.request)),
             Command::Bench(BenchCommand::WeakScaling(a)) => {
                 (a.workers.is_empty() || a.workers.contains(&0) || a.processes.contains(&0))
                     .then(|| "--workers and --processes take counts of at least 1".to_string())

@@ -467,15 +467,14 @@ pub fn bars(row: &HttpRow) -> Vec<Bar> {
     }]
 }
 
-/// The path a `--request` must look like: absolute, no spaces (wrk takes it in a URL).
-pub fn check_request(request: &str) -> Result<(), String> {
-    if request.starts_with('/') && !request.contains(char::is_whitespace) {
-        Ok(())
-    } else {
-        Err(format!(
+/// What is wrong with a `--request`, if anything: it must be absolute, without spaces (wrk
+/// takes it in a URL). Said to the user as a usage error.
+pub fn request_problem(request: &str) -> Option<String> {
+    (!request.starts_with('/') || request.contains(char::is_whitespace)).then(|| {
+        format!(
             "--request {request:?}: a path and query like /api/series?driver=SIM01&metric=speed"
-        ))
-    }
+        )
+    })
 }
 
 #[cfg(test)]
@@ -530,8 +529,11 @@ Transfer/sec:      9.87MB
 
     #[test]
     fn requests_are_paths() {
-        assert!(check_request("/api/series?driver=SIM01&metric=speed").is_ok());
-        assert!(check_request("api/series").is_err());
-        assert!(check_request("/a b").is_err());
+        assert_eq!(
+            request_problem("/api/series?driver=SIM01&metric=speed"),
+            None
+        );
+        assert!(request_problem("api/series").is_some_and(|p| p.contains("a path and query")));
+        assert!(request_problem("/a b").is_some());
     }
 }
