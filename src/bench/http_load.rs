@@ -163,41 +163,7 @@ pub fn http_load(hb: &HttpLoad) -> Result<HttpRow, BenchError> {
 fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpRow, BenchError> {
     let points = hb.config.http.points_per_driver;
     super::progress(0, 4, &format!("filling {} x {points} points", hb.cars));
-    let started = Instant::now();
-    loop {
-        if let Some(status) = engine
-            .child
-            .try_wait()
-            .map_err(BenchError::wait("the engine"))?
-        {
-            return Err(BenchError::Failed {
-                what: "the engine (before its buffers were full)".into(),
-                status,
-                output: engine.stderr_tail(),
-            });
-        }
-        // Refused or half-answered while the server starts: try again.
-        if let Ok(Value::Array(drivers)) = get_json(addr, "/api/drivers") {
-            let full = drivers
-                .iter()
-                .filter(|d| d["points"].as_u64().unwrap_or(0) as usize >= points)
-                .count();
-            if full >= hb.cars {
-                break;
-            }
-        }
-        if started.elapsed() > hb.fill_timeout {
-            return Err(BenchError::Timeout {
-                what: format!(
-                    "{} drivers' buffers not full ({points} points each)",
-                    hb.cars
-                ),
-                after: hb.fill_timeout,
-            });
-        }
-        pause(hb, Duration::from_millis(200))?;
-    }
-    let fill_seconds = started.elapsed().as_secs_f64();
+    let fill_seconds = fill(hb, addr, engine)?;
     let rss_full = peak_rss_kb_of(engine.child.id()).unwrap_or(0) as f64 / 1024.0;
     // The same engine without requests, up to 5 s before and after the load.
     let quiet = Duration::from_secs(hb.duration_s.min(5));
@@ -205,35 +171,7 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
     let unloaded_before = ingest_rate(hb, addr, quiet)?;
     super::progress(2, 4, &format!("wrk for {} s", hb.duration_s));
     let (records_before, t0) = (engine_records(addr)?, Instant::now());
-    let url = format!("http://{addr}{}", hb.request);
-    let mut wrk = Command::new(&hb.wrk)
-        .args([
-            "-t",
-            &hb.threads.to_string(),
-            "-c",
-            &hb.connections.to_string(),
-            "-d",
-            &format!("{}s", hb.duration_s),
-            "--latency",
-            &url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| BenchError::Wrk {
-            path: hb.wrk.clone(),
-            source,
-        })?;
-    while wrk.try_wait().map_err(BenchError::wait("wrk"))?.is_none() {
-        if let Err(e) = pause(hb, Duration::from_millis(50)) {
-            let _ = wrk.kill();
-            let _ = wrk.wait();
-            return Err(e);
-        }
-    }
-    // wrk's report is a few lines: read after it ended, no pipe fills up.
-    let out = wrk.wait_with_output().map_err(BenchError::wait("wrk"))?;
+    let out = run_wrk(hb, addr)?;
     let (records_after, elapsed) = (engine_records(addr)?, t0.elapsed().as_secs_f64());
     super::progress(3, 4, "engine without load");
     let unloaded_after = ingest_rate(hb, addr, quiet)?;
@@ -270,6 +208,79 @@ fn measure(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<HttpR
         peak_rss_mb_buffers_full: rss_full,
         peak_rss_mb: 0.0,
     })
+}
+
+/// Waits until every driver's buffer holds `points_per_driver` points; the seconds it took.
+fn fill(hb: &HttpLoad, addr: SocketAddr, engine: &mut Engine) -> Result<f64, BenchError> {
+    let points = hb.config.http.points_per_driver;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = engine
+            .child
+            .try_wait()
+            .map_err(BenchError::wait("the engine"))?
+        {
+            return Err(BenchError::Failed {
+                what: "the engine (before its buffers were full)".into(),
+                status,
+                output: engine.stderr_tail(),
+            });
+        }
+        // Refused or half-answered while the server starts: try again.
+        if let Ok(Value::Array(drivers)) = get_json(addr, "/api/drivers") {
+            let full = drivers
+                .iter()
+                .filter(|d| d["points"].as_u64().unwrap_or(0) as usize >= points)
+                .count();
+            if full >= hb.cars {
+                break;
+            }
+        }
+        if started.elapsed() > hb.fill_timeout {
+            return Err(BenchError::Timeout {
+                what: format!(
+                    "{} drivers' buffers not full ({points} points each)",
+                    hb.cars
+                ),
+                after: hb.fill_timeout,
+            });
+        }
+        pause(hb, Duration::from_millis(200))?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// wrk against the request for the duration; its output once it ended.
+fn run_wrk(hb: &HttpLoad, addr: SocketAddr) -> Result<std::process::Output, BenchError> {
+    let url = format!("http://{addr}{}", hb.request);
+    let mut wrk = Command::new(&hb.wrk)
+        .args([
+            "-t",
+            &hb.threads.to_string(),
+            "-c",
+            &hb.connections.to_string(),
+            "-d",
+            &format!("{}s", hb.duration_s),
+            "--latency",
+            &url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| BenchError::Wrk {
+            path: hb.wrk.clone(),
+            source,
+        })?;
+    while wrk.try_wait().map_err(BenchError::wait("wrk"))?.is_none() {
+        if let Err(e) = pause(hb, Duration::from_millis(50)) {
+            let _ = wrk.kill();
+            let _ = wrk.wait();
+            return Err(e);
+        }
+    }
+    // wrk's report is a few lines: read after it ended, no pipe fills up.
+    wrk.wait_with_output().map_err(BenchError::wait("wrk"))
 }
 
 /// Sleeps `span`, or ends early with an error on SIGINT/SIGTERM.

@@ -48,47 +48,120 @@ pub struct Stage {
 /// from a sample's send time to its alert arriving on the alerts topic, with its breakdown;
 /// then the engine and a plain consumer each drain the produced topic afresh.
 pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, BenchError> {
-    use crate::source::InputSpec;
+    let setup = Setup::new(kb)?;
+    let (row, stages, produced) = produce_with_engine(kb, &setup)?;
+    // The produced topic drained afresh (a new group reads it from its start): the engine,
+    // then a plain consumer that only counts, the ceiling the engine can reach.
+    progress(1, 3, "engine drain");
+    let drain = engine_drain(kb, &setup)?;
+    progress(2, 3, "plain consumer drain");
+    let (count, seconds) = raw_drain(&setup.cfg, &format!("{}-raw", setup.prefix), produced)?;
+    progress(3, 3, "done");
+    let raw = Row {
+        scenario: "raw drain".into(),
+        workers: 1,
+        processes: 1,
+        records: count,
+        seconds,
+        records_per_second: count as f64 / seconds.max(1e-9),
+        records_per_second_per_worker: count as f64 / seconds.max(1e-9),
+        efficiency: f64::NAN,
+        latency_p50_ms: f64::NAN,
+        latency_p95_ms: f64::NAN,
+        latency_p99_ms: f64::NAN,
+        peak_rss_mb: f64::NAN,
+    };
+    let ceiling = Some(drain.records_per_second / raw.records_per_second.max(1e-9));
+    Ok(KafkaResult {
+        rows: vec![row, drain, raw],
+        stages,
+        ceiling,
+    })
+}
 
-    let exe = std::env::current_exe().map_err(BenchError::Exe)?;
-    let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
-    let stamp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let prefix = format!("bench-{stamp}");
-    let mut cfg = kb.config.kafka.clone();
-    cfg.group_id = format!("{prefix}-engine");
-    for t in [
-        &mut cfg.topics.telemetry,
-        &mut cfg.topics.alerts,
-        &mut cfg.topics.predictions,
-        &mut cfg.topics.laps,
-        &mut cfg.topics.windows,
-        &mut cfg.topics.dead_letters,
-    ] {
-        t.name = format!("{prefix}-{}", t.name);
-    }
-    let timings_prefix = dir.path().join("alert-timings");
-    if kb.rate > 0.0 {
-        // Only with a rate: noting every sample's arrival costs the engine a little.
-        cfg.alert_timings = timings_prefix.display().to_string();
-    }
-    let config = dir.path().join("pitwall.toml");
-    let toml = toml::to_string(&PitwallConfig {
-        kafka: cfg.clone(),
-        ..kb.config.clone()
-    })?;
-    std::fs::write(&config, toml).map_err(BenchError::file(&config))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(BenchError::Runtime)?;
-    runtime.block_on(crate::kafka::admin::create_topics(&cfg))?;
+/// A run's own topics (named after the time it started), its configuration file and folder.
+struct Setup {
+    exe: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    prefix: String,
+    cfg: crate::kafka::KafkaConfig,
+    config: std::path::PathBuf,
+    timings_prefix: std::path::PathBuf,
+    spec: crate::source::InputSpec,
+}
 
-    let spec = InputSpec::resolve(&kb.input, &kb.config.simulator, None, Default::default())?;
+impl Setup {
+    fn new(kb: &KafkaBench) -> Result<Setup, BenchError> {
+        let exe = std::env::current_exe().map_err(BenchError::Exe)?;
+        let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let prefix = format!("bench-{stamp}");
+        let mut cfg = kb.config.kafka.clone();
+        cfg.group_id = format!("{prefix}-engine");
+        for t in [
+            &mut cfg.topics.telemetry,
+            &mut cfg.topics.alerts,
+            &mut cfg.topics.predictions,
+            &mut cfg.topics.laps,
+            &mut cfg.topics.windows,
+            &mut cfg.topics.dead_letters,
+        ] {
+            t.name = format!("{prefix}-{}", t.name);
+        }
+        let timings_prefix = dir.path().join("alert-timings");
+        if kb.rate > 0.0 {
+            // Only with a rate: noting every sample's arrival costs the engine a little.
+            cfg.alert_timings = timings_prefix.display().to_string();
+        }
+        let config = dir.path().join("pitwall.toml");
+        let toml = toml::to_string(&PitwallConfig {
+            kafka: cfg.clone(),
+            ..kb.config.clone()
+        })?;
+        std::fs::write(&config, toml).map_err(BenchError::file(&config))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BenchError::Runtime)?;
+        runtime.block_on(crate::kafka::admin::create_topics(&cfg))?;
+        let spec = crate::source::InputSpec::resolve(
+            &kb.input,
+            &kb.config.simulator,
+            None,
+            Default::default(),
+        )?;
+        Ok(Setup {
+            exe,
+            dir,
+            prefix,
+            cfg,
+            config,
+            timings_prefix,
+            spec,
+        })
+    }
+}
+
+/// Produce and engine at once: the throughput row, the latency breakdown by stage (with a
+/// rate), and the messages produced.
+fn produce_with_engine(
+    kb: &KafkaBench,
+    setup: &Setup,
+) -> Result<(Row, Vec<Stage>, u64), BenchError> {
+    let Setup {
+        exe,
+        dir,
+        prefix,
+        cfg,
+        config,
+        timings_prefix,
+        spec,
+    } = setup;
     // The race's own rate decides the replay speed that gives the wanted message rate.
-    let (records, span_ms) = count_and_span(&spec, &kb.input)?;
+    let (records, span_ms) = count_and_span(spec, &kb.input)?;
     let speed = if kb.rate > 0.0 {
         kb.rate * span_ms as f64 / 1000.0 / records as f64
     } else {
@@ -99,16 +172,16 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, BenchError> {
     // so it must outlast the warm-up below; the idle tail is taken off the elapsed time.
     let idle = 8.0;
     let summary_file = dir.path().join("summary.json");
-    let engine = engine_run(&exe, &config, &cfg, None, idle, kb.workers, &summary_file);
+    let engine = engine_run(exe, config, cfg, None, idle, kb.workers, &summary_file);
     let mut engine = engine.spawn().map_err(BenchError::spawn(&engine))?;
-    let watch = AlertWatch::start(&cfg, &format!("{prefix}-watch"))?;
+    let watch = AlertWatch::start(cfg, &format!("{prefix}-watch"))?;
     // Let the engine and the watcher join before the first message.
     std::thread::sleep(Duration::from_secs(3));
     progress(0, 3, "producing");
     let started = Instant::now();
     let source = spec.open_single()?;
     let stats = crate::kafka::produce::produce(
-        &cfg,
+        cfg,
         source,
         speed,
         kb.config.engine.batch,
@@ -140,7 +213,7 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, BenchError> {
             for a in &seen {
                 latencies.push(a.seen_us.saturating_sub(sent_us(a.end_ms)) as f64 / 1000.0);
             }
-            stages = breakdown(&seen, &read_timings(&timings_prefix), sent_us, &stats);
+            stages = breakdown(&seen, &read_timings(timings_prefix), sent_us, &stats);
         }
     }
     let mut row = Row::from_summary(&format!("kafka -w {}", kb.workers), kb.workers, 1, &summary);
@@ -152,17 +225,26 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, BenchError> {
     row.latency_p95_ms = p.as_ref().map_or(f64::NAN, |p| p.p95);
     row.latency_p99_ms = p.as_ref().map_or(f64::NAN, |p| p.p99);
     row.efficiency = f64::NAN;
+    Ok((row, stages, stats.messages))
+}
 
-    // The produced topic drained afresh (a new group reads it from its start): the engine,
-    // then a plain consumer that only counts, the ceiling the engine can reach.
-    progress(1, 3, "engine drain");
+/// The engine alone draining the produced topic in a new group: its throughput row.
+fn engine_drain(kb: &KafkaBench, setup: &Setup) -> Result<Row, BenchError> {
+    let Setup {
+        exe,
+        dir,
+        prefix,
+        cfg,
+        config,
+        ..
+    } = setup;
     let drain_idle = 2.0;
     let drain_file = dir.path().join("drain.json");
     let group = format!("{prefix}-drain");
     let drain_run = engine_run(
-        &exe,
-        &config,
-        &cfg,
+        exe,
+        config,
+        cfg,
         Some(&group),
         drain_idle,
         kb.workers,
@@ -190,30 +272,7 @@ pub fn kafka(kb: &KafkaBench) -> Result<KafkaResult, BenchError> {
     drain.latency_p50_ms = f64::NAN;
     drain.latency_p95_ms = f64::NAN;
     drain.latency_p99_ms = f64::NAN;
-
-    progress(2, 3, "plain consumer drain");
-    let (count, seconds) = raw_drain(&cfg, &format!("{prefix}-raw"), stats.messages)?;
-    progress(3, 3, "done");
-    let raw = Row {
-        scenario: "raw drain".into(),
-        workers: 1,
-        processes: 1,
-        records: count,
-        seconds,
-        records_per_second: count as f64 / seconds.max(1e-9),
-        records_per_second_per_worker: count as f64 / seconds.max(1e-9),
-        efficiency: f64::NAN,
-        latency_p50_ms: f64::NAN,
-        latency_p95_ms: f64::NAN,
-        latency_p99_ms: f64::NAN,
-        peak_rss_mb: f64::NAN,
-    };
-    let ceiling = Some(drain.records_per_second / raw.records_per_second.max(1e-9));
-    Ok(KafkaResult {
-        rows: vec![row, drain, raw],
-        stages,
-        ceiling,
-    })
+    Ok(drain)
 }
 
 /// The breakdown and the ceiling, after the table.
