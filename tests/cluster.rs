@@ -338,35 +338,6 @@ fn sigterm_ends_processes_blocked_on_a_cut_off_peer_after_the_grace() {
 // ---------------------------------------------------------------------------------------------
 // One machine, the real broker
 
-/// The offsets `group` has committed on `topic`, summed over its partitions, read by a client
-/// of the test's own (an error while the offsets topic loads is an answer for later).
-fn committed(group: &str, topic: &str) -> Result<i64, String> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", group)
-        .create()
-        .map_err(|e| e.to_string())?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
-    let mut partitions = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        partitions.add_partition(topic, p.id());
-    }
-    Ok(consumer
-        .committed_offsets(partitions, Duration::from_secs(30))
-        .map_err(|e| e.to_string())?
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(n) => Some(n),
-            _ => None,
-        })
-        .sum())
-}
-
 fn brokers() -> String {
     std::env::var("PITWALL_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
 }
@@ -496,12 +467,15 @@ fn a_killed_process_stops_its_peer_and_a_restart_of_both_loses_nothing() {
     let mut p1 = engine(1, None, "p1");
     wait_for_progress(&dir.path().join("p0.out"), 5_000, &mut p0);
     // Killed once the job has committed offsets, so that the survivor has some to report.
-    common::wait_until_ok("the engine's group to commit offsets", || match committed(
-        &format!("{}-engine", topics.prefix),
-        &format!("{}-telemetry", topics.prefix),
-    )? {
-        0 => Err("none yet".to_string()),
-        n => Ok(n),
+    common::wait_until_ok("the engine's group to commit offsets", || {
+        match common::committed_offsets(
+            &brokers(),
+            &format!("{}-engine", topics.prefix),
+            &format!("{}-telemetry", topics.prefix),
+        )? {
+            0 => Err("none yet".to_string()),
+            n => Ok(n),
+        }
     });
     p1.kill().unwrap();
     let status = wait_for_exit(&mut p0).expect("the survivor stops");

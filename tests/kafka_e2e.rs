@@ -9,7 +9,7 @@ use common::{
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -531,32 +531,13 @@ fn a_restart_mid_race_keeps_the_race_views_of_the_replayed_part() {
 }
 
 /// The offsets the engine's group has committed on the telemetry topic, summed over its
-/// partitions, as a client of the test's own reads them from the broker (an error while a
-/// fresh broker's offsets topic loads, say `NotCoordinator`, is an answer for later).
+/// partitions.
 fn committed_by_engine(s: &Setup) -> Result<i64, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("group.id", format!("{}-engine", s.prefix))
-        .create()
-        .map_err(|e| e.to_string())?;
-    let topic = s.topic("telemetry");
-    let metadata = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
-    let mut partitions = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        partitions.add_partition(&topic, p.id());
-    }
-    Ok(consumer
-        .committed_offsets(partitions, Duration::from_secs(30))
-        .map_err(|e| e.to_string())?
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(n) => Some(n),
-            _ => None,
-        })
-        .sum())
+    common::committed_offsets(
+        &s.brokers,
+        &format!("{}-engine", s.prefix),
+        &s.topic("telemetry"),
+    )
 }
 
 /// Waits until the engine's group has committed part of the telemetry topic.

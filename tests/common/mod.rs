@@ -298,3 +298,33 @@ pub fn fold_changelog(brokers: &str, alerts: &str, laps: &str, predictions: &str
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// The offsets `group` has committed on `topic`, summed over its partitions, as a Kafka client
+/// of the test's own reads them from `brokers` (an error while a fresh broker's offsets topic
+/// loads, say `NotCoordinator`, is an answer for later).
+pub fn committed_offsets(brokers: &str, group: &str, topic: &str) -> Result<i64, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    let mut partitions = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        partitions.add_partition(topic, p.id());
+    }
+    Ok(consumer
+        .committed_offsets(partitions, Duration::from_secs(30))
+        .map_err(|e| e.to_string())?
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(n) => Some(n),
+            _ => None,
+        })
+        .sum())
+}
