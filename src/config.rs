@@ -163,6 +163,21 @@ pub struct ConsumerSettings {
     pub max_in_dataflow: usize,
 }
 
+/// `[kafka.transactions]`: with them on, the engine's outputs for a range of completed epochs
+/// and the input offsets they were derived from commit in one Kafka transaction, and a restart
+/// resumes from the last one (exactly once); off, outputs are sent at once and offsets
+/// committed once they are acknowledged (at least once).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionSettings {
+    pub enabled: bool,
+    /// How often a transaction is committed (what a `read_committed` consumer waits for).
+    pub commit_interval_ms: u64,
+    /// `transaction.timeout.ms`: the broker aborts a transaction left open this long (a
+    /// process that died with one open).
+    pub timeout_ms: u32,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
@@ -184,6 +199,8 @@ pub struct KafkaConfig {
     /// The engine's alerts: their own producer, sent at once.
     pub alert_sink: ProducerSettings,
     pub consumer: ConsumerSettings,
+    /// Exactly-once outputs: Kafka transactions that commit outputs and input offsets at once.
+    pub transactions: TransactionSettings,
     /// librdkafka properties given to every client, after pitwall's own settings (`-X`).
     pub properties: BTreeMap<String, toml::Value>,
 }
@@ -300,6 +317,7 @@ impl PitwallConfig {
             gear: self.gear.clone(),
             alerts: self.alerts.clone(),
             race: self.race.clone(),
+            finish_replayed: false,
         }
     }
 }

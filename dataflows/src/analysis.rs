@@ -131,6 +131,8 @@ pub struct DriverAnalysis {
     drs_was_open: bool,
     /// The race facts of the last sample observed (or replayed), until the next one.
     facts: Vec<RaceFact>,
+    /// `DetectorConfig::finish_replayed`.
+    finish_replayed: bool,
 }
 
 impl DriverAnalysis {
@@ -159,6 +161,7 @@ impl DriverAnalysis {
             brake_on_estimate: cfg.alerts.brake_alerts_on_estimate,
             drs_was_open: false,
             facts: Vec::new(),
+            finish_replayed: cfg.finish_replayed,
         }
     }
 
@@ -278,9 +281,10 @@ impl DriverAnalysis {
 
     /// The driver's input has ended: closes open windows and episodes, reports totals.
     /// A driver that was only replayed (after a restart, with nothing new) emits nothing: the
-    /// run before this one closed its windows and episodes already.
+    /// run before this one closed its windows and episodes already; unless that run did not
+    /// reach its end (`DetectorConfig::finish_replayed`).
     pub fn finish(&mut self, mut out: impl FnMut(Output)) {
-        if self.records == 0 {
+        if self.records == 0 && !self.finish_replayed {
             return;
         }
         for (i, window) in self.tumbling.iter_mut().enumerate() {
@@ -420,6 +424,46 @@ mod tests {
             "raised before the restart"
         );
         assert!(matches!(out.last(), Some(Output::DriverTotals(t)) if t.records == 7));
+    }
+
+    #[test]
+    fn a_driver_only_replayed_closes_at_the_end_only_when_the_replaced_run_did_not() {
+        let samples: Vec<_> = (0..12).map(|i| s(i * 250, 200.0, 6, 7000.0, 0)).collect();
+        let whole = run(&samples);
+        let at_end = |finish_replayed: bool| {
+            let cfg = DetectorConfig {
+                finish_replayed,
+                ..DetectorConfig::default()
+            };
+            let mut a = DriverAnalysis::new(DriverId::new("PER").unwrap(), &cfg);
+            for x in &samples {
+                a.replay(x);
+            }
+            let mut out = Vec::new();
+            a.finish(|o| out.push(o));
+            out
+        };
+        // The replaced run ended its input: it closed everything already.
+        assert!(at_end(false).is_empty());
+        // It did not: its open windows and episodes close now, as the uninterrupted run's did.
+        let closed = at_end(true);
+        let windows = |out: &[Output]| -> Vec<String> {
+            out.iter()
+                .filter(|o| matches!(o, Output::Window(_)))
+                .map(|w| format!("{w:?}"))
+                .collect()
+        };
+        let (closed_windows, all_windows) = (windows(&closed), windows(&whole));
+        assert!(!closed_windows.is_empty());
+        assert_eq!(
+            closed_windows,
+            all_windows[all_windows.len() - closed_windows.len()..],
+            "the windows the uninterrupted run closed at its end"
+        );
+        assert_eq!(
+            alerts(&closed, AlertStatus::Cleared),
+            alerts(&whole, AlertStatus::Cleared)
+        );
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub struct DetectorConfig {
     pub gear: GearConfig,
     pub alerts: AlertConfig,
     pub race: crate::race::RaceConfig,
+    /// Set by the engine, not read from the file: the run a restart replays did not reach
+    /// the end of its input, so the windows and episodes of a driver that is only replayed
+    /// are still open and close (emitting) at this run's end. Off, a driver only replayed
+    /// emits nothing at the end (the replaced run closed them, or an at-least-once restart
+    /// cannot tell).
+    #[serde(skip)]
+    pub finish_replayed: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -351,6 +351,7 @@ impl AlertWatch {
         let topic = cfg.topics.alerts.name.clone();
         let mut ccfg = cfg.client();
         ccfg.set("group.id", group)
+            .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .set(

@@ -7,6 +7,7 @@ use crate::http::store::{race_into_store, StoreHook};
 use crate::ingest::{ingest, RecordSource};
 use crate::kafka::sink::kafka_sink;
 use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
+use crate::kafka::transaction::transactional_sink;
 use crate::sinks::collect::{collect, Collector};
 use pitwall_dataflows::dataflow::{analyze_placed, Epoch};
 use pitwall_dataflows::placement::Placement;
@@ -14,6 +15,7 @@ use pitwall_dataflows::race::views::race_views;
 use pitwall_dataflows::Ingest;
 use std::cell::RefCell;
 use std::rc::Rc;
+use timely::dataflow::operators::generic::operator::empty;
 use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
@@ -37,19 +39,41 @@ pub(super) fn build<'scope>(
     ends: Ends,
     durable: &ProbeHandle<Epoch>,
 ) -> Result<(), Error> {
-    let records = records(scope, plan, ends.reader, ends.source, durable);
+    let mut detectors = plan.detectors.clone();
+    detectors.finish_replayed = ends
+        .reader
+        .as_ref()
+        .is_some_and(|r| r.borrow().replaced_run_open);
+    let (records, offsets) = records(scope, plan, ends.reader, ends.source, durable);
     let hook = plan
         .store
         .as_ref()
         .map(|store| StoreHook::new(store.clone(), plan.epochs.clone()));
-    let analysis = analyze_placed(records, &plan.detectors, hook, &ends.placement);
+    let analysis = analyze_placed(records, &detectors, hook, &ends.placement);
     let race = race_views(analysis.facts, &plan.detectors.race, &plan.models);
     if let Some(store) = &plan.store {
         race_into_store(race.clone(), store.clone());
     }
     let outputs = analysis.outputs.concat(race);
     if let Some(k) = &plan.kafka {
-        kafka_sink(outputs.clone(), &k.cfg, plan.deliveries.clone())?.probe_with(durable);
+        let acknowledged = if plan.transactional() {
+            // Every output and offset to process 0, whose transactions commit them together.
+            let index = scope.index();
+            let to_process_0 = (index % plan.workers_per_process) as u64;
+            let offsets = offsets.unwrap_or_else(|| empty(scope));
+            transactional_sink(
+                outputs.clone(),
+                offsets,
+                to_process_0,
+                &k.cfg,
+                plan.deliveries.clone(),
+                plan.transactions.clone().map(|t| (t, index)),
+                plan.reads_kafka(),
+            )?
+        } else {
+            kafka_sink(outputs.clone(), &k.cfg, plan.deliveries.clone())?
+        };
+        acknowledged.probe_with(durable);
     }
     collect(
         outputs,
@@ -60,33 +84,43 @@ pub(super) fn build<'scope>(
     Ok(())
 }
 
-/// The records of this worker: from the Kafka topic, else from its file or simulator source.
+/// Next offsets of the worker's partitions, at the epochs their records were handed at.
+type Offsets<'scope> = Stream<'scope, Epoch, Vec<(i32, i64)>>;
+
+/// The records of this worker: from the Kafka topic (with their offsets), else from its file
+/// or simulator source.
 fn records<'scope>(
     scope: Scope<'scope, Epoch>,
     plan: &Plan,
     reader: Option<Rc<RefCell<KafkaReader>>>,
     source: Option<Box<dyn RecordSource>>,
     durable: &ProbeHandle<Epoch>,
-) -> Stream<'scope, Epoch, Vec<Ingest>> {
+) -> (Stream<'scope, Epoch, Vec<Ingest>>, Option<Offsets<'scope>>) {
     match (reader, &plan.kafka) {
-        (Some(reader), Some(k)) => kafka_ingest(
-            scope,
-            reader,
-            durable.clone(),
-            StopWhen {
-                idle: k.until_idle,
-                signal: plan.stop.clone(),
-            },
-            plan.pace.epoch_ms,
-            k.cfg.consumer.poll_batch,
-            plan.epochs.clone(),
-        ),
-        _ => ingest(
-            scope,
-            source,
-            plan.pace,
-            plan.epochs.clone(),
-            plan.stop.clone(),
+        (Some(reader), Some(k)) => {
+            let streams = kafka_ingest(
+                scope,
+                reader,
+                durable.clone(),
+                StopWhen {
+                    idle: k.until_idle,
+                    signal: plan.stop.clone(),
+                },
+                plan.pace.epoch_ms,
+                k.cfg.consumer.poll_batch,
+                plan.epochs.clone(),
+            );
+            (streams.records, Some(streams.offsets))
+        }
+        _ => (
+            ingest(
+                scope,
+                source,
+                plan.pace,
+                plan.epochs.clone(),
+                plan.stop.clone(),
+            ),
+            None,
         ),
     }
 }

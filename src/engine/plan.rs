@@ -9,6 +9,7 @@ use crate::http::store::Store;
 use crate::ingest::{EpochClock, Pace, SourceStats};
 use crate::kafka::sink::Deliveries;
 use crate::kafka::source::CommitBoard;
+use crate::kafka::transaction::Transactions;
 use crate::kafka::KafkaConfig;
 use crate::models::model_file::ModelFile;
 use crate::sinks::collect::Console;
@@ -106,6 +107,8 @@ pub(super) struct Plan {
     pub stop: Arc<AtomicBool>,
     pub deliveries: Arc<Deliveries>,
     pub commits: CommitBoard,
+    /// Process 0's Kafka transactions, when outputs are exactly once (`None` elsewhere).
+    pub transactions: Option<Arc<Transactions>>,
     pub epochs: EpochClock,
     pub store: Option<Arc<Store>>,
     pub race_book: Option<Arc<Mutex<RaceBook>>>,
@@ -143,6 +146,18 @@ impl Plan {
             // Replayed flat out: nobody watches the race views move (see the config's comment).
             detectors.race.view_step_epochs = detectors.race.replay_view_step_epochs;
         }
+        let transactions = opts
+            .kafka
+            .as_ref()
+            .filter(|k| k.cfg.transactions.enabled && opts.cluster.process == 0)
+            .map(|k| {
+                Arc::new(Transactions::new(
+                    &k.cfg,
+                    opts.cluster.workers.max(1),
+                    detectors.race.view_step_epochs,
+                    commits.clone(),
+                ))
+            });
         Ok(Plan {
             spec,
             kafka: opts.kafka.map(Arc::new),
@@ -165,12 +180,20 @@ impl Plan {
             stop: opts.stop,
             deliveries: Arc::new(Deliveries::default()),
             commits,
+            transactions,
             epochs: EpochClock::default(),
             store: opts
                 .http
                 .map(|_| Arc::new(Store::new(&cfg.http, &cfg.windows))),
             race_book: opts.race_book,
         })
+    }
+
+    /// Outputs go to Kafka in transactions (exactly once).
+    pub fn transactional(&self) -> bool {
+        self.kafka
+            .as_ref()
+            .is_some_and(|k| k.cfg.transactions.enabled)
     }
 
     /// Reads the Kafka telemetry topic (not a file or the simulator).

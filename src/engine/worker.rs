@@ -28,6 +28,10 @@ pub(super) fn run(worker: &mut Worker, plan: &Plan) -> Result<Option<Summary>, E
             c.borrow_mut().tick();
         }
     }
+    if let Some(t) = &plan.transactions {
+        // The committer thread commits the last transaction once every sink has sent all.
+        t.wait_for_last();
+    }
     if let Some(r) = &reader {
         // Every output has been acknowledged: the dataflow only ends once the sinks let go.
         let committed = r.borrow_mut().commit_all();
@@ -40,6 +44,11 @@ pub(super) fn run(worker: &mut Worker, plan: &Plan) -> Result<Option<Summary>, E
 }
 
 fn open(index: usize, peers: usize, plan: &Plan) -> Result<Ends, Error> {
+    if let (Some(t), Some(k)) = (&plan.transactions, &plan.kafka) {
+        // First: fences the run this one replaces, whose open transaction (offsets included)
+        // is aborted, so the group's committed offsets can be read.
+        t.open(&k.cfg, &plan.deliveries, k.read)?;
+    }
     let reader = match &plan.kafka {
         Some(k) if k.read => {
             let metrics = plan.store.as_ref().map(|s| &s.metrics);
@@ -51,6 +60,7 @@ fn open(index: usize, peers: usize, plan: &Plan) -> Result<Ends, Error> {
                 metrics.map(|m| m.consumer_lag.clone()),
             )?;
             reader.share_commits(plan.commits.clone());
+
             Some(Rc::new(RefCell::new(reader)))
         }
         _ => None,

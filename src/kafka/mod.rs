@@ -11,6 +11,7 @@ pub mod sink;
 pub mod source;
 pub mod tail;
 pub mod timing;
+pub mod transaction;
 
 pub use crate::config::{ConsumerSettings, KafkaConfig, ProducerSettings, TopicSpec, Topics};
 
@@ -109,6 +110,21 @@ impl KafkaConfig {
                 ));
             }
         }
+        let t = &self.transactions;
+        if t.enabled {
+            if !self.sink.idempotence || self.sink.acks != "all" {
+                return Err(Invalid::new(
+                    "kafka.transactions.enabled",
+                    "needs kafka.sink.idempotence = true and acks = \"all\" (its producer is transactional)",
+                ));
+            }
+            if t.commit_interval_ms == 0 || t.timeout_ms < 1000 {
+                return Err(Invalid::new(
+                    "kafka.transactions",
+                    "commit_interval_ms must be 1 or more and timeout_ms 1000 or more",
+                ));
+            }
+        }
         self.check_properties()
     }
 
@@ -202,6 +218,18 @@ impl KafkaConfig {
         self.with_properties(c)
     }
 
+    /// The engine's one producer when outputs are transactional: the sink's settings, with
+    /// the group's transactional id (a restart fences the producer it replaces) and messages
+    /// given up no later than their transaction.
+    pub fn transactional_producer_config(&self) -> ClientConfig {
+        let t = &self.transactions;
+        let mut c = self.producer_config(&self.sink);
+        c.set("transactional.id", format!("{}-outputs", self.group_id))
+            .set("transaction.timeout.ms", t.timeout_ms.to_string())
+            .set("message.timeout.ms", t.timeout_ms.to_string());
+        self.with_properties(c)
+    }
+
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
         let mut c = self.base();
         c.set("group.id", group)
@@ -240,7 +268,10 @@ impl KafkaConfig {
                 "fetch.queue.backoff.ms",
                 self.consumer.fetch_queue_backoff_ms.to_string(),
             )
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Only what a transactional producer committed (the output topics); plain messages
+            // are read as they come.
+            .set("isolation.level", "read_committed");
         self.with_properties(c)
     }
 }

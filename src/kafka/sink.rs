@@ -46,6 +46,10 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+/// A dead letter's original bytes are cut after this many (Kafka's default message size
+/// limit is 1 MB, headers included).
+const DEAD_LETTER_MAX_BYTES: usize = 512 * 1024;
+
 /// Partition of the alerts topic a severity is routed to (the topic has one per severity).
 pub fn alerts_partition(severity: Severity) -> i32 {
     match severity {
@@ -119,7 +123,9 @@ fn race_identity(item: &RaceItem, key: &str) -> String {
 
 /// A row taken back without a replacement: a tombstone (no payload) or, on the predictions
 /// topic, the prediction marked retracted.
-struct Withdrawal {
+pub(super) struct Withdrawal {
+    /// The row's identity (`race_identity`).
+    id: String,
     topic: String,
     partition: Option<i32>,
     key: Vec<u8>,
@@ -152,7 +158,7 @@ pub struct Deliveries {
     producers: Mutex<Option<SinkProducers>>,
 }
 
-type SinkProducer = Arc<BaseProducer<SinkContext>>;
+pub(super) type SinkProducer = Arc<BaseProducer<SinkContext>>;
 
 #[derive(Clone)]
 struct SinkProducers {
@@ -182,6 +188,48 @@ impl Deliveries {
         }
     }
 
+    /// Whether some output of `epoch` waits for its acknowledgement.
+    pub(super) fn waits_for(&self, epoch: Epoch) -> bool {
+        self.in_flight
+            .lock()
+            .map(|f| f.contains_key(&epoch))
+            .unwrap_or_default()
+    }
+
+    /// The process's one transactional producer, made (and its first transaction begun) on
+    /// the first call; every sink of the process then sends through it.
+    pub(super) fn transactional_producer(
+        self: &Arc<Self>,
+        cfg: &KafkaConfig,
+    ) -> Result<SinkProducer, BrokerError> {
+        let mut slot = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.batched.clone());
+        }
+        let doing = format!("transactional producer for {}", cfg.brokers);
+        let producer: BaseProducer<SinkContext> = cfg
+            .transactional_producer_config()
+            .create_with_context(SinkContext {
+                deliveries: Arc::downgrade(self),
+                timings: AlertTimings::shared(cfg),
+                retry: false,
+            })
+            .map_err(client_error(doing.clone()))?;
+        let timeout = Duration::from_millis(u64::from(cfg.transactions.timeout_ms));
+        producer
+            .init_transactions(timeout)
+            .map_err(client_error(format!("{doing}: init_transactions")))?;
+        producer
+            .begin_transaction()
+            .map_err(client_error(format!("{doing}: begin_transaction")))?;
+        let producer = Arc::new(producer);
+        *slot = Some(SinkProducers {
+            batched: producer.clone(),
+            alerts: producer.clone(),
+        });
+        Ok(producer)
+    }
+
     /// Outputs handed to the producer and not yet acknowledged by the broker.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -191,11 +239,14 @@ impl Deliveries {
     }
 }
 
-struct SinkContext {
+pub(super) struct SinkContext {
     /// Weak: `Deliveries` holds the producers, which hold this context.
     deliveries: Weak<Deliveries>,
     /// For the alert producer with `kafka.alert_timings`: acknowledgements are timed.
     timings: Option<Arc<AlertTimings>>,
+    /// Send a failed message again. Not in a transaction: a failed message fails its
+    /// transaction, and the run (a restart resumes from the last one committed).
+    retry: bool,
 }
 
 impl ClientContext for SinkContext {}
@@ -219,6 +270,11 @@ impl ProducerContext for SinkContext {
             Err((e, m)) => {
                 deliveries.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 deliveries.gaps.failed();
+                if !self.retry {
+                    tracing::error!("delivery to {} failed in a transaction: {e}", m.topic());
+                    deliveries.settle(epoch);
+                    return;
+                }
                 tracing::warn!("delivery to {} failed, sending again: {e}", m.topic());
                 if let Ok(mut r) = deliveries.retries.lock() {
                     r.push(Retry {
@@ -252,6 +308,7 @@ fn sink_producers(
             .create_with_context(SinkContext {
                 deliveries: Arc::downgrade(deliveries),
                 timings,
+                retry: true,
             })
             .map(Arc::new)
             .map_err(client_error(format!("kafka {what} for {}", cfg.brokers)))
@@ -329,8 +386,25 @@ pub fn kafka_sink<'scope>(
     )
 }
 
+/// What became of one race view change.
+enum RaceSend {
+    Send(KafkaResult<()>),
+    /// A retraction, held in the changelog.
+    Withdrawn,
+    /// The topic already holds this value for the row.
+    Unchanged,
+}
+
+/// A value's fingerprint (which value a row holds, not a secret).
+fn fingerprint(payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    payload.hash(&mut h);
+    h.finish()
+}
+
 /// What became of one output.
-enum Sending {
+pub(super) enum Sending {
     /// Handed to a producer: the epoch waits for its acknowledgement.
     Sent,
     /// A retraction, held until its epoch is complete (then a tombstone unless replaced).
@@ -341,7 +415,7 @@ enum Sending {
 
 /// One worker's side of the sink: the two producers, the topics' names and the buffers a
 /// message is written into (reused: no allocation per output).
-struct Sender {
+pub(super) struct Sender {
     producer: SinkProducer,
     alert_producer: SinkProducer,
     timings: Option<Arc<AlertTimings>>,
@@ -353,10 +427,17 @@ struct Sender {
     laps: String,
     payload: Vec<u8>,
     key: String,
+    /// Per race row (by identity), a fingerprint of the value a consumer folding its topic
+    /// holds now: a row sent again unchanged (a retraction and re-insertion across epochs
+    /// of one batch, or a row rebuilt by a restart's replay) is not sent twice.
+    latest: HashMap<String, u64>,
 }
 
 impl Sender {
-    fn new(cfg: &KafkaConfig, deliveries: Arc<Deliveries>) -> Result<Sender, BrokerError> {
+    pub(super) fn new(
+        cfg: &KafkaConfig,
+        deliveries: Arc<Deliveries>,
+    ) -> Result<Sender, BrokerError> {
         let SinkProducers {
             batched: producer,
             alerts: alert_producer,
@@ -373,10 +454,11 @@ impl Sender {
             laps: cfg.topics.laps.name.clone(),
             payload: Vec::with_capacity(1024),
             key: String::with_capacity(64),
+            latest: HashMap::new(),
         })
     }
 
-    fn output(
+    pub(super) fn output(
         &mut self,
         epoch: Epoch,
         o: &Output,
@@ -406,10 +488,14 @@ impl Sender {
             }
             Output::DeadLetter(d) => self.send_dead_letter(epoch, d),
             Output::Race(u) => match self.send_race(epoch, u, changelog) {
-                Some(result) => result,
-                None => {
+                RaceSend::Send(result) => result,
+                RaceSend::Withdrawn => {
                     self.deliveries.settle(epoch);
                     return Sending::Withdrawn;
+                }
+                RaceSend::Unchanged => {
+                    self.deliveries.settle(epoch);
+                    return Sending::Nothing;
                 }
             },
             Output::Progress { .. } | Output::DriverTotals(_) => {
@@ -449,20 +535,30 @@ impl Sender {
                 value: Some(value),
             });
         }
+        // A message at the broker's size limit would not fit with the headers (and in a
+        // transaction, would fail it at every restart): the rest is cut, its length told.
+        let raw = &d.raw[..d.raw.len().min(DEAD_LETTER_MAX_BYTES)];
+        if raw.len() < d.raw.len() {
+            let length = d.raw.len().to_string();
+            headers = headers.insert(Header {
+                key: "pitwall.truncated_from",
+                value: Some(length.as_str()),
+            });
+        }
         let record = BaseRecord::with_opaque_to(&self.dead, epoch as usize)
-            .payload(&d.raw[..])
+            .payload(raw)
             .headers(headers);
         send_blocking(&*self.producer, record)
     }
 
-    /// A race view's change: an insertion is sent; a retraction waits in `changelog` for its
-    /// epoch to complete (`None`).
+    /// A race view's change: an insertion is sent unless the topic already holds it; a
+    /// retraction waits in `changelog` for its epoch to complete.
     fn send_race(
         &mut self,
         epoch: Epoch,
         u: &RaceUpdate,
         changelog: &mut Changelog<Withdrawal>,
-    ) -> Option<KafkaResult<()>> {
+    ) -> RaceSend {
         let (topic, partition) =
             race_message(&mut self.payload, &mut self.key, &u.item, u.diff < 0);
         let topic_name = match topic {
@@ -474,28 +570,49 @@ impl Sender {
         if u.diff < 0 {
             // Sent when the epoch is complete, unless replaced.
             let withdrawal = Withdrawal {
+                id: id.clone(),
                 topic: topic_name.clone(),
                 partition,
                 key: self.key.as_bytes().to_vec(),
                 payload: (topic == RaceTopic::Predictions).then(|| self.payload.clone()),
             };
             changelog.retracted(epoch, id, withdrawal);
-            return None;
+            return RaceSend::Withdrawn;
         }
         changelog.inserted(epoch, &id);
+        let print = fingerprint(&self.payload);
+        if self.latest.get(&id) == Some(&print) {
+            return RaceSend::Unchanged;
+        }
+        self.latest.insert(id, print);
         let record = BaseRecord::with_opaque_to(topic_name, epoch as usize)
             .key(self.key.as_bytes())
             .payload(&self.payload[..]);
         // Only alerts name their partition (their severity's).
-        Some(match partition {
+        RaceSend::Send(match partition {
             Some(p) => send_blocking(&*self.alert_producer, record.partition(p)),
             None => send_blocking(&*self.producer, record),
         })
     }
 
+    /// An output an earlier run already committed (a restart's replay rebuilds it): not sent,
+    /// but a race row's value is remembered as the one its topic holds.
+    pub(super) fn committed_before(&mut self, o: &Output) {
+        let Output::Race(u) = o else { return };
+        race_message(&mut self.payload, &mut self.key, &u.item, u.diff < 0);
+        let id = race_identity(&u.item, &self.key);
+        if u.diff < 0 {
+            self.latest.remove(&id);
+        } else {
+            let print = fingerprint(&self.payload);
+            self.latest.insert(id, print);
+        }
+    }
+
     /// Sends a retraction nothing replaced (a tombstone; a prediction's retracted message);
     /// `true` once it is in flight.
-    fn withdraw(&self, epoch: Epoch, w: &Withdrawal) -> bool {
+    pub(super) fn withdraw(&mut self, epoch: Epoch, w: &Withdrawal) -> bool {
+        self.latest.remove(&w.id);
         self.deliveries.add_in_flight(epoch);
         let mut record = BaseRecord::with_opaque_to(&w.topic, epoch as usize).key(&w.key[..]);
         if let Some(p) = &w.payload {
@@ -520,7 +637,7 @@ impl Sender {
 
     /// Serves the producers' delivery reports, then sends again what they reported failed
     /// with an error worth retrying.
-    fn poll_and_retry(&self) {
+    pub(super) fn poll_and_retry(&self) {
         self.producer.poll(Duration::ZERO);
         self.alert_producer.poll(Duration::ZERO);
         let retries = self

@@ -33,6 +33,8 @@ pub fn tail(
     let mut c = cfg.base();
     c.set("group.id", &opts.group)
         .set("enable.auto.commit", "true")
+        // The engine's outputs as committed by its transactions, never an aborted one.
+        .set("isolation.level", "read_committed")
         .set(
             "auto.offset.reset",
             if opts.from_beginning {

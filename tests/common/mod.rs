@@ -284,12 +284,27 @@ pub fn free_port() -> u16 {
 /// Python, `tests/changelog_fold.py`, read_committed) that applies the changelog: the current
 /// rows it folds to. `PITWALL_PYTHON` names the Python that has the client (scripts/test.sh).
 pub fn fold_changelog(brokers: &str, alerts: &str, laps: &str, predictions: &str) -> Value {
+    fold_changelog_and_windows(brokers, alerts, laps, predictions, None)
+}
+
+/// [`fold_changelog`], and with `windows` (a windows topic and an engine's `windows.jsonl`)
+/// the topic's window messages against the file's lines: `"windows": {messages, missing,
+/// extra}`.
+pub fn fold_changelog_and_windows(
+    brokers: &str,
+    alerts: &str,
+    laps: &str,
+    predictions: &str,
+    windows: Option<(&str, &Path)>,
+) -> Value {
     let python = std::env::var("PITWALL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .arg(root().join("tests/changelog_fold.py"))
-        .args([brokers, alerts, laps, predictions])
-        .output()
-        .unwrap();
+    let mut fold = std::process::Command::new(&python);
+    fold.arg(root().join("tests/changelog_fold.py"))
+        .args([brokers, alerts, laps, predictions]);
+    if let Some((topic, file)) = windows {
+        fold.arg(topic).arg(file);
+    }
+    let out = fold.output().unwrap();
     assert!(
         out.status.success(),
         "{python} tests/changelog_fold.py (scripts/test.sh makes ~/.cache/pitwall/venv with \

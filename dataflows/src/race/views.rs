@@ -107,12 +107,22 @@ pub fn race_views<'scope>(
         .unary(Pipeline, "RaceUpdates", |_, _| {
             move |input, output| {
                 input.for_each(|time, data| {
-                    let mut session = output.session(&time);
-                    for (item, _time, diff) in data.drain(..) {
-                        session.give(Output::Race(RaceUpdate {
-                            item,
-                            diff: diff as i64,
-                        }));
+                    // A batch may carry several times: each update goes at its own, so that a
+                    // sink sees when it happened (not the batch's least time). Stable: the
+                    // order of one time's updates is kept.
+                    if data.windows(2).any(|w| w[0].1 != w[1].1) {
+                        data.sort_by_key(|u| u.1);
+                    }
+                    let mut updates = data.drain(..).peekable();
+                    while let Some(&(_, t, _)) = updates.peek() {
+                        let cap = time.delayed(&t, 0);
+                        let mut session = output.session(&cap);
+                        while let Some((item, _, diff)) = updates.next_if(|u| u.1 == t) {
+                            session.give(Output::Race(RaceUpdate {
+                                item,
+                                diff: diff as i64,
+                            }));
+                        }
                     }
                 });
             }

@@ -1,0 +1,483 @@
+//! Exactly-once outputs: the engine's outputs for a range of completed epochs and the input
+//! offsets they were derived from commit in one Kafka transaction.
+//!
+//! Every output of the job is produced by process 0 (the other processes' outputs are
+//! exchanged to it), through one transactional producer whose `transactional.id` is the
+//! group's, so a restarted job fences the one it replaces. The Kafka sources send, beside
+//! their records, the next offset of each partition at the epoch the records were handed at;
+//! those reach process 0's first worker. A sink sends an output only once its epoch is
+//! complete, and only up to the open transaction's target epoch T; when every sink of process
+//! 0 has sent all outputs before T, one of them commits: the offsets of the records handed
+//! before T, with T in their metadata (`pitwall-epoch=T`), then the transaction. No output of
+//! an epoch at or after T is in it, and no output before T is left out.
+//!
+//! A restarted job replays each partition from its start up to the committed offsets (state
+//! only) and reads on live at epoch T or later; the sinks drop every output before T (race
+//! rows rebuilt from the replayed records, all committed before), so a `read_committed`
+//! consumer sees each output once.
+
+use super::sink::{Deliveries, Sender, Sending, SinkProducer, Withdrawal};
+use super::source::{committed_with_resume, ResumePoint};
+use super::{changelog::Changelog, client_error, BrokerError, KafkaConfig};
+use crate::kafka::source::CommitBoard;
+use pitwall_dataflows::dataflow::Epoch;
+use pitwall_dataflows::Output;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+/// Process 0's transactions: the producer, what each of its sinks has sent into the open
+/// transaction, and the offsets waiting to be committed with it.
+pub struct Transactions {
+    state: Mutex<State>,
+    /// Wakes the committer thread when a target is ready to commit.
+    wake: Condvar,
+    /// Tells the sinks the last transaction is committed.
+    done: Condvar,
+    interval: Duration,
+    timeout: Duration,
+    /// The race views' step: a record at epoch e makes race rows up to e rounded up to it.
+    step: Epoch,
+    topic: String,
+    group: String,
+    board: CommitBoard,
+}
+
+struct State {
+    producer: Option<SinkProducer>,
+    group: Option<Arc<ConsumerGroupMetadata>>,
+    /// Per sink of process 0: every output of an epoch before this is in the open transaction.
+    sent_through: Vec<Epoch>,
+    /// The open transaction commits once every sink has sent up to this epoch.
+    target: Option<Epoch>,
+    /// Every output before this epoch is committed.
+    committed: Epoch,
+    /// Epochs before this were committed by the run this one replaces: not sent again.
+    resume: Epoch,
+    /// Input offsets by the epoch their records were handed at, not yet committed.
+    offsets: BTreeMap<Epoch, Vec<(i32, i64)>>,
+    /// The last epoch any output or offset came at.
+    latest_epoch: Option<Epoch>,
+    /// Per partition, the committed offset: records before it made every race row committed.
+    rows_at: BTreeMap<i32, i64>,
+    /// Per partition, records before this made every other output committed.
+    analysis_at: BTreeMap<i32, i64>,
+    last_commit: Instant,
+    commits: u64,
+    /// A commit of `target` is under way on the committer thread.
+    committing: bool,
+    /// Time spent committing, in all.
+    commit_time: Duration,
+}
+
+impl Transactions {
+    /// The transactions of a job whose process 0 has `sinks` workers.
+    pub fn new(cfg: &KafkaConfig, sinks: usize, step: Epoch, board: CommitBoard) -> Transactions {
+        Transactions {
+            state: Mutex::new(State {
+                producer: None,
+                group: None,
+                sent_through: vec![0; sinks],
+                target: None,
+                committed: 0,
+                resume: 0,
+                offsets: BTreeMap::new(),
+                latest_epoch: None,
+                rows_at: BTreeMap::new(),
+                analysis_at: BTreeMap::new(),
+                last_commit: Instant::now(),
+                commits: 0,
+                committing: false,
+                commit_time: Duration::ZERO,
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            interval: Duration::from_millis(cfg.transactions.commit_interval_ms),
+            timeout: Duration::from_millis(u64::from(cfg.transactions.timeout_ms)),
+            step: step.max(1),
+            topic: cfg.topics.telemetry.name.clone(),
+            group: cfg.group_id.clone(),
+            board,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.lock().commits
+    }
+
+    /// The producer (its first transaction fences the replaced run's and aborts what that one
+    /// left open), then, when the input is Kafka, the group's metadata that offsets are
+    /// committed under and where the replaced run's last transaction left off.
+    pub fn open(
+        self: &Arc<Self>,
+        cfg: &KafkaConfig,
+        deliveries: &Arc<Deliveries>,
+        reads_kafka: bool,
+    ) -> Result<(), BrokerError> {
+        let mut st = self.lock();
+        if st.producer.is_none() {
+            st.producer = Some(deliveries.transactional_producer(cfg)?);
+            let txn = self.clone();
+            std::thread::Builder::new()
+                .name("pitwall-commit".into())
+                .spawn(move || txn.committer())?;
+        }
+        if reads_kafka && st.group.is_none() {
+            let consumer: BaseConsumer = cfg
+                .consumer_config(&cfg.group_id)
+                .create()
+                .map_err(client_error(format!("group metadata of {}", cfg.group_id)))?;
+            st.group = consumer.group_metadata().map(Arc::new);
+            let committed = committed_with_resume(&consumer, &self.topic, &cfg.brokers)?;
+            let mut resume = 0;
+            for (p, (rows, point)) in committed {
+                st.rows_at.insert(p, rows);
+                let analysis = point.and_then(|r| r.analysis).unwrap_or(rows).max(rows);
+                st.analysis_at.insert(p, analysis);
+                resume = resume.max(point.map_or(0, |r| r.epoch));
+            }
+            st.resume = resume;
+            st.committed = resume;
+            for s in &mut st.sent_through {
+                *s = (*s).max(resume);
+            }
+            tracing::info!(resume, rows_at = ?st.rows_at, analysis_at = ?st.analysis_at, "transactions resume");
+        }
+        Ok(())
+    }
+
+    /// Offsets of records handed at `epoch` (from process 0's first sink).
+    fn handed(&self, epoch: Epoch, offsets: &mut Vec<(i32, i64)>) {
+        let mut st = self.lock();
+        st.latest_epoch = st.latest_epoch.max(Some(epoch));
+        st.offsets.entry(epoch).or_default().append(offsets);
+    }
+
+    /// Sink `sink` has sent every output before `through` it had (its frontier, or the
+    /// target); commits when every sink has. Returns the epoch before which all is committed.
+    fn sent(&self, sink: usize, through: Epoch, latest: Option<Epoch>) -> Epoch {
+        let mut st = self.lock();
+        st.latest_epoch = st.latest_epoch.max(latest);
+        if let Some(s) = st.sent_through.get_mut(sink) {
+            *s = (*s).max(through);
+        }
+        let furthest = st.sent_through.iter().copied().max().unwrap_or(0);
+        if st.target.is_none()
+            && furthest > st.committed
+            && (furthest == Epoch::MAX || st.last_commit.elapsed() >= self.interval)
+        {
+            st.target = Some(furthest);
+        }
+        if let Some(t) = st.target {
+            if !st.committing && st.sent_through.iter().all(|s| *s >= t) {
+                st.committing = true;
+                self.wake.notify_one();
+            }
+        }
+        st.committed
+    }
+
+    /// The committer thread: commits each target the sinks have all sent up to, while they go
+    /// on (holding what comes after the target until the next transaction begins).
+    fn committer(&self) {
+        loop {
+            let (target, producer, group, (rows, analysis), resume) = {
+                let mut st = self.lock();
+                while !st.committing {
+                    st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                let Some(target) = st.target else {
+                    st.committing = false;
+                    continue;
+                };
+                let (rows, analysis) = self.positions(&mut st, target);
+                // After the input's end the target is "every epoch": a restart resumes after
+                // the last.
+                let resume = if target == Epoch::MAX {
+                    st.latest_epoch.map_or(0, |e| e + 1).max(st.resume)
+                } else {
+                    target
+                };
+                (
+                    target,
+                    st.producer.clone(),
+                    st.group.clone(),
+                    (rows, analysis),
+                    resume,
+                )
+            };
+            let started = Instant::now();
+            let Some(producer) = producer else {
+                fail("no transactional producer")
+            };
+            if let Err(e) = self.commit(
+                &producer,
+                group.as_deref(),
+                &rows,
+                &analysis,
+                resume,
+                target == Epoch::MAX,
+            ) {
+                fail(&e);
+            }
+            let last = target == Epoch::MAX;
+            if !last {
+                if let Err(e) = producer.begin_transaction() {
+                    fail(&format!("beginning a transaction: {e}"));
+                }
+            }
+            let mut st = self.lock();
+            st.rows_at = rows;
+            st.analysis_at = analysis;
+            st.committed = target;
+            st.target = None;
+            st.committing = false;
+            st.last_commit = Instant::now();
+            st.commits += 1;
+            st.commit_time += started.elapsed();
+            if last {
+                tracing::info!(
+                    commits = st.commits,
+                    commit_seconds = st.commit_time.as_secs_f64(),
+                    resume,
+                    group = %self.group,
+                    "last transaction committed"
+                );
+                self.done.notify_all();
+                return;
+            }
+        }
+    }
+
+    /// Waits until the last transaction (of the whole input) is committed.
+    pub fn wait_for_last(&self) -> Epoch {
+        let mut st = self.lock();
+        while st.committed != Epoch::MAX {
+            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.committed
+    }
+
+    /// The epoch a sink may send up to (before): the open transaction's target, if it has one.
+    fn limit(&self) -> Epoch {
+        self.lock().target.unwrap_or(Epoch::MAX)
+    }
+
+    /// When the next commit is due (a sink with outputs sent and not committed wakes then).
+    fn due_in(&self) -> Duration {
+        self.interval
+            .saturating_sub(self.lock().last_commit.elapsed())
+    }
+
+    /// The offsets to commit with `target`: per partition, where the race rows' records end
+    /// (the committed offset) and where the other outputs' do. Offsets handed at epochs whose
+    /// race rows are all before `target` are used up.
+    fn positions(&self, st: &mut State, target: Epoch) -> (BTreeMap<i32, i64>, BTreeMap<i32, i64>) {
+        let (mut rows, mut analysis) = (st.rows_at.clone(), st.analysis_at.clone());
+        let rows_before =
+            |e: Epoch| target == Epoch::MAX || e.div_ceil(self.step) * self.step < target;
+        for (&e, offsets) in st.offsets.range(..target) {
+            for &(p, o) in offsets {
+                let b = analysis.entry(p).or_default();
+                *b = (*b).max(o);
+                if rows_before(e) {
+                    let a = rows.entry(p).or_default();
+                    *a = (*a).max(o);
+                }
+            }
+        }
+        st.offsets.retain(|&e, _| !rows_before(e) || e >= target);
+        (rows, analysis)
+    }
+
+    /// The offsets (with where the analysis and the outputs are beside them), then the
+    /// transaction.
+    fn commit(
+        &self,
+        producer: &SinkProducer,
+        group: Option<&ConsumerGroupMetadata>,
+        rows: &BTreeMap<i32, i64>,
+        analysis: &BTreeMap<i32, i64>,
+        resume: Epoch,
+        ended: bool,
+    ) -> Result<(), String> {
+        if let (Some(group), false) = (group, rows.is_empty()) {
+            let mut tpl = TopicPartitionList::new();
+            for (&p, &o) in rows {
+                let mut e = tpl.add_partition(&self.topic, p);
+                e.set_offset(Offset::Offset(o))
+                    .map_err(|e| format!("offset {}/{p}: {e}", self.topic))?;
+                let point = ResumePoint {
+                    epoch: resume,
+                    analysis: Some(analysis.get(&p).copied().unwrap_or(o).max(o)),
+                    ended,
+                };
+                e.set_metadata(point.metadata());
+            }
+            producer
+                .send_offsets_to_transaction(&tpl, group, self.timeout)
+                .map_err(|e| format!("sending offsets to the transaction: {e}"))?;
+        }
+        producer
+            .commit_transaction(self.timeout)
+            .map_err(|e| format!("committing the transaction: {e}"))?;
+        for (&p, &o) in rows {
+            self.board.record(&self.topic, p, o);
+        }
+        Ok(())
+    }
+}
+
+/// A transaction that cannot commit ends the run: what it held is aborted by the broker (or
+/// fenced by the restart), and the restart resumes from the last one committed.
+fn fail(what: &str) -> ! {
+    tracing::error!("kafka transaction failed: {what}");
+    eprintln!(
+        "pitwall: a Kafka transaction failed ({what}); nothing of it is visible to \
+         read_committed consumers, and a restart resumes from the last committed transaction"
+    );
+    std::process::exit(1)
+}
+
+/// The outputs of process 0 into its transactions: every worker's outputs go to worker
+/// `to` of process 0 (its own index there), every offset to worker 0; on the other processes
+/// it receives nothing. The returned stream carries no data, only the frontier of what the
+/// broker acknowledged.
+///
+/// The exchanges are this operator's input pacts, not timely's `exchange` operator: that one
+/// may reorder the messages of one epoch, and an alert's `raised` must reach the topic before
+/// its `cleared`. A pact keeps each sender's order.
+///
+/// Long for a reason: one timely operator with two inputs whose state (outputs waiting for
+/// their epoch, capabilities held until acknowledged) lives in its closure.
+pub fn transactional_sink<'scope>(
+    outputs: Stream<'scope, Epoch, Vec<Output>>,
+    offsets: Stream<'scope, Epoch, Vec<(i32, i64)>>,
+    to: u64,
+    cfg: &KafkaConfig,
+    deliveries: Arc<Deliveries>,
+    txn: Option<(Arc<Transactions>, usize)>,
+    reads_kafka: bool,
+) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
+    let mut sender = match &txn {
+        Some((t, _)) => {
+            t.open(cfg, &deliveries, reads_kafka)?;
+            Some(Sender::new(cfg, deliveries.clone())?)
+        }
+        None => None,
+    };
+    let scope = outputs.scope();
+    Ok(outputs
+        .binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+            offsets,
+            Exchange::new(move |_: &Output| to),
+            Exchange::new(|_: &(i32, i64)| 0),
+            "KafkaTransactionalSink",
+            move |initial, info| {
+                let activator = scope.activator_for(info.address);
+                // Outputs waiting for their epoch to complete (and for the target to allow it).
+                let mut waiting: BTreeMap<Epoch, (Capability<Epoch>, Vec<Output>)> =
+                    BTreeMap::new();
+                // Epochs sent and not all acknowledged: the probe after the sink waits for them.
+                let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
+                let mut changelog: Changelog<Withdrawal> = Changelog::default();
+                let mut withdrawn: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
+                let mut offsets_buf = Vec::new();
+                // Held until this sink has sent everything (then the last transaction can commit):
+                // the dataflow does not end before. Kept at the inputs' frontier.
+                let mut last = Some(initial);
+                move |(outputs_in, outputs_frontier), (offsets_in, offsets_frontier), _output| {
+                    let (Some((txn, index)), Some(sender)) = (&txn, sender.as_mut()) else {
+                        outputs_in.for_each(|_, data| data.clear());
+                        offsets_in.for_each(|_, data| data.clear());
+                        return;
+                    };
+                    let resume = txn.lock().resume;
+                    let mut latest = None;
+                    outputs_in.for_each(|cap, data| {
+                        let Some(&epoch) = cap.least() else { return };
+                        latest = latest.max(Some(epoch));
+                        if epoch < resume {
+                            // Rebuilt from replayed records: committed by the run this replaces.
+                            for o in data.drain(..) {
+                                sender.committed_before(&o);
+                            }
+                            return;
+                        }
+                        if let Some(c) = cap.retain_least(0) {
+                            let entry = waiting.entry(epoch).or_insert_with(|| (c, Vec::new()));
+                            entry.1.append(data);
+                        }
+                    });
+                    offsets_in.for_each(|cap, data| {
+                        if let Some(&epoch) = cap.least() {
+                            offsets_buf.append(data);
+                            txn.handed(epoch, &mut offsets_buf);
+                        }
+                    });
+                    let frontier = [outputs_frontier.frontier(), offsets_frontier.frontier()]
+                        .iter()
+                        .filter_map(|f| f.iter().min().copied())
+                        .min()
+                        .unwrap_or(Epoch::MAX);
+                    let limit = frontier.min(txn.limit());
+                    let later = waiting.split_off(&limit);
+                    for (epoch, (cap, batch)) in std::mem::replace(&mut waiting, later) {
+                        let mut sent = false;
+                        for o in batch {
+                            match sender.output(epoch, &o, &mut changelog) {
+                                Sending::Sent => sent = true,
+                                Sending::Withdrawn => {
+                                    withdrawn.entry(epoch).or_insert_with(|| cap.clone());
+                                }
+                                Sending::Nothing => {}
+                            }
+                        }
+                        if sent {
+                            held.entry(epoch).or_insert(cap);
+                        }
+                    }
+                    for (epoch, w) in changelog.release(|e| e < limit) {
+                        if sender.withdraw(epoch, &w) {
+                            if let Some(c) = withdrawn.get(&epoch) {
+                                held.entry(epoch).or_insert_with(|| c.clone());
+                            }
+                        }
+                    }
+                    withdrawn.retain(|e, _| *e >= limit);
+                    sender.poll_and_retry();
+                    let committed = txn.sent(*index, limit, latest);
+                    if limit == Epoch::MAX {
+                        last = None;
+                    } else if let Some(c) = last.as_mut() {
+                        if *c.time() < frontier {
+                            c.downgrade(&frontier);
+                        }
+                    }
+                    // Acknowledged (in the open transaction) is enough for the source to read on.
+                    held.retain(|epoch, _| deliveries.waits_for(*epoch));
+                    let soon = Duration::from_millis(1);
+                    if limit < frontier || !held.is_empty() {
+                        // Held back by the open transaction's target, or waiting for
+                        // acknowledgements: look again soon.
+                        activator.activate_after(soon);
+                    } else if committed < limit {
+                        // Sent and not committed: the commit is due then.
+                        activator.activate_after(txn.due_in().max(soon));
+                    }
+                }
+            },
+        ))
+}
