@@ -109,6 +109,7 @@ fn records<'scope>(
                 plan.pace.epoch_ms,
                 k.cfg.consumer.poll_batch,
                 plan.epochs.clone(),
+                plan.detectors.race.view_step_epochs,
             );
             (streams.records, Some(streams.offsets))
         }

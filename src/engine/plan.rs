@@ -149,7 +149,7 @@ impl Plan {
         let transactions = opts
             .kafka
             .as_ref()
-            .filter(|k| k.cfg.transactions.enabled && opts.cluster.process == 0)
+            .filter(|k| k.read && k.cfg.transactions.enabled && opts.cluster.process == 0)
             .map(|k| {
                 Arc::new(Transactions::new(
                     &k.cfg,
@@ -189,11 +189,13 @@ impl Plan {
         })
     }
 
-    /// Outputs go to Kafka in transactions (exactly once).
+    /// Outputs go to Kafka in transactions (exactly once), with the offsets of the Kafka input
+    /// they came from. A file or the simulator has no offsets to commit, and its restart
+    /// starts over: its outputs go as sent.
     pub fn transactional(&self) -> bool {
         self.kafka
             .as_ref()
-            .is_some_and(|k| k.cfg.transactions.enabled)
+            .is_some_and(|k| k.read && k.cfg.transactions.enabled)
     }
 
     /// Reads the Kafka telemetry topic (not a file or the simulator).

@@ -58,6 +58,7 @@ fn open(index: usize, peers: usize, plan: &Plan) -> Result<Ends, Error> {
                 peers,
                 metrics.map(|m| m.consumed_offset.clone()),
                 metrics.map(|m| m.consumer_lag.clone()),
+                plan.transactional().then(|| plan.commits.clone()),
             )?;
             reader.share_commits(plan.commits.clone());
 

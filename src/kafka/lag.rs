@@ -3,6 +3,7 @@
 //! handed to the engine and the offset committed, into `metrics::ConsumerLag`. The worker's hot
 //! path does nothing for it.
 
+use super::source::CommitBoard;
 use crate::metrics::{ConsumerLag, PartitionLag};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::statistics::Statistics;
@@ -16,6 +17,9 @@ pub const LAG_INTERVAL_MS: u32 = 1000;
 #[derive(Default)]
 pub struct LagContext {
     pub lag: Option<Arc<ConsumerLag>>,
+    /// With transactions the offsets are committed by the sink's producer, not this
+    /// consumer: the committed offsets are the ones its transactions recorded here.
+    pub commits: Option<CommitBoard>,
 }
 
 impl ClientContext for LagContext {
@@ -33,10 +37,10 @@ impl ClientContext for LagContext {
                 } else {
                     start
                 };
-                let committed = if p.committed_offset >= 0 {
-                    p.committed_offset
-                } else {
-                    start
+                let committed = match &self.commits {
+                    Some(board) => board.get(name, partition).unwrap_or(start),
+                    None if p.committed_offset >= 0 => p.committed_offset,
+                    None => start,
                 };
                 lag.record(
                     name,

@@ -100,20 +100,25 @@ pub struct KafkaReader {
 
 impl KafkaReader {
     /// `offsets_gauge`, when given, is kept at the next offset of each assigned partition, and
-    /// `lag` at each partition's consumer lag.
+    /// `lag` at each partition's consumer lag; `transactions`, when the sink's transactions
+    /// commit the offsets, is where they record them.
     pub fn open(
         cfg: &KafkaConfig,
         worker: usize,
         peers: usize,
         offsets_gauge: Option<Family<PartitionLabels, Gauge>>,
         lag: Option<Arc<ConsumerLag>>,
+        transactions: Option<CommitBoard>,
     ) -> Result<KafkaReader, BrokerError> {
         let mut config = cfg.consumer_config(&cfg.group_id);
         if lag.is_some() {
             config.set("statistics.interval.ms", LAG_INTERVAL_MS.to_string());
         }
         let consumer: BaseConsumer<LagContext> = config
-            .create_with_context(LagContext { lag })
+            .create_with_context(LagContext {
+                lag,
+                commits: transactions,
+            })
             .map_err(client_error(format!("kafka consumer for {}", cfg.brokers)))?;
         let topic = cfg.topics.telemetry.name.clone();
         let partitions: Vec<i32> = (0..partition_count(&consumer, &topic, &cfg.brokers)?)
@@ -425,6 +430,12 @@ impl CommitBoard {
         offsets.insert((topic.to_string(), partition), offset);
     }
 
+    /// The offset committed on `topic`'s `partition`, if this process committed one.
+    pub(super) fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        offsets.get(&(topic.to_string(), partition)).copied()
+    }
+
     /// One sentence: what this process committed, per partition (next offset to read).
     pub fn describe(&self) -> String {
         let group = self.group.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -593,6 +604,7 @@ pub fn kafka_ingest<'scope>(
     epoch_ms: i64,
     batch: usize,
     epochs: EpochClock,
+    view_step: Epoch,
 ) -> KafkaStreams<'scope> {
     let mut builder = OperatorBuilder::new("KafkaIngest".to_owned(), scope);
     let info = builder.operator_info();
@@ -675,15 +687,18 @@ pub fn kafka_ingest<'scope>(
             if full {
                 last_message = Instant::now();
             }
-            // Idle with everything handed over: the source moves past the last records' epoch,
-            // so that epoch can complete and its offsets be committed now rather than when the
-            // next record comes (a consumer's committed lag falls to zero). A record that comes
-            // later goes at the new epoch, as any record older than the current epoch does.
+            // Idle with everything handed over: the source moves past the last records' epoch
+            // and the race views' step their rows wait for (`view_step`), so that the epoch
+            // can complete and its offsets (in transactions, with those rows) be committed now
+            // rather than when the next record comes (a consumer's committed lag falls to
+            // zero). A record that comes later goes at the new epoch, as any record older than
+            // the current epoch does.
             if got == 0
                 && last_message.elapsed() >= SETTLE_AFTER
                 && r.uncommitted.back().is_some_and(|h| h.epoch == *c.time())
             {
-                let next = *c.time() + 1;
+                let step = view_step.max(1);
+                let next = c.time().div_ceil(step) * step + 1;
                 c.downgrade(&next);
                 oc.downgrade(&next);
             }

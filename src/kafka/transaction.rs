@@ -127,6 +127,15 @@ impl Transactions {
         reads_kafka: bool,
     ) -> Result<(), BrokerError> {
         let mut st = self.lock();
+        if reads_kafka && st.producer.is_none() {
+            // An unreachable broker or a missing topic says so at once, before the producer
+            // waits for its transaction coordinator.
+            let consumer: BaseConsumer = cfg
+                .consumer_config(&cfg.group_id)
+                .create()
+                .map_err(client_error(format!("consumer for {}", cfg.brokers)))?;
+            super::admin::partition_count(&consumer, &self.topic, &cfg.brokers)?;
+        }
         if st.producer.is_none() {
             st.producer = Some(deliveries.transactional_producer(cfg)?);
             let txn = self.clone();
@@ -400,8 +409,10 @@ pub fn transactional_sink<'scope>(
                 let mut last = Some(initial);
                 move |(outputs_in, outputs_frontier), (offsets_in, offsets_frontier), _output| {
                     let (Some((txn, index)), Some(sender)) = (&txn, sender.as_mut()) else {
+                        // Not process 0: nothing comes here, and nothing is held.
                         outputs_in.for_each(|_, data| data.clear());
                         offsets_in.for_each(|_, data| data.clear());
+                        last = None;
                         return;
                     };
                     let resume = txn.lock().resume;
