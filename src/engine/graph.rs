@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::http::store::{race_into_store, StoreHook};
 use crate::ingest::{ingest, RecordSource};
 use crate::kafka::sink::kafka_sink;
-use crate::kafka::source::{kafka_ingest, KafkaReader, StopWhen};
+use crate::kafka::source::{kafka_ingest, Epochs, KafkaReader, StopWhen};
 use crate::kafka::transaction::transactional_sink;
 use crate::sinks::collect::{collect, Collector};
 use pitwall_dataflows::dataflow::{analyze_placed, Epoch};
@@ -106,10 +106,12 @@ fn records<'scope>(
                     idle: k.until_idle,
                     signal: plan.stop.clone(),
                 },
-                plan.pace.epoch_ms,
                 k.cfg.consumer.poll_batch,
-                plan.epochs.clone(),
-                plan.detectors.race.view_step_epochs,
+                Epochs {
+                    epoch_ms: plan.pace.epoch_ms,
+                    view_step: plan.detectors.race.view_step_epochs,
+                    clock: plan.epochs.clone(),
+                },
             );
             (streams.records, Some(streams.offsets))
         }

@@ -587,6 +587,16 @@ pub struct KafkaStreams<'scope> {
     pub offsets: Stream<'scope, Epoch, Vec<(i32, i64)>>,
 }
 
+/// How the Kafka source cuts its records into epochs.
+pub struct Epochs {
+    /// Milliseconds of event time per epoch.
+    pub epoch_ms: i64,
+    /// The race views' step in epochs (their rows wait for it): an idle source settles past it.
+    pub view_step: Epoch,
+    /// The epochs handed over, for whoever reports them.
+    pub clock: EpochClock,
+}
+
 /// The worker's share of the telemetry topic as timely streams.
 ///
 /// `batch` records are taken per activation; at most `kafka.consumer.max_in_dataflow` records
@@ -601,11 +611,14 @@ pub fn kafka_ingest<'scope>(
     reader: Rc<RefCell<KafkaReader>>,
     durable: ProbeHandle<Epoch>,
     stop: StopWhen,
-    epoch_ms: i64,
     batch: usize,
-    epochs: EpochClock,
-    view_step: Epoch,
+    pace: Epochs,
 ) -> KafkaStreams<'scope> {
+    let Epochs {
+        epoch_ms,
+        view_step,
+        clock: epochs,
+    } = pace;
     let mut builder = OperatorBuilder::new("KafkaIngest".to_owned(), scope);
     let info = builder.operator_info();
     let (records_out, records) = builder.new_output::<Vec<Ingest>>();
