@@ -96,6 +96,31 @@ impl Setup {
             .env("RUST_LOG", "pitwall=info")
     }
 
+    /// `pitwall produce` of `input` paced at `speed` times the race's pace, running.
+    fn producing(&self, input: &Path, speed: &str) -> RunningChild {
+        RunningChild::new(
+            self.command(&[
+                "produce",
+                "--input",
+                input.to_str().unwrap(),
+                "--speed",
+                speed,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+        )
+    }
+
+    /// `pitwall run` on the test's topics with no end and its output discarded, running.
+    fn engine_running(&self) -> RunningChild {
+        self.run()
+            .stdout(Capture::Null)
+            .stderr(Capture::Null)
+            .spawn()
+            .unwrap()
+    }
+
     /// `pitwall run` on the test's topics until `idle` seconds without a message, into `out`.
     fn engine(&self, idle: f64, out: &Path) -> RunCommand {
         self.run().until_idle(idle).out(out)
@@ -566,18 +591,8 @@ fn a_killed_engine_resumes_from_its_commits_and_loses_nothing() {
     let csv = race_prefix(s.dir.path(), rows);
     // A live replay: the engine is killed (SIGKILL) once it has committed some of the race,
     // while the rest is still coming in.
-    let mut producer = RunningChild::new(
-        s.command(&["produce", "--input", csv.to_str().unwrap(), "--speed", "60"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut engine = s
-        .run()
-        .stdout(Capture::Null)
-        .stderr(Capture::Null)
-        .spawn()
-        .unwrap();
+    let mut producer = s.producing(&csv, "60");
+    let mut engine = s.engine_running();
     wait_for_commits(&s);
     engine.kill().unwrap();
     assert!(
@@ -630,27 +645,11 @@ fn killed_ten_times_the_transactions_give_every_output_exactly_once() {
     let race = race();
     let reference = file_mode(&s, &race);
     let total = common::race_rows() as i64;
-    let mut producer = RunningChild::new(
-        s.command(&[
-            "produce",
-            "--input",
-            race.to_str().unwrap(),
-            "--speed",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
+    let mut producer = s.producing(&race, "100");
     const KILLS: i64 = 10;
     let mut killed_at = Vec::new();
     for k in 1..=KILLS {
-        let mut engine = s
-            .run()
-            .stdout(Capture::Null)
-            .stderr(Capture::Null)
-            .spawn()
-            .unwrap();
+        let mut engine = s.engine_running();
         // Once the transactions have committed k/11 of the race (or, should the producer be
         // done first, at once: a kill during the restart's replay).
         let at = total * k / (KILLS + 1);
@@ -858,11 +857,7 @@ fn the_engine_rides_out_a_broker_outage_and_loses_nothing() {
     let broker = OwnBroker::start();
     let s = Setup::new("outage", &broker.brokers);
     let csv = race_prefix(s.dir.path(), 40_000);
-    let mut producer = s
-        .command(&["produce", "--input", csv.to_str().unwrap(), "--speed", "60"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut producer = s.producing(&csv, "60");
     let out = s.path("engine");
     let engine = s.engine(15.0, &out).stdout(Capture::Null).spawn().unwrap();
     // Mid-stream (the engine has committed some of the race), the broker stops answering for
@@ -871,7 +866,7 @@ fn the_engine_rides_out_a_broker_outage_and_loses_nothing() {
     broker.signal("-STOP");
     std::thread::sleep(Duration::from_secs(10));
     broker.signal("-CONT");
-    assert!(producer.wait().unwrap().success());
+    assert!(producer.child().wait().unwrap().success());
     let status = engine.wait_with_output().unwrap();
     assert!(
         status.status.success(),

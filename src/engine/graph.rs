@@ -68,7 +68,6 @@ pub(super) fn build<'scope>(
                 &k.cfg,
                 plan.deliveries.clone(),
                 plan.transactions.clone().map(|t| (t, index)),
-                plan.reads_kafka(),
             )?
         } else {
             kafka_sink(outputs.clone(), &k.cfg, plan.deliveries.clone())?

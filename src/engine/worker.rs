@@ -47,7 +47,7 @@ fn open(index: usize, peers: usize, plan: &Plan) -> Result<Ends, Error> {
     if let (Some(t), Some(k)) = (&plan.transactions, &plan.kafka) {
         // First: fences the run this one replaces, whose open transaction (offsets included)
         // is aborted, so the group's committed offsets can be read.
-        t.open(&k.cfg, &plan.deliveries, k.read)?;
+        t.open(&k.cfg, &plan.deliveries)?;
     }
     let reader = match &plan.kafka {
         Some(k) if k.read => {

@@ -372,9 +372,7 @@ pub fn kafka_sink<'scope>(
                     }
                     waiting.retain(|e, _| frontier.less_equal(e));
                     sender.poll_and_retry();
-                    if let Ok(in_flight) = sender.deliveries.in_flight.lock() {
-                        held.retain(|epoch, _| in_flight.contains_key(epoch));
-                    }
+                    held.retain(|epoch, _| sender.deliveries.waits_for(*epoch));
                     if !held.is_empty() || !frontier.is_empty() && sender.in_flight() > 0 {
                         // An alert's acknowledgement is seen within 1 ms; windows' batches are
                         // 10 ms apart anyway.

@@ -270,8 +270,15 @@ impl KafkaReader {
                 .analysis_from
                 .get(&p)
                 .is_some_and(|&from| offset < from);
-            self.read_to.insert(p, offset + 1);
-            let hold = !first && self.replaying();
+            // Only while the first replay lasts: where each partition was read to, whether
+            // some partition still replays, and so whether this record waits for it.
+            let others_replay = !self.replay_until.is_empty() && {
+                self.read_to.insert(p, offset + 1);
+                self.replaying()
+            };
+            let hold = !first && others_replay;
+            // The last replayed record: the held ones go at the resume epoch, next time.
+            let replay_ends = first && !others_replay;
             if !hold {
                 self.next.insert(p, offset + 1);
             }
@@ -294,7 +301,7 @@ impl KafkaReader {
                 }
                 // Delivered to the dead-letter topic before the restart.
                 Err(_) if replay => {
-                    if first && !self.replaying() {
+                    if replay_ends {
                         self.replay_ended = true;
                         break;
                     }
@@ -318,8 +325,7 @@ impl KafkaReader {
                 continue;
             }
             out.push(item);
-            if first && !self.replaying() {
-                // The last replayed record: the held ones go at the resume epoch, next time.
+            if replay_ends {
                 self.replay_ended = true;
                 break;
             }

@@ -118,52 +118,46 @@ impl Transactions {
     }
 
     /// The producer (its first transaction fences the replaced run's and aborts what that one
-    /// left open), then, when the input is Kafka, the group's metadata that offsets are
-    /// committed under and where the replaced run's last transaction left off.
+    /// left open), then the group's metadata that offsets are committed under and where the
+    /// replaced run's last transaction left off. Each worker of process 0 calls it before its
+    /// dataflow is built; the first does the work.
     pub fn open(
         self: &Arc<Self>,
         cfg: &KafkaConfig,
         deliveries: &Arc<Deliveries>,
-        reads_kafka: bool,
     ) -> Result<(), BrokerError> {
         let mut st = self.lock();
-        if reads_kafka && st.producer.is_none() {
-            // An unreachable broker or a missing topic says so at once, before the producer
-            // waits for its transaction coordinator.
-            let consumer: BaseConsumer = cfg
-                .consumer_config(&cfg.group_id)
-                .create()
-                .map_err(client_error(format!("consumer for {}", cfg.brokers)))?;
-            super::admin::partition_count(&consumer, &self.topic, &cfg.brokers)?;
+        if st.producer.is_some() {
+            return Ok(());
         }
-        if st.producer.is_none() {
-            st.producer = Some(deliveries.transactional_producer(cfg)?);
-            let txn = self.clone();
-            std::thread::Builder::new()
-                .name("pitwall-commit".into())
-                .spawn(move || txn.committer())?;
+        let consumer: BaseConsumer = cfg
+            .consumer_config(&cfg.group_id)
+            .create()
+            .map_err(client_error(format!("consumer of group {}", cfg.group_id)))?;
+        // An unreachable broker or a missing topic says so at once, before the producer waits
+        // for its transaction coordinator.
+        super::admin::partition_count(&consumer, &self.topic, &cfg.brokers)?;
+        st.producer = Some(deliveries.transactional_producer(cfg)?);
+        let txn = self.clone();
+        std::thread::Builder::new()
+            .name("pitwall-commit".into())
+            .spawn(move || txn.committer())?;
+        // Fenced: the replaced run's offsets are no longer pending, and can be read.
+        st.group = consumer.group_metadata().map(Arc::new);
+        let committed = committed_with_resume(&consumer, &self.topic, &cfg.brokers)?;
+        let mut resume = 0;
+        for (p, (rows, point)) in committed {
+            st.rows_at.insert(p, rows);
+            let analysis = point.and_then(|r| r.analysis).unwrap_or(rows).max(rows);
+            st.analysis_at.insert(p, analysis);
+            resume = resume.max(point.map_or(0, |r| r.epoch));
         }
-        if reads_kafka && st.group.is_none() {
-            let consumer: BaseConsumer = cfg
-                .consumer_config(&cfg.group_id)
-                .create()
-                .map_err(client_error(format!("group metadata of {}", cfg.group_id)))?;
-            st.group = consumer.group_metadata().map(Arc::new);
-            let committed = committed_with_resume(&consumer, &self.topic, &cfg.brokers)?;
-            let mut resume = 0;
-            for (p, (rows, point)) in committed {
-                st.rows_at.insert(p, rows);
-                let analysis = point.and_then(|r| r.analysis).unwrap_or(rows).max(rows);
-                st.analysis_at.insert(p, analysis);
-                resume = resume.max(point.map_or(0, |r| r.epoch));
-            }
-            st.resume = resume;
-            st.committed = resume;
-            for s in &mut st.sent_through {
-                *s = (*s).max(resume);
-            }
-            tracing::info!(resume, rows_at = ?st.rows_at, analysis_at = ?st.analysis_at, "transactions resume");
+        st.resume = resume;
+        st.committed = resume;
+        for s in &mut st.sent_through {
+            *s = (*s).max(resume);
         }
+        tracing::info!(resume, rows_at = ?st.rows_at, analysis_at = ?st.analysis_at, "transactions resume");
         Ok(())
     }
 
@@ -378,15 +372,15 @@ pub fn transactional_sink<'scope>(
     cfg: &KafkaConfig,
     deliveries: Arc<Deliveries>,
     txn: Option<(Arc<Transactions>, usize)>,
-    reads_kafka: bool,
 ) -> Result<Stream<'scope, Epoch, Vec<()>>, BrokerError> {
+    // The transactional producer is made by `Transactions::open` (before the dataflow):
+    // the sender sends through it.
     let mut sender = match &txn {
-        Some((t, _)) => {
-            t.open(cfg, &deliveries, reads_kafka)?;
-            Some(Sender::new(cfg, deliveries.clone())?)
-        }
+        Some(_) => Some(Sender::new(cfg, deliveries.clone())?),
         None => None,
     };
+    // Epochs before it were committed by the run this one replaces (read by `open`).
+    let resume = txn.as_ref().map_or(0, |(t, _)| t.lock().resume);
     let scope = outputs.scope();
     Ok(outputs
         .binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
@@ -415,7 +409,6 @@ pub fn transactional_sink<'scope>(
                         last = None;
                         return;
                     };
-                    let resume = txn.lock().resume;
                     let mut latest = None;
                     outputs_in.for_each(|cap, data| {
                         let Some(&epoch) = cap.least() else { return };
