@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::outputs::{check_fold, driver_lap, first_difference, lines, rows_by};
 use common::{
     bin, cleared_on_topic, free_port, lines_of, pitwall_run, race, race_prefix, root, serve,
     wait_for_exit, wait_for_line, wait_until, wait_until_ok, Capture, RunCommand, RunningChild,
@@ -183,14 +184,6 @@ fn race_split(dir: &Path, rows: usize) -> (PathBuf, PathBuf) {
     paths
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// File mode on the same rows, without Kafka: its --out folder.
 fn file_mode(s: &Setup, input: &Path) -> PathBuf {
     let out = s.path("file-mode");
@@ -284,114 +277,6 @@ fn fold_with_independent_client(s: &Setup) -> Value {
         &s.topic("alerts"),
         &s.topic("laps"),
         &s.topic("predictions"),
-    )
-}
-
-/// The independent client's fold is exactly an engine's final `--out` files: alerts by id, laps
-/// by `DRIVER:LAP`, pit stops by `DRIVER:LAP:pit`, predictions by model, driver and lap.
-fn check_fold(fold: &Value, out: &Path) {
-    let folded = |section: &str| -> BTreeMap<String, Value> {
-        fold[section]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    };
-    let alerts = rows_by(&out.join("alerts.jsonl"), |a| {
-        a["alert_id"].as_str().unwrap().to_string()
-    });
-    let laps = rows_by(&out.join("laps.jsonl"), |v| {
-        let (driver, lap) = driver_lap(v);
-        format!("{driver}:{lap}")
-    });
-    let pits = rows_by(&out.join("pit_stops.jsonl"), |v| {
-        let (driver, lap) = driver_lap(v);
-        format!("{driver}:{lap}:pit")
-    });
-    let predictions = rows_by(&out.join("predictions.jsonl"), |v| {
-        let (driver, lap) = driver_lap(v);
-        format!("{}:{driver}:{lap}", v["model_type"].as_str().unwrap())
-    });
-    for (section, expected) in [
-        ("alerts", alerts),
-        ("laps", laps),
-        ("pit_stops", pits),
-        ("predictions", predictions),
-    ] {
-        let got = folded(section);
-        assert!(
-            got == expected,
-            "{section}: the changelog folds to something else than the engine's files ({} \
-             against {}); {}",
-            got.len(),
-            expected.len(),
-            first_difference(&got, &expected)
-        );
-    }
-}
-
-/// Rows of a file-mode jsonl, each under the key the topic's latest value is taken by.
-fn rows_by<K: Ord + std::fmt::Debug>(path: &Path, key: impl Fn(&Value) -> K) -> BTreeMap<K, Value> {
-    let rows = lines(path);
-    let n = rows.len();
-    let by: BTreeMap<K, Value> = rows.into_iter().map(|r| (key(&r), r)).collect();
-    assert_eq!(by.len(), n, "{}: one row per key", path.display());
-    by
-}
-
-/// Where two row sets differ, for the assertion message: how many rows only on the topic,
-/// missing from it and different, the fields that differ (in how many rows), and the first key.
-fn first_difference<K: Ord + std::fmt::Debug>(
-    a: &BTreeMap<K, Value>,
-    b: &BTreeMap<K, Value>,
-) -> String {
-    let only_a = a.keys().filter(|k| !b.contains_key(*k)).count();
-    let only_b = b.keys().filter(|k| !a.contains_key(*k)).count();
-    let mut fields: BTreeMap<String, usize> = BTreeMap::new();
-    let mut changed = 0;
-    for (k, v) in a {
-        let Some(w) = b.get(k).filter(|w| *w != v) else {
-            continue;
-        };
-        changed += 1;
-        let (Some(v), Some(w)) = (v.as_object(), w.as_object()) else {
-            continue;
-        };
-        for f in v.keys().chain(w.keys()).collect::<BTreeSet<_>>() {
-            if v.get(f) != w.get(f) {
-                *fields.entry(f.clone()).or_default() += 1;
-            }
-        }
-    }
-    format!(
-        "{only_a} rows only on the topic, {only_b} missing from it, {changed} different \
-         (fields: {fields:?}); {}",
-        first_key_difference(a, b)
-    )
-}
-
-fn first_key_difference<K: Ord + std::fmt::Debug>(
-    a: &BTreeMap<K, Value>,
-    b: &BTreeMap<K, Value>,
-) -> String {
-    for (k, v) in a {
-        match b.get(k) {
-            None => return format!("{k:?} only on the topic: {v}"),
-            Some(w) if w != v => return format!("{k:?}: topic {v}\nfile mode {w}"),
-            _ => {}
-        }
-    }
-    match b.keys().find(|k| !a.contains_key(*k)) {
-        Some(k) => format!("{k:?} missing from the topic"),
-        None => "none".into(),
-    }
-}
-
-fn driver_lap(v: &Value) -> (String, u64) {
-    (
-        v["driver_id"].as_str().unwrap().to_string(),
-        v["lap"].as_u64().unwrap(),
     )
 }
 
@@ -678,51 +563,11 @@ fn killed_ten_times_the_transactions_give_every_output_exactly_once() {
         "the last run commits the whole race (killed at {killed_at:?})"
     );
 
-    let windows = s.topic("windows");
-    let fold = common::fold_changelog_and_windows(
+    common::outputs::check_exactly_once(
         &s.brokers,
-        &s.topic("alerts"),
-        &s.topic("laps"),
-        &s.topic("predictions"),
-        Some((&windows, &reference.join("windows.jsonl"))),
-    );
-    check_fold(&fold, &reference);
-    // The analysis's alerts are sent once per status: none twice, none out of order.
-    let mut sent: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut cleared = BTreeSet::new();
-    for a in s.tail(&s.topic("alerts"), "once") {
-        let (Some(id), Some(kind), Some(status)) = (
-            a["alert_id"].as_str(),
-            a["alert_type"].as_str(),
-            a["status"].as_str(),
-        ) else {
-            continue;
-        };
-        // Car health and retirements are race rows, updated as the race goes on.
-        if kind == "car_health" || kind == "retirement" {
-            continue;
-        }
-        assert!(
-            !(status == "raised" && cleared.contains(id)),
-            "{id} raised after it was cleared (killed at {killed_at:?})"
-        );
-        if status == "cleared" {
-            cleared.insert(id.to_string());
-        }
-        *sent
-            .entry((id.to_string(), status.to_string()))
-            .or_default() += 1;
-    }
-    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "alerts sent twice: {twice:?} (killed at {killed_at:?})"
-    );
-    let expected = lines(&reference.join("windows.jsonl")).len();
-    assert_eq!(
-        fold["windows"],
-        serde_json::json!({"messages": expected, "missing": 0, "extra": 0}),
-        "the windows topic against the uninterrupted run's {expected} (killed at {killed_at:?})"
+        |t| s.topic(t),
+        &reference,
+        &format!("killed at {killed_at:?}"),
     );
 }
 

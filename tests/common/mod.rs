@@ -5,6 +5,8 @@
 //! [`PATIENCE`], never on the machine's speed. (Each test binary uses only some of it.)
 #![allow(dead_code)]
 
+pub mod outputs;
+
 // Re-exported for the test binaries; each uses only some.
 #[allow(unused_imports)]
 pub use pitwall::bench::child::{Capture, RunCommand, RunningChild};
