@@ -29,8 +29,33 @@ HEAP=${PITWALL_KAFKA_HEAP:-512m}
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
+# The brokers' logging: warnings, that a node started, and the controller's failover decisions
+# (fencing a broker whose heartbeats stopped; tests read when it happened). Written on every
+# install check, so a cached install gets changes too.
+log_config() {
+  local want
+  want=$(cat <<'EOF'
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d{yyyy-MM-dd'T'HH:mm:ss.SSS'Z'}{UTC}] %p %m (%c{1})%n
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+logger.fencing.name = org.apache.kafka.controller.ReplicationControlManager
+logger.fencing.level = INFO
+EOF
+)
+  [ "$(cat "$LIBS/log4j2.properties" 2>/dev/null)" = "$want" ] || echo "$want" >"$LIBS/log4j2.properties"
+}
+
 install_kafka() {
-  [ -f "$LIBS/.complete" ] && return 0
+  [ -f "$LIBS/.complete" ] && { log_config; return 0; }
   command -v java >/dev/null || die "java (17 or newer) is needed to run Apache Kafka"
   command -v mvn >/dev/null || die "mvn (Maven) is needed to fetch Apache Kafka from Maven Central"
   local tmp
@@ -57,21 +82,8 @@ EOF
   mkdir -p "$LIBS"
   mvn -q -B -Dstyle.color=never -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
     -DoutputDirectory="$LIBS" || { rm -rf "$tmp"; die "mvn could not resolve org.apache.kafka:kafka_2.13:$VERSION"; }
-  cat >"$LIBS/log4j2.properties" <<'EOF'
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = out
-appender.out.type = Console
-appender.out.name = out
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c{1})%n
-logger.kafka.name = kafka
-logger.kafka.level = WARN
-logger.apache.name = org.apache.kafka
-logger.apache.level = WARN
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-EOF
   rm -rf "$tmp"
+  log_config
   touch "$LIBS/.complete"
 }
 

@@ -186,6 +186,10 @@ pub struct KafkaConfig {
     /// The engine's consumer group: its committed offsets are where a restart resumes.
     pub group_id: String,
     pub replication_factor: i32,
+    /// How long a request to a broker may go unanswered before its connection is dropped and
+    /// the partitions it led are looked up again (librdkafka's `socket.timeout.ms`): a broker
+    /// whose cable is cut sends no reset, and only this tells.
+    pub request_timeout_ms: u32,
     /// After a restart, re-read each partition from its start to rebuild the detectors'
     /// state exactly, emitting nothing for what was committed before.
     pub rebuild_state: bool,

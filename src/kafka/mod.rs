@@ -86,6 +86,15 @@ impl KafkaConfig {
                 "must be at least 1",
             ));
         }
+        // librdkafka's range, and room for a fetch that waits its fetch_wait_max_ms.
+        if !(1000..=300_000).contains(&self.request_timeout_ms)
+            || self.request_timeout_ms < self.consumer.fetch_wait_max_ms + 1000
+        {
+            return Err(Invalid::new(
+                "kafka.request_timeout_ms",
+                "must be 1000 to 300000, and 1000 more than kafka.consumer.fetch_wait_max_ms",
+            ));
+        }
         if self.consumer.poll_batch == 0 {
             return Err(Invalid::new(
                 "kafka.consumer.poll_batch",
@@ -133,11 +142,13 @@ impl KafkaConfig {
         self.with_properties(self.base())
     }
 
-    /// Bootstrap servers, client id, librdkafka's own warnings to our log.
+    /// Bootstrap servers, client id, how long a request may go unanswered, librdkafka's own
+    /// warnings to our log.
     pub(crate) fn base(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "pitwall")
+            .set("socket.timeout.ms", self.request_timeout_ms.to_string())
             .set_log_level(RDKafkaLogLevel::Warning);
         c
     }

@@ -305,6 +305,30 @@ impl Transactions {
         (rows, analysis)
     }
 
+    /// A call of the transactional API, made again while it fails with an error librdkafka
+    /// calls retriable (a coordinator that timed out or moved: a broker lost, its partitions
+    /// led elsewhere), for up to the transaction timeout in all.
+    fn retrying(
+        &self,
+        what: &str,
+        call: impl Fn(Duration) -> rdkafka::error::KafkaResult<()>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match call(left.max(Duration::from_secs(1))) {
+                Ok(()) => return Ok(()),
+                Err(rdkafka::error::KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline =>
+                {
+                    tracing::warn!("{what}: {e}; trying again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(format!("{what}: {e}")),
+            }
+        }
+    }
+
     /// The offsets (with where the analysis and the outputs are beside them), then the
     /// transaction.
     fn commit(
@@ -329,13 +353,13 @@ impl Transactions {
                 };
                 e.set_metadata(point.metadata());
             }
-            producer
-                .send_offsets_to_transaction(&tpl, group, self.timeout)
-                .map_err(|e| format!("sending offsets to the transaction: {e}"))?;
+            self.retrying("sending offsets to the transaction", |timeout| {
+                producer.send_offsets_to_transaction(&tpl, group, timeout)
+            })?;
         }
-        producer
-            .commit_transaction(self.timeout)
-            .map_err(|e| format!("committing the transaction: {e}"))?;
+        self.retrying("committing the transaction", |timeout| {
+            producer.commit_transaction(timeout)
+        })?;
         for (&p, &o) in rows {
             self.board.record(&self.topic, p, o);
         }
