@@ -30,7 +30,7 @@ HEAP=${PITWALL_KAFKA_HEAP:-512m}
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 # The brokers' logging: warnings, that a node started, and the controller's failover decisions
-# (fencing a broker whose heartbeats stopped; tests read when it happened). Written on every
+# (fencing a broker whose heartbeats stopped; tests wait for it). Written on every
 # install check, so a cached install gets changes too.
 log_config() {
   local want
@@ -40,7 +40,7 @@ rootLogger.appenderRef.out.ref = out
 appender.out.type = Console
 appender.out.name = out
 appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d{yyyy-MM-dd'T'HH:mm:ss.SSS'Z'}{UTC}] %p %m (%c{1})%n
+appender.out.layout.pattern = [%d] %p %m (%c{1})%n
 logger.kafka.name = kafka
 logger.kafka.level = WARN
 logger.apache.name = org.apache.kafka

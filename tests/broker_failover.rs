@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::outputs::lines;
 use common::{bin, race_prefix, root, wait_for_exit, wait_for_progress, RunningChild};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -141,42 +142,13 @@ fn ack_waits(text: &str) -> Vec<(f64, u128, u128)> {
         .collect()
 }
 
-/// When the cluster's controller fenced node 1 (its heartbeats stopped), in unix ms: the line
-/// one of the surviving nodes logged (scripts/kafka.sh's log format, UTC timestamps).
-fn fenced_at(name: &str) -> Option<u128> {
-    (2..=3).find_map(|node| {
-        let log = std::fs::read_to_string(format!("/tmp/pitwall-kc-{name}/broker-{node}.log"))
-            .unwrap_or_default();
-        let line = log.lines().find(|l| l.contains("Fencing broker 1 "))?;
-        unix_ms_of(line.strip_prefix('[')?.split(']').next()?)
+/// Whether the cluster's controller has fenced node 1 (its heartbeats stopped): the line one
+/// of the surviving nodes logs.
+fn fenced(name: &str) -> bool {
+    (2..=3).any(|node| {
+        std::fs::read_to_string(format!("/tmp/pitwall-kc-{name}/broker-{node}.log"))
+            .is_ok_and(|log| log.contains("Fencing broker 1 "))
     })
-}
-
-/// `2026-12-05T03:46:24.123Z` in unix ms.
-fn unix_ms_of(stamp: &str) -> Option<u128> {
-    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, ms) = time.split_once('.')?;
-    let mut t = hms.split(':').map(|x| x.parse::<i64>());
-    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + h * 3600 + min * 60 + sec;
-    u128::try_from(seconds * 1000 + ms.parse::<i64>().ok()?).ok()
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// How node 1 is lost: its host killed (connections reset), or its cable cut (nothing
@@ -313,10 +285,13 @@ fn lose_node_one(loss: Loss) {
 
     // Detection: the controller fences the lost node once its heartbeats have stopped for the
     // brokers' session timeout; its partitions then get new leaders.
-    let fenced = common::wait_until("the controller to fence node 1", || fenced_at(name));
+    // Seen within the 100 ms the wait polls at.
+    common::wait_until("the controller to fence node 1", || {
+        fenced(name).then_some(())
+    });
     eprintln!(
         "detection ({loss:?}): the controller fenced node 1 {:.2} s after the loss",
-        fenced.saturating_sub(before_kill) as f64 / 1000.0
+        unix_ms().saturating_sub(before_kill) as f64 / 1000.0
     );
     for (who, child) in [("producer", &mut producer), ("engine", &mut engine)] {
         let status = wait_for_exit(child);
@@ -383,7 +358,7 @@ fn lose_node_one(loss: Loss) {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let reference: BTreeMap<String, Value> = jsonl(&file_mode.join("alerts.jsonl"))
+    let reference: BTreeMap<String, Value> = lines(&file_mode.join("alerts.jsonl"))
         .into_iter()
         .map(|a| (a["alert_id"].as_str().unwrap().to_string(), a))
         .collect();
@@ -451,7 +426,7 @@ fn lose_node_one(loss: Loss) {
         .nth(1)
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap();
-    assert_eq!(skipped, jsonl(&file_mode.join("dead_letters.jsonl")).len());
+    assert_eq!(skipped, lines(&file_mode.join("dead_letters.jsonl")).len());
     assert!(tail("f1-dead-letters", "check-dead").is_empty());
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

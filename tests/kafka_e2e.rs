@@ -149,19 +149,7 @@ impl Setup {
 
     /// Every message of a topic, read by `pitwall tail` in its own group.
     fn tail(&self, topic: &str, group: &str) -> Vec<Value> {
-        let out = self.check(&[
-            "tail",
-            "--topic",
-            topic,
-            "--group",
-            &format!("{}-{group}", self.prefix),
-            "--from-beginning",
-            "--timeout",
-            "8",
-        ]);
-        out.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        common::outputs::tail(&self.brokers, topic, &format!("{}-{group}", self.prefix))
     }
 }
 
