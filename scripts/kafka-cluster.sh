@@ -98,6 +98,10 @@ brokers() {
   (IFS=,; echo "${list[*]}")
 }
 
+# request.timeout.ms: how long a node waits for another's answer (Kafka's default 30 s). A
+# transaction's commit markers go to every partition's leader; with a leader whose cable is cut
+# the coordinator waits this long before it sends them to the new one, and the next transaction
+# of that producer waits with it. 10 s, as the clients' kafka.request_timeout_ms.
 write_properties() {
   local name=$1 i=$2 dir voters=() a
   dir=$(run_dir "$name")/broker-$i
@@ -123,6 +127,7 @@ transaction.state.log.min.isr=2
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+request.timeout.ms=10000
 EOF
 }
 

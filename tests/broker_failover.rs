@@ -305,6 +305,13 @@ fn lose_node_one(loss: Loss) {
         assert!(status.success(), "{who}: {status} ({loss:?}): {}", log());
     }
 
+    // A transaction the broker made the engine abort (a batch that timed out on the lost
+    // leader) is sent again in a new one: how many this run had.
+    let redone = read(d, "engine", "err")
+        .matches("a Kafka transaction had to be aborted")
+        .count();
+    eprintln!("transactions aborted and sent again ({loss:?}): {redone}");
+
     // Recovery, as each client saw it.
     let produced = read(d, "producer", "out");
     assert!(

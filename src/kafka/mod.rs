@@ -7,6 +7,7 @@ pub mod admin;
 pub mod changelog;
 pub mod lag;
 pub mod produce;
+mod redo;
 pub mod sink;
 pub mod source;
 pub mod tail;
@@ -149,14 +150,24 @@ impl KafkaConfig {
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "pitwall")
             .set("socket.timeout.ms", self.request_timeout_ms.to_string())
+            // A connection to a broker that does not answer (its cable cut) is given up as
+            // soon (librdkafka waits 30 s by default; Java clients 10 s).
+            .set(
+                "socket.connection.setup.timeout.ms",
+                self.request_timeout_ms.to_string(),
+            )
             .set_log_level(RDKafkaLogLevel::Warning);
         c
     }
 
-    /// `c` with the `[kafka.properties]` (and `-X`) set last, so that they win.
+    /// `c` with the `[kafka.properties]` (and `-X`) set last, so that they win. With
+    /// librdkafka's `debug` set, its debug lines reach the log (target `librdkafka`).
     pub fn with_properties(&self, mut c: ClientConfig) -> ClientConfig {
         for (key, value) in self.properties() {
             c.set(key, value);
+        }
+        if self.has_property("debug") {
+            c.set_log_level(RDKafkaLogLevel::Debug);
         }
         c
     }

@@ -23,6 +23,7 @@
 use super::acks::AckGaps;
 use super::changelog::Changelog;
 use super::produce::send_blocking;
+use super::redo::{Message as Kept, Redo};
 use super::timing::AlertTimings;
 use super::{client_error, BrokerError, KafkaConfig};
 use crate::format::messages::AlertMessage;
@@ -32,7 +33,7 @@ use pitwall_dataflows::dataflow::Epoch;
 use pitwall_dataflows::race::{RaceItem, RaceUpdate};
 use pitwall_dataflows::DeadLetter;
 use pitwall_dataflows::Output;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
@@ -156,6 +157,8 @@ pub struct Deliveries {
     /// shared by the others: each librdkafka client is a few threads, connections and queues
     /// (memory), and a key's messages still come from the one worker that analyses it, in order.
     producers: Mutex<Option<SinkProducers>>,
+    /// With transactions: what the open transaction holds (`redo.rs`).
+    pub(super) redo: Mutex<Option<Redo>>,
 }
 
 pub(super) type SinkProducer = Arc<BaseProducer<SinkContext>>;
@@ -170,14 +173,14 @@ impl Deliveries {
     /// One more message of `epoch` in flight. Counted before it is handed to the producer:
     /// its acknowledgement may be served at once (by another worker polling the shared
     /// producer, or by the wait for room in a full queue), and must find it counted.
-    fn add_in_flight(&self, epoch: Epoch) {
+    pub(super) fn add_in_flight(&self, epoch: Epoch) {
         if let Ok(mut f) = self.in_flight.lock() {
             *f.entry(epoch).or_default() += 1;
         }
     }
 
     /// A message counted by `add_in_flight` is settled (acknowledged, or never sent).
-    fn settle(&self, epoch: Epoch) {
+    pub(super) fn settle(&self, epoch: Epoch) {
         if let Ok(mut f) = self.in_flight.lock() {
             if let Some(n) = f.get_mut(&epoch) {
                 *n -= 1;
@@ -223,6 +226,7 @@ impl Deliveries {
             .begin_transaction()
             .map_err(client_error(format!("{doing}: begin_transaction")))?;
         let producer = Arc::new(producer);
+        *self.redo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Redo::default());
         *slot = Some(SinkProducers {
             batched: producer.clone(),
             alerts: producer.clone(),
@@ -271,7 +275,9 @@ impl ProducerContext for SinkContext {
                 deliveries.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 deliveries.gaps.failed();
                 if !self.retry {
-                    tracing::error!("delivery to {} failed in a transaction: {e}", m.topic());
+                    // The transaction's commit fails with it: the committer sends it again
+                    // in a new one, or the run ends (`transaction.rs`).
+                    tracing::debug!("delivery to {} failed in a transaction: {e}", m.topic());
                     deliveries.settle(epoch);
                     return;
                 }
@@ -429,6 +435,8 @@ pub(super) struct Sender {
     /// holds now: a row sent again unchanged (a retraction and re-insertion across epochs
     /// of one batch, or a row rebuilt by a restart's replay) is not sent twice.
     latest: HashMap<String, u64>,
+    /// Every message is also kept for the open transaction's redo (transactions on).
+    transactional: bool,
 }
 
 impl Sender {
@@ -444,7 +452,6 @@ impl Sender {
             producer,
             alert_producer,
             timings: AlertTimings::shared(cfg),
-            deliveries,
             alerts: cfg.topics.alerts.name.clone(),
             windows: cfg.topics.windows.name.clone(),
             dead: cfg.topics.dead_letters.name.clone(),
@@ -453,7 +460,41 @@ impl Sender {
             payload: Vec::with_capacity(1024),
             key: String::with_capacity(64),
             latest: HashMap::new(),
+            transactional: deliveries
+                .redo
+                .lock()
+                .map(|r| r.is_some())
+                .unwrap_or_default(),
+            deliveries,
         })
+    }
+
+    /// With transactions, `m` is kept until its transaction commits (sent again if the
+    /// transaction must be aborted).
+    fn keep(&self, m: Kept<'_>) {
+        if !self.transactional {
+            return;
+        }
+        if let Some(redo) = self
+            .deliveries
+            .redo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            redo.push(m);
+        }
+    }
+
+    /// A send that failed: with transactions its message is kept for the redo (the producer
+    /// refuses sends while its transaction must be aborted), so it is not lost.
+    fn send_failed(&self, epoch: Epoch, what: std::fmt::Arguments<'_>, e: &KafkaError) {
+        self.deliveries.settle(epoch);
+        if self.transactional {
+            tracing::debug!("{what}: {e} (sent again with the transaction's redo)");
+        } else {
+            tracing::error!("{what}: {e}");
+        }
     }
 
     pub(super) fn output(
@@ -475,6 +516,14 @@ impl Sender {
                 if let Some(t) = &self.timings {
                     t.sent(a);
                 }
+                self.keep(Kept {
+                    topic: &self.alerts,
+                    partition: Some(alerts_partition(a.severity)),
+                    key: Some(self.key.as_bytes()),
+                    payload: Some(&self.payload),
+                    headers: None,
+                    epoch,
+                });
                 send_blocking(&*self.alert_producer, record)
             }
             Output::Window(w) => {
@@ -482,6 +531,14 @@ impl Sender {
                 let record = BaseRecord::with_opaque_to(&self.windows, epoch as usize)
                     .key(w.driver.as_str().as_bytes())
                     .payload(&self.payload[..]);
+                self.keep(Kept {
+                    topic: &self.windows,
+                    partition: None,
+                    key: Some(w.driver.as_str().as_bytes()),
+                    payload: Some(&self.payload),
+                    headers: None,
+                    epoch,
+                });
                 send_blocking(&*self.producer, record)
             }
             Output::DeadLetter(d) => self.send_dead_letter(epoch, d),
@@ -507,8 +564,7 @@ impl Sender {
                 Sending::Sent
             }
             Err(e) => {
-                self.deliveries.settle(epoch);
-                tracing::error!("producing {o:?}: {e}");
+                self.send_failed(epoch, format_args!("producing {o:?}"), &e);
                 Sending::Nothing
             }
         }
@@ -543,6 +599,14 @@ impl Sender {
                 value: Some(length.as_str()),
             });
         }
+        self.keep(Kept {
+            topic: &self.dead,
+            partition: None,
+            key: None,
+            payload: Some(raw),
+            headers: Some(&headers),
+            epoch,
+        });
         let record = BaseRecord::with_opaque_to(&self.dead, epoch as usize)
             .payload(raw)
             .headers(headers);
@@ -583,6 +647,14 @@ impl Sender {
             return RaceSend::Unchanged;
         }
         self.latest.insert(id, print);
+        self.keep(Kept {
+            topic: topic_name,
+            partition,
+            key: Some(self.key.as_bytes()),
+            payload: Some(&self.payload),
+            headers: None,
+            epoch,
+        });
         let record = BaseRecord::with_opaque_to(topic_name, epoch as usize)
             .key(self.key.as_bytes())
             .payload(&self.payload[..]);
@@ -612,6 +684,14 @@ impl Sender {
     pub(super) fn withdraw(&mut self, epoch: Epoch, w: &Withdrawal) -> bool {
         self.latest.remove(&w.id);
         self.deliveries.add_in_flight(epoch);
+        self.keep(Kept {
+            topic: &w.topic,
+            partition: w.partition,
+            key: Some(&w.key),
+            payload: w.payload.as_deref(),
+            headers: None,
+            epoch,
+        });
         let mut record = BaseRecord::with_opaque_to(&w.topic, epoch as usize).key(&w.key[..]);
         if let Some(p) = &w.payload {
             record = record.payload(&p[..]);
@@ -626,8 +706,11 @@ impl Sender {
                 true
             }
             Err(e) => {
-                self.deliveries.settle(epoch);
-                tracing::error!("withdrawing a row from {}: {e}", w.topic);
+                self.send_failed(
+                    epoch,
+                    format_args!("withdrawing a row from {}", w.topic),
+                    &e,
+                );
                 false
             }
         }

@@ -52,6 +52,8 @@ pub struct Transactions {
 
 struct State {
     producer: Option<SinkProducer>,
+    /// The process's sink state: what is in flight, and the open transaction's redo.
+    deliveries: Option<Arc<Deliveries>>,
     group: Option<Arc<ConsumerGroupMetadata>>,
     /// Per sink of process 0: every output of an epoch before this is in the open transaction.
     sent_through: Vec<Epoch>,
@@ -83,6 +85,7 @@ impl Transactions {
         Transactions {
             state: Mutex::new(State {
                 producer: None,
+                deliveries: None,
                 group: None,
                 sent_through: vec![0; sinks],
                 target: None,
@@ -138,6 +141,7 @@ impl Transactions {
         // for its transaction coordinator.
         super::admin::partition_count(&consumer, &self.topic, &cfg.brokers)?;
         st.producer = Some(deliveries.transactional_producer(cfg)?);
+        st.deliveries = Some(deliveries.clone());
         let txn = self.clone();
         std::thread::Builder::new()
             .name("pitwall-commit".into())
@@ -196,7 +200,7 @@ impl Transactions {
     /// on (holding what comes after the target until the next transaction begins).
     fn committer(&self) {
         loop {
-            let (target, producer, group, (rows, analysis), resume) = {
+            let (target, producer, deliveries, group, (rows, analysis), resume) = {
                 let mut st = self.lock();
                 while !st.committing {
                     st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -216,24 +220,48 @@ impl Transactions {
                 (
                     target,
                     st.producer.clone(),
+                    st.deliveries.clone(),
                     st.group.clone(),
                     (rows, analysis),
                     resume,
                 )
             };
             let started = Instant::now();
-            let Some(producer) = producer else {
+            let (Some(producer), Some(deliveries)) = (producer, deliveries) else {
                 fail("no transactional producer")
             };
-            if let Err(e) = self.commit(
-                &producer,
-                group.as_deref(),
-                &rows,
-                &analysis,
-                resume,
-                target == Epoch::MAX,
-            ) {
-                fail(&e);
+            let deadline = started + self.timeout;
+            loop {
+                let failed = match self.commit(
+                    &producer,
+                    group.as_deref(),
+                    &rows,
+                    &analysis,
+                    resume,
+                    target == Epoch::MAX,
+                ) {
+                    Ok(()) => break,
+                    Err(Failed::Abortable(e)) if Instant::now() < deadline => e,
+                    Err(Failed::Abortable(e) | Failed::Fatal(e)) => fail(&e),
+                };
+                // The broker made the producer abort (a leader lost mid-transaction): the
+                // same outputs and offsets in a new transaction.
+                match self.redo(&producer, &deliveries) {
+                    Ok(n) => tracing::warn!(
+                        "a Kafka transaction had to be aborted ({failed}); its {n} outputs sent again in a new one"
+                    ),
+                    Err(Failed::Abortable(e) | Failed::Fatal(e)) => {
+                        fail(&format!("{failed}; then {e}"))
+                    }
+                }
+            }
+            if let Some(redo) = deliveries
+                .redo
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                redo.clear();
             }
             let last = target == Epoch::MAX;
             if !last {
@@ -312,7 +340,7 @@ impl Transactions {
         &self,
         what: &str,
         call: impl Fn(Duration) -> rdkafka::error::KafkaResult<()>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failed> {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -324,9 +352,30 @@ impl Transactions {
                     tracing::warn!("{what}: {e}; trying again");
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(e) => return Err(format!("{what}: {e}")),
+                Err(rdkafka::error::KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                    return Err(Failed::Abortable(format!("{what}: {e}")))
+                }
+                Err(e) => return Err(Failed::Fatal(format!("{what}: {e}"))),
             }
         }
+    }
+
+    /// Aborts the open transaction and sends what it held again in a new one; how many
+    /// outputs.
+    fn redo(&self, producer: &SinkProducer, deliveries: &Deliveries) -> Result<usize, Failed> {
+        self.retrying("aborting the transaction", |timeout| {
+            producer.abort_transaction(timeout)
+        })?;
+        producer
+            .begin_transaction()
+            .map_err(|e| Failed::Fatal(format!("beginning a transaction again: {e}")))?;
+        let redo = deliveries.redo.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(redo) = redo.as_ref() else {
+            return Ok(0);
+        };
+        redo.send_again(producer, deliveries)
+            .map_err(|e| Failed::Fatal(format!("sending the aborted outputs again: {e}")))?;
+        Ok(redo.len())
     }
 
     /// The offsets (with where the analysis and the outputs are beside them), then the
@@ -339,13 +388,13 @@ impl Transactions {
         analysis: &BTreeMap<i32, i64>,
         resume: Epoch,
         ended: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failed> {
         if let (Some(group), false) = (group, rows.is_empty()) {
             let mut tpl = TopicPartitionList::new();
             for (&p, &o) in rows {
                 let mut e = tpl.add_partition(&self.topic, p);
                 e.set_offset(Offset::Offset(o))
-                    .map_err(|e| format!("offset {}/{p}: {e}", self.topic))?;
+                    .map_err(|e| Failed::Fatal(format!("offset {}/{p}: {e}", self.topic)))?;
                 let point = ResumePoint {
                     epoch: resume,
                     analysis: Some(analysis.get(&p).copied().unwrap_or(o).max(o)),
@@ -365,6 +414,14 @@ impl Transactions {
         }
         Ok(())
     }
+}
+
+/// Why a commit failed.
+enum Failed {
+    /// The producer must abort the transaction; after that it can go on.
+    Abortable(String),
+    /// Fenced by a newer run, the transaction timed out, or the producer cannot go on.
+    Fatal(String),
 }
 
 /// A transaction that cannot commit ends the run: what it held is aborted by the broker (or
