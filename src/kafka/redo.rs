@@ -9,6 +9,12 @@
 //! buffer, reused from transaction to transaction: no allocation per message once it has
 //! grown), and the committer sends them all again after the abort, then commits the same
 //! input offsets. A `read_committed` consumer sees them once: the aborted copies never.
+//!
+//! A transaction is committed once it holds a few MB (`transaction.rs`), but one epoch's
+//! outputs cannot be split between two: a drain of a backlog can put most of a race in one
+//! epoch (a partition read ahead of the others carries the epoch to its end). Past `KEEP_BYTES`
+//! nothing more is kept; such a transaction, if it must be aborted, ends the run instead, and a
+//! restart resumes from the last commit (as without the redo).
 
 use super::produce::send_blocking;
 use super::sink::{Deliveries, SinkProducer};
@@ -18,9 +24,18 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::BaseRecord;
 use std::ops::Range;
 
+/// At most this many bytes of keys and values are kept for one transaction.
+pub(super) const KEEP_BYTES: usize = 8 << 20;
+
 /// The messages of the open transaction, in the order they were sent.
 #[derive(Default)]
 pub(super) struct Redo {
+    /// The transaction outgrew `KEEP_BYTES`: nothing of it is kept.
+    overflowed: bool,
+    /// Bytes of the transaction's keys and values, kept or not.
+    held: usize,
+    /// The transaction's messages, kept or not.
+    count: usize,
     /// The topics' names (a handful): a message names its topic by index.
     topics: Vec<String>,
     /// Every message's key and payload, one after the other.
@@ -51,6 +66,18 @@ pub(super) struct Message<'a> {
 
 impl Redo {
     pub(super) fn push(&mut self, m: Message<'_>) {
+        let size = m.key.map_or(0, <[u8]>::len) + m.payload.map_or(0, <[u8]>::len);
+        self.held += size;
+        self.count += 1;
+        if self.overflowed {
+            return;
+        }
+        if self.bytes.len() + size > KEEP_BYTES {
+            self.overflowed = true;
+            self.bytes = Vec::new();
+            self.messages = Vec::new();
+            return;
+        }
         let topic = match self.topics.iter().position(|t| t == m.topic) {
             Some(i) => i,
             None => {
@@ -75,6 +102,21 @@ impl Redo {
         });
     }
 
+    /// Bytes of keys and values the open transaction holds (kept or not).
+    pub(super) fn bytes_held(&self) -> usize {
+        self.held
+    }
+
+    /// Messages the open transaction holds (kept or not).
+    pub(super) fn messages_held(&self) -> usize {
+        self.count
+    }
+
+    /// Whether every message of the transaction is kept (it can be sent again).
+    pub(super) fn complete(&self) -> bool {
+        !self.overflowed
+    }
+
     /// Messages held.
     pub(super) fn len(&self) -> usize {
         self.messages.len()
@@ -84,6 +126,9 @@ impl Redo {
     pub(super) fn clear(&mut self) {
         self.bytes.clear();
         self.messages.clear();
+        self.held = 0;
+        self.count = 0;
+        self.overflowed = false;
     }
 
     /// Sends every message again through `producer`, in the order first sent, each counted in
@@ -147,5 +192,28 @@ mod tests {
         redo.clear();
         assert_eq!(redo.len(), 0);
         assert_eq!(redo.bytes.capacity(), capacity);
+    }
+
+    #[test]
+    fn a_transaction_past_the_limit_is_not_kept() {
+        let mut redo = Redo::default();
+        let payload = vec![b'x'; 1 << 20];
+        for epoch in 0..9 {
+            redo.push(Message {
+                topic: "t",
+                partition: None,
+                key: None,
+                payload: Some(&payload),
+                headers: None,
+                epoch,
+            });
+        }
+        assert!(!redo.complete());
+        assert_eq!(redo.len(), 0, "nothing kept once past the limit");
+        assert_eq!(redo.bytes_held(), 9 << 20, "but what it held is counted");
+        assert_eq!(redo.messages_held(), 9);
+        redo.clear();
+        assert!(redo.complete());
+        assert_eq!(redo.bytes_held(), 0);
     }
 }

@@ -33,6 +33,22 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+/// A transaction is committed once it holds this many bytes of outputs (keys and values),
+/// before its interval is up: what is kept to send again after an abort stays this small (a
+/// drain or a replay's end would otherwise put most of a race in one transaction).
+const REDO_BYTES: usize = 4 << 20;
+
+/// Whether the open transaction holds `REDO_BYTES` or more.
+fn full(deliveries: Option<&Deliveries>) -> bool {
+    deliveries.is_some_and(|d| {
+        d.redo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|r| r.bytes_held() >= REDO_BYTES)
+    })
+}
+
 /// Process 0's transactions: the producer, what each of its sinks has sent into the open
 /// transaction, and the offsets waiting to be committed with it.
 pub struct Transactions {
@@ -77,6 +93,8 @@ struct State {
     committing: bool,
     /// Time spent committing, in all.
     commit_time: Duration,
+    /// The largest transaction committed: messages, bytes of keys and values.
+    largest: (usize, usize),
 }
 
 impl Transactions {
@@ -99,6 +117,7 @@ impl Transactions {
                 commits: 0,
                 committing: false,
                 commit_time: Duration::ZERO,
+                largest: (0, 0),
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
@@ -183,7 +202,9 @@ impl Transactions {
         let furthest = st.sent_through.iter().copied().max().unwrap_or(0);
         if st.target.is_none()
             && furthest > st.committed
-            && (furthest == Epoch::MAX || st.last_commit.elapsed() >= self.interval)
+            && (furthest == Epoch::MAX
+                || st.last_commit.elapsed() >= self.interval
+                || full(st.deliveries.as_deref()))
         {
             st.target = Some(furthest);
         }
@@ -255,14 +276,19 @@ impl Transactions {
                     }
                 }
             }
-            if let Some(redo) = deliveries
+            let size = match deliveries
                 .redo
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_mut()
             {
-                redo.clear();
-            }
+                Some(redo) => {
+                    let size = (redo.messages_held(), redo.bytes_held());
+                    redo.clear();
+                    size
+                }
+                None => (0, 0),
+            };
             let last = target == Epoch::MAX;
             if !last {
                 if let Err(e) = producer.begin_transaction() {
@@ -278,10 +304,19 @@ impl Transactions {
             st.last_commit = Instant::now();
             st.commits += 1;
             st.commit_time += started.elapsed();
+            st.largest = st.largest.max(size);
+            tracing::debug!(
+                target,
+                messages = size.0,
+                bytes = size.1,
+                "transaction committed"
+            );
             if last {
                 tracing::info!(
                     commits = st.commits,
                     commit_seconds = st.commit_time.as_secs_f64(),
+                    largest_messages = st.largest.0,
+                    largest_bytes = st.largest.1,
                     resume,
                     group = %self.group,
                     "last transaction committed"
@@ -299,6 +334,13 @@ impl Transactions {
             st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.committed
+    }
+
+    /// Whether the open transaction holds `REDO_BYTES` or more of outputs: it is committed
+    /// then, whatever the interval, which bounds the memory its redo takes.
+    fn holds_enough(&self) -> bool {
+        let deliveries = self.lock().deliveries.clone();
+        full(deliveries.as_deref())
     }
 
     /// The epoch a sink may send up to (before): the open transaction's target, if it has one.
@@ -363,16 +405,23 @@ impl Transactions {
     /// Aborts the open transaction and sends what it held again in a new one; how many
     /// outputs.
     fn redo(&self, producer: &SinkProducer, deliveries: &Deliveries) -> Result<usize, Failed> {
+        let redo = deliveries.redo.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(redo) = redo.as_ref() else {
+            return Err(Failed::Fatal("no outputs kept to send again".into()));
+        };
+        if !redo.complete() {
+            return Err(Failed::Fatal(format!(
+                "the transaction held {} MB of outputs, more than is kept to send again ({} MB)",
+                redo.bytes_held() >> 20,
+                super::redo::KEEP_BYTES >> 20
+            )));
+        }
         self.retrying("aborting the transaction", |timeout| {
             producer.abort_transaction(timeout)
         })?;
         producer
             .begin_transaction()
             .map_err(|e| Failed::Fatal(format!("beginning a transaction again: {e}")))?;
-        let redo = deliveries.redo.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(redo) = redo.as_ref() else {
-            return Ok(0);
-        };
         redo.send_again(producer, deliveries)
             .map_err(|e| Failed::Fatal(format!("sending the aborted outputs again: {e}")))?;
         Ok(redo.len())
@@ -517,9 +566,20 @@ pub fn transactional_sink<'scope>(
                         .filter_map(|f| f.iter().min().copied())
                         .min()
                         .unwrap_or(Epoch::MAX);
-                    let limit = frontier.min(txn.limit());
-                    let later = waiting.split_off(&limit);
-                    for (epoch, (cap, batch)) in std::mem::replace(&mut waiting, later) {
+                    let target = txn.limit();
+                    let mut limit = frontier.min(target);
+                    while let Some(entry) = waiting.first_entry() {
+                        let epoch = *entry.key();
+                        if epoch >= limit {
+                            break;
+                        }
+                        // The open transaction holds enough (a drain, a replay's end): it
+                        // commits before more is sent; with a target set, on to it.
+                        if target == Epoch::MAX && txn.holds_enough() {
+                            limit = epoch;
+                            break;
+                        }
+                        let (cap, batch) = entry.remove();
                         let mut sent = false;
                         for o in batch {
                             match sender.output(epoch, &o, &mut changelog) {
