@@ -28,3 +28,4 @@ pub mod models;
 pub mod report;
 pub mod sinks;
 pub mod source;
+pub mod story;

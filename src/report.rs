@@ -45,6 +45,9 @@ pub struct Summary {
     /// Peak resident set of this process (Linux: VmHWM), KiB.
     pub peak_rss_kb: Option<u64>,
     pub per_driver: BTreeMap<String, DriverSummary>,
+    /// The race as it ran: podium, pit stops, safety cars, retirements, car health.
+    #[serde(default)]
+    pub race: crate::story::RaceStory,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -101,6 +104,7 @@ pub fn print_summary(s: &Summary) {
     let mut out = String::new();
     out.push('\n');
     outln!(out, "pitwall run: {}", s.input);
+    out.push_str(&s.race.lines());
     outln!(
         out,
         "  {} records from {} drivers in {:.3} s ({:.0} records/s, {} worker(s) in {} process(es))",

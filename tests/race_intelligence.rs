@@ -8,6 +8,7 @@ use common::{bin, pitwall_run, root};
 use pitwall::models::evaluate::{evaluate, RunFiles};
 use pitwall::models::model_file::ModelFile;
 use pitwall::models::truth::{load_track_status, RaceFolder, Truth};
+use pitwall::story::RaceStory;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -82,12 +83,91 @@ fn assert_race_is_followed(
         "{year} positions: {}",
         e.report
     );
+    assert_story_is_the_runs(year, out.path());
     (e, out)
+}
+
+/// Whether the summary's story has a neutralised period.
+fn neutralised(out: &Path) -> bool {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    s["race"]["neutralised"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|p| p["state"] == "neutralised"))
+}
+
+/// The summary's race story: the podium is the laps table's, its pit stops and retirements
+/// are the ones the run wrote, and the printed summary leads with it.
+fn assert_story_is_the_runs(year: u16, out: &Path) {
+    let race = RaceFolder::find(&race_dir(year)).unwrap();
+    let truth = Truth::load(&race.laps).unwrap();
+    let story: RaceStory = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(out.join("summary.json")).unwrap(),
+        )
+        .unwrap()["race"]
+            .clone(),
+    )
+    .unwrap();
+    // The table's podium: most laps, then the position on the last of them.
+    let mut last: Vec<(std::cmp::Reverse<u16>, u16, String)> = truth
+        .last_laps()
+        .into_iter()
+        .map(|(driver, lap)| {
+            let position = truth
+                .laps
+                .iter()
+                .find(|l| l.driver == driver && l.lap == lap)
+                .and_then(|l| l.position)
+                .unwrap_or(u16::MAX);
+            (std::cmp::Reverse(lap), position, driver.to_string())
+        })
+        .collect();
+    last.sort();
+    let podium: Vec<&str> = last.iter().take(3).map(|(_, _, d)| d.as_str()).collect();
+    let told: Vec<&str> = story
+        .classification
+        .iter()
+        .take(3)
+        .map(|c| c.driver.as_str())
+        .collect();
+    assert_eq!(told, podium, "{year} podium");
+    assert_eq!(story.laps, last[0].0 .0, "{year} laps of the winner");
+    let files = RunFiles::read(out).unwrap();
+    let mut stops: Vec<(u16, String)> = files
+        .stops
+        .iter()
+        .map(|s| (s.lap, s.driver_id.clone()))
+        .collect();
+    stops.sort();
+    let told: Vec<(u16, String)> = story
+        .pit_stops
+        .iter()
+        .map(|s| (s.lap, s.driver.clone()))
+        .collect();
+    assert_eq!(told, stops, "{year} pit stops");
+    let mut retired: Vec<(Option<u16>, String)> = files
+        .alerts
+        .iter()
+        .filter(|a| a.alert_type == "retirement")
+        .map(|a| (a.lap, a.driver_id.clone()))
+        .collect();
+    retired.sort();
+    let told: Vec<(Option<u16>, String)> = story
+        .retirements
+        .iter()
+        .map(|r| (Some(r.lap), r.driver.clone()))
+        .collect();
+    assert_eq!(told, retired, "{year} retirements");
 }
 
 #[test]
 fn monaco_2018_stops_positions_and_the_virtual_safety_car() {
-    let (e, _) = assert_race_is_followed(2018);
+    let (e, out) = assert_race_is_followed(2018);
+    assert!(
+        neutralised(out.path()),
+        "the story tells the virtual safety car"
+    );
     assert!(
         e.periods
             .iter()
@@ -99,7 +179,8 @@ fn monaco_2018_stops_positions_and_the_virtual_safety_car() {
 
 #[test]
 fn monaco_2019_stops_positions_and_the_safety_car() {
-    let (e, _) = assert_race_is_followed(2019);
+    let (e, out) = assert_race_is_followed(2019);
+    assert!(neutralised(out.path()), "the story tells the safety car");
     assert!(
         e.periods
             .iter()

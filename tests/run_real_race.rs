@@ -197,9 +197,51 @@ const COMPARED: [&str; 5] = [
 ];
 
 #[test]
+fn the_printed_summary_leads_with_the_race() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(run_of_the_race().out(dir.path()).output().unwrap());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    let story = &summary(dir.path())["race"];
+    let winner = story["classification"][0]["driver"].as_str().unwrap();
+    let race_line = at("  race: ").expect("a race line");
+    assert!(
+        lines[race_line].contains(&format!("winner {winner}")),
+        "{}",
+        lines[race_line]
+    );
+    let stops = story["pit_stops"].as_array().unwrap().len();
+    assert!(stops > 0);
+    let stops_line = at("  pit stops: ").unwrap();
+    assert_eq!(lines[stops_line], format!("  pit stops: {stops}"));
+    for needle in [
+        "  safety car, VSC, red flag: ",
+        "  retirements: ",
+        "  car health: ",
+    ] {
+        assert!(
+            at(needle).is_some_and(|i| i > stops_line),
+            "{needle} in:\n{text}"
+        );
+    }
+    // The race first, then the counts.
+    assert!(race_line < at("records from").unwrap(), "{text}");
+    assert!(
+        at("  car health: ").unwrap() < at("  alerts ").unwrap(),
+        "{text}"
+    );
+}
+
+#[test]
 fn two_workers_give_the_same_alerts_windows_laps_stops_and_predictions() {
     let two = run_race(2);
     assert_eq!(summary(two.path())["workers"], 2);
+    assert_eq!(
+        summary(two.path())["race"],
+        summary(one_worker())["race"],
+        "the race story"
+    );
     for file in COMPARED {
         let a = sorted_lines(&one_worker().join(file));
         let b = sorted_lines(&two.path().join(file));

@@ -320,6 +320,7 @@ impl Collector {
             latency_ms: Percentiles::of(&mut self.latencies_ms),
             peak_rss_kb: peak_rss_kb(),
             per_driver: std::mem::take(&mut self.per_driver),
+            race: crate::story::RaceStory::of(&self.race),
         };
         if let Some(path) = also_summary {
             write_summary(path, &summary).map_err(|source| WriteError::Summary {
