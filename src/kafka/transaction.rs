@@ -64,6 +64,8 @@ pub struct Transactions {
     topic: String,
     group: String,
     board: CommitBoard,
+    /// The commit under way must have ended by then (`watch`).
+    commit_by: Mutex<Option<Instant>>,
 }
 
 struct State {
@@ -127,6 +129,7 @@ impl Transactions {
             topic: cfg.topics.telemetry.name.clone(),
             group: cfg.group_id.clone(),
             board,
+            commit_by: Mutex::new(None),
         }
     }
 
@@ -165,6 +168,10 @@ impl Transactions {
         std::thread::Builder::new()
             .name("pitwall-commit".into())
             .spawn(move || txn.committer())?;
+        let txn = self.clone();
+        std::thread::Builder::new()
+            .name("pitwall-commit-watch".into())
+            .spawn(move || txn.watch())?;
         // Fenced: the replaced run's offsets are no longer pending, and can be read.
         st.group = consumer.group_metadata().map(Arc::new);
         let committed = committed_with_resume(&consumer, &self.topic, &cfg.brokers)?;
@@ -252,6 +259,10 @@ impl Transactions {
                 fail("no transactional producer")
             };
             let deadline = started + self.timeout;
+            // librdkafka can block in send_offsets_to_transaction past its timeout (a group
+            // coordinator lost with its broker: confluentinc/librdkafka#5456, #5511); the
+            // watch ends the run then, and a restart resumes from the last commit.
+            self.arm(Some(started + 2 * self.timeout + Duration::from_secs(10)));
             loop {
                 let failed = match self.commit(
                     &producer,
@@ -289,6 +300,7 @@ impl Transactions {
                 }
                 None => (0, 0),
             };
+            self.arm(None);
             let last = target == Epoch::MAX;
             if !last {
                 if let Err(e) = producer.begin_transaction() {
@@ -323,6 +335,22 @@ impl Transactions {
                 );
                 self.done.notify_all();
                 return;
+            }
+        }
+    }
+
+    /// When the commit under way must have ended by, if one is.
+    fn arm(&self, by: Option<Instant>) {
+        *self.commit_by.lock().unwrap_or_else(|e| e.into_inner()) = by;
+    }
+
+    /// The watch thread: a commit still under way past its time ends the run.
+    fn watch(&self) {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let by = *self.commit_by.lock().unwrap_or_else(|e| e.into_inner());
+            if by.is_some_and(|by| Instant::now() > by) {
+                fail("a commit did not return within twice the transaction timeout (librdkafka blocked on a lost coordinator)");
             }
         }
     }
