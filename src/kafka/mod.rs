@@ -150,12 +150,6 @@ impl KafkaConfig {
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "pitwall")
             .set("socket.timeout.ms", self.request_timeout_ms.to_string())
-            // A connection to a broker that does not answer (its cable cut) is given up as
-            // soon (librdkafka waits 30 s by default; Java clients 10 s).
-            .set(
-                "socket.connection.setup.timeout.ms",
-                self.request_timeout_ms.to_string(),
-            )
             .set_log_level(RDKafkaLogLevel::Warning);
         c
     }
