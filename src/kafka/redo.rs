@@ -24,6 +24,10 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::BaseRecord;
 use std::ops::Range;
 
+/// A transaction is committed once it holds this many bytes of outputs (keys and values),
+/// before its interval is up: what is kept to send again after an abort stays this small.
+const COMMIT_BYTES: usize = 4 << 20;
+
 /// At most this many bytes of keys and values are kept for one transaction.
 pub(super) const KEEP_BYTES: usize = 8 << 20;
 
@@ -64,8 +68,28 @@ pub(super) struct Message<'a> {
     pub epoch: Epoch,
 }
 
+impl<'a> Message<'a> {
+    /// The record handed to the producer (the epoch as its delivery opaque).
+    pub(super) fn record(&self) -> BaseRecord<'a, [u8], [u8], usize> {
+        let mut record = BaseRecord::with_opaque_to(self.topic, self.epoch as usize);
+        if let Some(p) = self.partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = self.key {
+            record = record.key(k);
+        }
+        if let Some(p) = self.payload {
+            record = record.payload(p);
+        }
+        if let Some(h) = self.headers {
+            record = record.headers(h.clone());
+        }
+        record
+    }
+}
+
 impl Redo {
-    pub(super) fn push(&mut self, m: Message<'_>) {
+    pub(super) fn push(&mut self, m: &Message<'_>) {
         let size = m.key.map_or(0, <[u8]>::len) + m.payload.map_or(0, <[u8]>::len);
         self.held += size;
         self.count += 1;
@@ -100,6 +124,11 @@ impl Redo {
             headers: m.headers.cloned(),
             epoch: m.epoch,
         });
+    }
+
+    /// Whether the open transaction holds enough to be committed now.
+    pub(super) fn full(&self) -> bool {
+        self.held >= COMMIT_BYTES
     }
 
     /// Bytes of keys and values the open transaction holds (kept or not).
@@ -139,20 +168,15 @@ impl Redo {
         deliveries: &Deliveries,
     ) -> Result<(), KafkaError> {
         for m in &self.messages {
-            let mut record =
-                BaseRecord::with_opaque_to(self.topics[m.topic].as_str(), m.epoch as usize);
-            if let Some(p) = m.partition {
-                record = record.partition(p);
+            let record = Message {
+                topic: &self.topics[m.topic],
+                partition: m.partition,
+                key: m.key.clone().map(|k| &self.bytes[k]),
+                payload: m.payload.clone().map(|p| &self.bytes[p]),
+                headers: m.headers.as_ref(),
+                epoch: m.epoch,
             }
-            if let Some(k) = &m.key {
-                record = record.key(&self.bytes[k.clone()]);
-            }
-            if let Some(p) = &m.payload {
-                record = record.payload(&self.bytes[p.clone()]);
-            }
-            if let Some(h) = &m.headers {
-                record = record.headers(h.clone());
-            }
+            .record();
             deliveries.add_in_flight(m.epoch);
             if let Err(e) = send_blocking(&**producer, record) {
                 deliveries.settle(m.epoch);
@@ -172,7 +196,7 @@ mod tests {
     fn keeps_each_message_and_reuses_its_buffers() {
         let mut redo = Redo::default();
         for (i, topic) in ["a", "b", "a"].into_iter().enumerate() {
-            redo.push(Message {
+            redo.push(&Message {
                 topic,
                 partition: (i == 1).then_some(2),
                 key: Some(format!("k{i}").as_bytes()),
@@ -199,7 +223,7 @@ mod tests {
         let mut redo = Redo::default();
         let payload = vec![b'x'; 1 << 20];
         for epoch in 0..9 {
-            redo.push(Message {
+            redo.push(&Message {
                 topic: "t",
                 partition: None,
                 key: None,

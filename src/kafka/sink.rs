@@ -234,6 +234,16 @@ impl Deliveries {
         Ok(producer)
     }
 
+    /// Whether the open transaction holds enough outputs to be committed before its interval
+    /// is up (`redo.rs`): the memory kept to send them again stays bounded.
+    pub(super) fn transaction_full(&self) -> bool {
+        self.redo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(Redo::full)
+    }
+
     /// Outputs handed to the producer and not yet acknowledged by the broker.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -469,21 +479,21 @@ impl Sender {
         })
     }
 
-    /// With transactions, `m` is kept until its transaction commits (sent again if the
-    /// transaction must be aborted).
-    fn keep(&self, m: Kept<'_>) {
-        if !self.transactional {
-            return;
+    /// Sends `m` through `to`; with transactions it is also kept until its transaction
+    /// commits (sent again if the transaction must be aborted).
+    fn send(&self, to: &SinkProducer, m: Kept<'_>) -> KafkaResult<()> {
+        if self.transactional {
+            if let Some(redo) = self
+                .deliveries
+                .redo
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                redo.push(&m);
+            }
         }
-        if let Some(redo) = self
-            .deliveries
-            .redo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            redo.push(m);
-        }
+        send_blocking(&**to, m.record())
     }
 
     /// A send that failed: with transactions its message is kept for the redo (the producer
@@ -509,37 +519,30 @@ impl Sender {
         let result = match o {
             Output::Alert(a) => {
                 write_alert(&mut self.payload, &mut self.key, a);
-                let record = BaseRecord::with_opaque_to(&self.alerts, epoch as usize)
-                    .partition(alerts_partition(a.severity))
-                    .key(self.key.as_bytes())
-                    .payload(&self.payload[..]);
                 if let Some(t) = &self.timings {
                     t.sent(a);
                 }
-                self.keep(Kept {
+                let m = Kept {
                     topic: &self.alerts,
                     partition: Some(alerts_partition(a.severity)),
                     key: Some(self.key.as_bytes()),
                     payload: Some(&self.payload),
                     headers: None,
                     epoch,
-                });
-                send_blocking(&*self.alert_producer, record)
+                };
+                self.send(&self.alert_producer, m)
             }
             Output::Window(w) => {
                 let _ = serde_json::to_writer(&mut self.payload, w);
-                let record = BaseRecord::with_opaque_to(&self.windows, epoch as usize)
-                    .key(w.driver.as_str().as_bytes())
-                    .payload(&self.payload[..]);
-                self.keep(Kept {
+                let m = Kept {
                     topic: &self.windows,
                     partition: None,
                     key: Some(w.driver.as_str().as_bytes()),
                     payload: Some(&self.payload),
                     headers: None,
                     epoch,
-                });
-                send_blocking(&*self.producer, record)
+                };
+                self.send(&self.producer, m)
             }
             Output::DeadLetter(d) => self.send_dead_letter(epoch, d),
             Output::Race(u) => match self.send_race(epoch, u, changelog) {
@@ -599,18 +602,15 @@ impl Sender {
                 value: Some(length.as_str()),
             });
         }
-        self.keep(Kept {
+        let m = Kept {
             topic: &self.dead,
             partition: None,
             key: None,
             payload: Some(raw),
             headers: Some(&headers),
             epoch,
-        });
-        let record = BaseRecord::with_opaque_to(&self.dead, epoch as usize)
-            .payload(raw)
-            .headers(headers);
-        send_blocking(&*self.producer, record)
+        };
+        self.send(&self.producer, m)
     }
 
     /// A race view's change: an insertion is sent unless the topic already holds it; a
@@ -647,22 +647,20 @@ impl Sender {
             return RaceSend::Unchanged;
         }
         self.latest.insert(id, print);
-        self.keep(Kept {
+        let m = Kept {
             topic: topic_name,
             partition,
             key: Some(self.key.as_bytes()),
             payload: Some(&self.payload),
             headers: None,
             epoch,
-        });
-        let record = BaseRecord::with_opaque_to(topic_name, epoch as usize)
-            .key(self.key.as_bytes())
-            .payload(&self.payload[..]);
+        };
         // Only alerts name their partition (their severity's).
-        RaceSend::Send(match partition {
-            Some(p) => send_blocking(&*self.alert_producer, record.partition(p)),
-            None => send_blocking(&*self.producer, record),
-        })
+        let to = match partition {
+            Some(_) => &self.alert_producer,
+            None => &self.producer,
+        };
+        RaceSend::Send(self.send(to, m))
     }
 
     /// An output an earlier run already committed (a restart's replay rebuilds it): not sent,
@@ -684,22 +682,19 @@ impl Sender {
     pub(super) fn withdraw(&mut self, epoch: Epoch, w: &Withdrawal) -> bool {
         self.latest.remove(&w.id);
         self.deliveries.add_in_flight(epoch);
-        self.keep(Kept {
+        let m = Kept {
             topic: &w.topic,
             partition: w.partition,
             key: Some(&w.key),
             payload: w.payload.as_deref(),
             headers: None,
             epoch,
-        });
-        let mut record = BaseRecord::with_opaque_to(&w.topic, epoch as usize).key(&w.key[..]);
-        if let Some(p) = &w.payload {
-            record = record.payload(&p[..]);
-        }
-        let result = match w.partition {
-            Some(p) => send_blocking(&*self.alert_producer, record.partition(p)),
-            None => send_blocking(&*self.producer, record),
         };
+        let to = match w.partition {
+            Some(_) => &self.alert_producer,
+            None => &self.producer,
+        };
+        let result = self.send(to, m);
         match result {
             Ok(()) => {
                 self.deliveries.gaps.sent();

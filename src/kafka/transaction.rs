@@ -33,22 +33,6 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-/// A transaction is committed once it holds this many bytes of outputs (keys and values),
-/// before its interval is up: what is kept to send again after an abort stays this small (a
-/// drain or a replay's end would otherwise put most of a race in one transaction).
-const REDO_BYTES: usize = 4 << 20;
-
-/// Whether the open transaction holds `REDO_BYTES` or more.
-fn full(deliveries: Option<&Deliveries>) -> bool {
-    deliveries.is_some_and(|d| {
-        d.redo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|r| r.bytes_held() >= REDO_BYTES)
-    })
-}
-
 /// Process 0's transactions: the producer, what each of its sinks has sent into the open
 /// transaction, and the offsets waiting to be committed with it.
 pub struct Transactions {
@@ -211,7 +195,10 @@ impl Transactions {
             && furthest > st.committed
             && (furthest == Epoch::MAX
                 || st.last_commit.elapsed() >= self.interval
-                || full(st.deliveries.as_deref()))
+                || st
+                    .deliveries
+                    .as_deref()
+                    .is_some_and(Deliveries::transaction_full))
         {
             st.target = Some(furthest);
         }
@@ -362,13 +349,6 @@ impl Transactions {
             st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.committed
-    }
-
-    /// Whether the open transaction holds `REDO_BYTES` or more of outputs: it is committed
-    /// then, whatever the interval, which bounds the memory its redo takes.
-    fn holds_enough(&self) -> bool {
-        let deliveries = self.lock().deliveries.clone();
-        full(deliveries.as_deref())
     }
 
     /// The epoch a sink may send up to (before): the open transaction's target, if it has one.
@@ -603,7 +583,7 @@ pub fn transactional_sink<'scope>(
                         }
                         // The open transaction holds enough (a drain, a replay's end): it
                         // commits before more is sent; with a target set, on to it.
-                        if target == Epoch::MAX && txn.holds_enough() {
+                        if target == Epoch::MAX && deliveries.transaction_full() {
                             limit = epoch;
                             break;
                         }
