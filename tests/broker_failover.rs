@@ -311,6 +311,12 @@ fn lose_node_one(loss: Loss) {
         .matches("a Kafka transaction had to be aborted")
         .count();
     eprintln!("transactions aborted and sent again ({loss:?}): {redone}");
+    // A commit blocked in librdkafka (a lost group coordinator, librdkafka#5456) is taken
+    // over by a new producer.
+    let replaced = read(d, "engine", "err")
+        .matches("the blocked transactional producer is replaced by a new one")
+        .count();
+    eprintln!("transactional producers replaced ({loss:?}): {replaced}");
 
     // Recovery, as each client saw it.
     let produced = read(d, "producer", "out");

@@ -559,6 +559,63 @@ fn killed_ten_times_the_transactions_give_every_output_exactly_once() {
     );
 }
 
+/// librdkafka can block for ever in `send_offsets_to_transaction` once the broker of the
+/// group's coordinator is lost (librdkafka#5456, #5511). Injected here: the third sending of
+/// offsets never returns. The engine replaces the blocked producer (the new one fences it, and
+/// the broker aborts its open transaction), sends that transaction's outputs again through the
+/// new one and goes on: a read_committed consumer sees every output of the run once.
+#[test]
+fn a_commit_blocked_in_librdkafka_is_taken_over_by_a_new_producer() {
+    let s = Setup::new("stall", &brokers());
+    let race = race();
+    let mut producer = RunningChild::new(
+        s.command(&[
+            "produce",
+            "--input",
+            race.to_str().unwrap(),
+            "--drivers",
+            "VER,HAM,LEC",
+            "--speed",
+            "200",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let out = s.path("engine");
+    let run = s
+        .engine(5.0, &out)
+        .env("PITWALL_FAULT_STALL_OFFSETS", "3")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "the engine failed: {}\n{log}",
+        run.status
+    );
+    assert!(
+        wait_for_exit(&mut producer).is_some_and(|status| status.success()),
+        "the producer failed"
+    );
+    assert!(
+        log.contains("fault injected: sending offsets 3 blocks for ever"),
+        "the fault was not injected:\n{log}"
+    );
+    assert_eq!(
+        log.matches("the blocked transactional producer is replaced by a new one")
+            .count(),
+        1,
+        "{log}"
+    );
+    common::outputs::check_exactly_once(
+        &s.brokers,
+        |t| s.topic(t),
+        &out,
+        "the third commit blocked",
+    );
+}
+
 #[test]
 fn malformed_messages_go_to_the_dead_letter_topic_and_the_rest_is_processed() {
     let s = Setup::new("dlq", &brokers());

@@ -159,6 +159,9 @@ pub struct Deliveries {
     producers: Mutex<Option<SinkProducers>>,
     /// With transactions: what the open transaction holds (`redo.rs`).
     pub(super) redo: Mutex<Option<Redo>>,
+    /// Bumped when the transactional producer is replaced (`replace_transactional_producer`):
+    /// a sink holding an older one takes the new one, and the old one's reports are ignored.
+    generation: AtomicU64,
 }
 
 pub(super) type SinkProducer = Arc<BaseProducer<SinkContext>>;
@@ -209,6 +212,42 @@ impl Deliveries {
         if let Some(p) = slot.as_ref() {
             return Ok(p.batched.clone());
         }
+        let producer = self.new_transactional_producer(cfg, 0)?;
+        *self.redo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Redo::default());
+        *slot = Some(SinkProducers {
+            batched: producer.clone(),
+            alerts: producer.clone(),
+        });
+        Ok(producer)
+    }
+
+    /// A new transactional producer in place of one blocked in librdkafka: its
+    /// `init_transactions` fences the old one (whose open transaction the broker aborts), and
+    /// its first transaction is begun. The sinks send through it from their next message; the
+    /// old one's outstanding messages are no longer waited for (the redo sends them again).
+    pub(super) fn replace_transactional_producer(
+        self: &Arc<Self>,
+        cfg: &KafkaConfig,
+    ) -> Result<SinkProducer, BrokerError> {
+        let generation = self.generation.load(Ordering::Acquire) + 1;
+        let producer = self.new_transactional_producer(cfg, generation)?;
+        let mut slot = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.store(generation, Ordering::Release);
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.clear();
+        }
+        *slot = Some(SinkProducers {
+            batched: producer.clone(),
+            alerts: producer.clone(),
+        });
+        Ok(producer)
+    }
+
+    fn new_transactional_producer(
+        self: &Arc<Self>,
+        cfg: &KafkaConfig,
+        generation: u64,
+    ) -> Result<SinkProducer, BrokerError> {
         let doing = format!("transactional producer for {}", cfg.brokers);
         let producer: BaseProducer<SinkContext> = cfg
             .transactional_producer_config()
@@ -216,6 +255,7 @@ impl Deliveries {
                 deliveries: Arc::downgrade(self),
                 timings: AlertTimings::shared(cfg),
                 retry: false,
+                generation,
             })
             .map_err(client_error(doing.clone()))?;
         let timeout = Duration::from_millis(u64::from(cfg.transactions.timeout_ms));
@@ -225,13 +265,20 @@ impl Deliveries {
         producer
             .begin_transaction()
             .map_err(client_error(format!("{doing}: begin_transaction")))?;
-        let producer = Arc::new(producer);
-        *self.redo.lock().unwrap_or_else(|e| e.into_inner()) = Some(Redo::default());
-        *slot = Some(SinkProducers {
-            batched: producer.clone(),
-            alerts: producer.clone(),
-        });
-        Ok(producer)
+        Ok(Arc::new(producer))
+    }
+
+    /// The producers' generation (bumped by `replace_transactional_producer`).
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current batching and alert producers, if made.
+    fn producers_now(&self) -> Option<SinkProducers> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether the open transaction holds enough outputs to be committed before its interval
@@ -261,6 +308,9 @@ pub(super) struct SinkContext {
     /// Send a failed message again. Not in a transaction: a failed message fails its
     /// transaction, and the run (a restart resumes from the last one committed).
     retry: bool,
+    /// The producers' generation this one belongs to: once replaced, its reports are not
+    /// counted (what it had in flight is sent again by the new one).
+    generation: u64,
 }
 
 impl ClientContext for SinkContext {}
@@ -272,6 +322,9 @@ impl ProducerContext for SinkContext {
         let Some(deliveries) = self.deliveries.upgrade() else {
             return;
         };
+        if deliveries.generation() != self.generation {
+            return;
+        }
         match result {
             Ok(m) => {
                 if let (Some(t), Some(key)) = (&self.timings, m.key()) {
@@ -325,6 +378,7 @@ fn sink_producers(
                 deliveries: Arc::downgrade(deliveries),
                 timings,
                 retry: true,
+                generation: 0,
             })
             .map(Arc::new)
             .map_err(client_error(format!("kafka {what} for {}", cfg.brokers)))
@@ -447,6 +501,8 @@ pub(super) struct Sender {
     latest: HashMap<String, u64>,
     /// Every message is also kept for the open transaction's redo (transactions on).
     transactional: bool,
+    /// The generation of the producers held (`Deliveries::replace_transactional_producer`).
+    generation: u64,
 }
 
 impl Sender {
@@ -475,8 +531,23 @@ impl Sender {
                 .lock()
                 .map(|r| r.is_some())
                 .unwrap_or_default(),
+            generation: deliveries.generation(),
             deliveries,
         })
+    }
+
+    /// Takes the process's current producers if they were replaced since this sender took
+    /// its own (a transactional producer blocked in librdkafka).
+    pub(super) fn refresh(&mut self) {
+        let generation = self.deliveries.generation();
+        if generation == self.generation {
+            return;
+        }
+        if let Some(p) = self.deliveries.producers_now() {
+            self.producer = p.batched;
+            self.alert_producer = p.alerts;
+            self.generation = generation;
+        }
     }
 
     /// Sends `m` through `to`; with transactions it is also kept until its transaction
@@ -491,6 +562,12 @@ impl Sender {
                 .as_mut()
             {
                 redo.push(&m);
+            }
+            if self.deliveries.generation() != self.generation {
+                // Replaced since this sender's last refresh: never send on the fenced one.
+                if let Some(p) = self.deliveries.producers_now() {
+                    return send_blocking(&*p.batched, m.record());
+                }
             }
         }
         send_blocking(&**to, m.record())

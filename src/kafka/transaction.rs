@@ -26,6 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::Exchange;
@@ -50,7 +51,23 @@ pub struct Transactions {
     board: CommitBoard,
     /// The commit under way must have ended by then (`watch`).
     commit_by: Mutex<Option<Instant>>,
+    /// Each call of the transactional API waits this long at most (the clients' request
+    /// timeout), then is made again; one that has not returned STALL_MARGIN later is
+    /// blocked in librdkafka, and the producer is replaced.
+    call_timeout: Duration,
+    /// To make a new producer with.
+    cfg: KafkaConfig,
+    /// Offsets sent to a transaction so far (`stall_at`).
+    offsets_sent: AtomicU64,
+    /// Fault injection for the tests (`PITWALL_FAULT_STALL_OFFSETS=N`): the Nth sending of
+    /// offsets never returns, as librdkafka's does after a lost group coordinator.
+    stall_at: Option<u64>,
 }
+
+/// How long past its own timeout a call of the transactional API may take before it counts
+/// as blocked (librdkafka#5456, #5511: `send_offsets_to_transaction` ignores its timeout and
+/// can wait for ever once the group coordinator's broker is lost).
+const STALL_MARGIN: Duration = Duration::from_secs(5);
 
 struct State {
     producer: Option<SinkProducer>,
@@ -114,6 +131,12 @@ impl Transactions {
             group: cfg.group_id.clone(),
             board,
             commit_by: Mutex::new(None),
+            call_timeout: Duration::from_millis(u64::from(cfg.request_timeout_ms)),
+            cfg: cfg.clone(),
+            offsets_sent: AtomicU64::new(0),
+            stall_at: std::env::var("PITWALL_FAULT_STALL_OFFSETS")
+                .ok()
+                .and_then(|n| n.parse().ok()),
         }
     }
 
@@ -242,35 +265,39 @@ impl Transactions {
                 )
             };
             let started = Instant::now();
-            let (Some(producer), Some(deliveries)) = (producer, deliveries) else {
+            let (Some(mut producer), Some(deliveries)) = (producer, deliveries) else {
                 fail("no transactional producer")
             };
             let deadline = started + self.timeout;
-            // librdkafka can block in send_offsets_to_transaction past its timeout (a group
-            // coordinator lost with its broker: confluentinc/librdkafka#5456, #5511); the
-            // watch ends the run then, and a restart resumes from the last commit.
+            // Each call of the transactional API is bounded (`bounded`); the watch ends the run
+            // should anything else block (a new producer's init_transactions), and a restart
+            // resumes from the last commit.
             self.arm(Some(started + 2 * self.timeout + Duration::from_secs(10)));
             loop {
                 let failed = match self.commit(
                     &producer,
-                    group.as_deref(),
+                    group.as_ref(),
                     &rows,
                     &analysis,
                     resume,
                     target == Epoch::MAX,
                 ) {
                     Ok(()) => break,
-                    Err(Failed::Abortable(e)) if Instant::now() < deadline => e,
-                    Err(Failed::Abortable(e) | Failed::Fatal(e)) => fail(&e),
+                    Err(Failed::Fatal(e)) => fail(&e),
+                    Err(Failed::Abortable(e) | Failed::Stalled(e))
+                        if Instant::now() >= deadline =>
+                    {
+                        fail(&format!("{e}, and the transaction timeout has passed"))
+                    }
+                    Err(failed) => failed,
                 };
-                // The broker made the producer abort (a leader lost mid-transaction): the
-                // same outputs and offsets in a new transaction.
-                match self.redo(&producer, &deliveries) {
+                match self.recover(&failed, &mut producer, &deliveries) {
                     Ok(n) => tracing::warn!(
-                        "a Kafka transaction had to be aborted ({failed}); its {n} outputs sent again in a new one"
+                        "a Kafka transaction had to be aborted ({}); its {n} outputs sent again in a new one",
+                        failed.what()
                     ),
-                    Err(Failed::Abortable(e) | Failed::Fatal(e)) => {
-                        fail(&format!("{failed}; then {e}"))
+                    Err(Failed::Abortable(e) | Failed::Fatal(e) | Failed::Stalled(e)) => {
+                        fail(&format!("{}; then {e}", failed.what()))
                     }
                 }
             }
@@ -337,7 +364,7 @@ impl Transactions {
             std::thread::sleep(Duration::from_secs(1));
             let by = *self.commit_by.lock().unwrap_or_else(|e| e.into_inner());
             if by.is_some_and(|by| Instant::now() > by) {
-                fail("a commit did not return within twice the transaction timeout (librdkafka blocked on a lost coordinator)");
+                fail("a commit did not return within twice the transaction timeout (blocked in librdkafka)");
             }
         }
     }
@@ -385,16 +412,17 @@ impl Transactions {
 
     /// A call of the transactional API, made again while it fails with an error librdkafka
     /// calls retriable (a coordinator that timed out or moved: a broker lost, its partitions
-    /// led elsewhere), for up to the transaction timeout in all.
-    fn retrying(
-        &self,
-        what: &str,
-        call: impl Fn(Duration) -> rdkafka::error::KafkaResult<()>,
-    ) -> Result<(), Failed> {
+    /// led elsewhere), for up to the transaction timeout in all. Each attempt is `bounded`.
+    fn retrying<F>(&self, what: &str, call: F) -> Result<(), Failed>
+    where
+        F: Fn(Duration) -> rdkafka::error::KafkaResult<()> + Send + Sync + 'static,
+    {
+        let call = Arc::new(call);
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match call(left.max(Duration::from_secs(1))) {
+            let timeout = left.min(self.call_timeout).max(Duration::from_secs(1));
+            match bounded(what, timeout, call.clone())? {
                 Ok(()) => return Ok(()),
                 Err(rdkafka::error::KafkaError::Transaction(e))
                     if e.is_retriable() && Instant::now() < deadline =>
@@ -410,9 +438,16 @@ impl Transactions {
         }
     }
 
-    /// Aborts the open transaction and sends what it held again in a new one; how many
-    /// outputs.
-    fn redo(&self, producer: &SinkProducer, deliveries: &Deliveries) -> Result<usize, Failed> {
+    /// The open transaction failed: what it held is sent again in a new one; how many
+    /// outputs. Abortable: the producer aborts it and begins another. Stalled (a call blocked
+    /// in librdkafka): a new producer fences the blocked one, the broker aborts its open
+    /// transaction, and the sinks send through the new one from then on.
+    fn recover(
+        &self,
+        failed: &Failed,
+        producer: &mut SinkProducer,
+        deliveries: &Arc<Deliveries>,
+    ) -> Result<usize, Failed> {
         let redo = deliveries.redo.lock().unwrap_or_else(|e| e.into_inner());
         let Some(redo) = redo.as_ref() else {
             return Err(Failed::Fatal("no outputs kept to send again".into()));
@@ -424,12 +459,25 @@ impl Transactions {
                 super::redo::KEEP_BYTES >> 20
             )));
         }
-        self.retrying("aborting the transaction", |timeout| {
-            producer.abort_transaction(timeout)
-        })?;
-        producer
-            .begin_transaction()
-            .map_err(|e| Failed::Fatal(format!("beginning a transaction again: {e}")))?;
+        match failed {
+            Failed::Stalled(_) => {
+                let fresh = deliveries
+                    .replace_transactional_producer(&self.cfg)
+                    .map_err(|e| Failed::Fatal(format!("a new transactional producer: {e}")))?;
+                self.lock().producer = Some(fresh.clone());
+                *producer = fresh;
+                tracing::warn!("the blocked transactional producer is replaced by a new one");
+            }
+            _ => {
+                let p = producer.clone();
+                self.retrying("aborting the transaction", move |timeout| {
+                    p.abort_transaction(timeout)
+                })?;
+                producer
+                    .begin_transaction()
+                    .map_err(|e| Failed::Fatal(format!("beginning a transaction again: {e}")))?;
+            }
+        }
         redo.send_again(producer, deliveries)
             .map_err(|e| Failed::Fatal(format!("sending the aborted outputs again: {e}")))?;
         Ok(redo.len())
@@ -440,7 +488,7 @@ impl Transactions {
     fn commit(
         &self,
         producer: &SinkProducer,
-        group: Option<&ConsumerGroupMetadata>,
+        group: Option<&Arc<ConsumerGroupMetadata>>,
         rows: &BTreeMap<i32, i64>,
         analysis: &BTreeMap<i32, i64>,
         resume: Epoch,
@@ -459,12 +507,22 @@ impl Transactions {
                 };
                 e.set_metadata(point.metadata());
             }
-            self.retrying("sending offsets to the transaction", |timeout| {
-                producer.send_offsets_to_transaction(&tpl, group, timeout)
+            let n = self.offsets_sent.fetch_add(1, Ordering::Relaxed) + 1;
+            let stall = self.stall_at == Some(n);
+            let (p, group) = (producer.clone(), group.clone());
+            self.retrying("sending offsets to the transaction", move |timeout| {
+                if stall {
+                    tracing::warn!("fault injected: sending offsets {n} blocks for ever");
+                    loop {
+                        std::thread::sleep(Duration::from_secs(3600));
+                    }
+                }
+                p.send_offsets_to_transaction(&tpl, &group, timeout)
             })?;
         }
-        self.retrying("committing the transaction", |timeout| {
-            producer.commit_transaction(timeout)
+        let p = producer.clone();
+        self.retrying("committing the transaction", move |timeout| {
+            p.commit_transaction(timeout)
         })?;
         for (&p, &o) in rows {
             self.board.record(&self.topic, p, o);
@@ -477,8 +535,48 @@ impl Transactions {
 enum Failed {
     /// The producer must abort the transaction; after that it can go on.
     Abortable(String),
+    /// A call did not return (blocked in librdkafka): a new producer takes over.
+    Stalled(String),
     /// Fenced by a newer run, the transaction timed out, or the producer cannot go on.
     Fatal(String),
+}
+
+impl Failed {
+    fn what(&self) -> &str {
+        match self {
+            Failed::Abortable(w) | Failed::Stalled(w) | Failed::Fatal(w) => w,
+        }
+    }
+}
+
+/// One call of the transactional API on a thread of its own, waited for up to its timeout
+/// plus STALL_MARGIN: past that it is blocked in librdkafka (and left there, with the producer
+/// it holds; the caller replaces that producer).
+fn bounded<F>(
+    what: &str,
+    timeout: Duration,
+    call: Arc<F>,
+) -> Result<rdkafka::error::KafkaResult<()>, Failed>
+where
+    F: Fn(Duration) -> rdkafka::error::KafkaResult<()> + Send + Sync + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("pitwall-txn-call".into())
+        .spawn(move || {
+            let _ = tx.send(call(timeout));
+        })
+        .map_err(|e| Failed::Fatal(format!("{what}: a thread to call it on: {e}")))?;
+    match rx.recv_timeout(timeout + STALL_MARGIN) {
+        Ok(result) => Ok(result),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Failed::Stalled(format!(
+            "{what} did not return within {} s (blocked in librdkafka)",
+            (timeout + STALL_MARGIN).as_secs()
+        ))),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(Failed::Fatal(format!("{what}: its thread ended")))
+        }
+    }
 }
 
 /// A transaction that cannot commit ends the run: what it held is aborted by the broker (or
@@ -547,6 +645,8 @@ pub fn transactional_sink<'scope>(
                         last = None;
                         return;
                     };
+                    // A producer blocked in librdkafka may have been replaced (`recover`).
+                    sender.refresh();
                     let mut latest = None;
                     outputs_in.for_each(|cap, data| {
                         let Some(&epoch) = cap.least() else { return };
