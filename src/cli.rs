@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// Where to write the model.
     #[arg(long, value_name = "FILE", default_value = "config/pit_model.toml")]
     pub model_out: PathBuf,
+    /// Every race's results (Ergast's races, results, status and drivers tables): the base
+    /// rates of crashes and tyre failures are counted on its races of 2014-2022.
+    #[arg(long, value_name = "DIR", default_value = "../shared/data/history")]
+    pub history: PathBuf,
     /// Configuration file (default: the embedded config/pitwall.toml).
     #[arg(long, env = "PITWALL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -67,6 +71,10 @@ pub struct EvaluateArgs {
     /// The pit-stop model the run used, for its baselines (default: the embedded one).
     #[arg(long, value_name = "FILE")]
     pub pit_model: Option<PathBuf>,
+    /// Every race's results, for how each car's race ended (crash_risk and tire_failure are
+    /// scored against it; the race is found by its date). Skipped when absent.
+    #[arg(long, value_name = "DIR", default_value = "../shared/data/history")]
+    pub history: PathBuf,
 }
 
 #[derive(Subcommand)]

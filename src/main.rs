@@ -450,7 +450,18 @@ fn train(args: TrainArgs) -> Result<(), Error> {
         );
         examples.push(ex);
     }
-    let model = fit(&examples)?;
+    let hazards = pitwall::models::history::History::load(&args.history)?.hazards(2014..=2022);
+    println!(
+        "base rates per lap ({} car-laps): crash {:.5} / {:.5} / {:.5}, tyre failure {:.6} / {:.6} / {:.6} (lap 1 / laps 2-3 / later)",
+        hazards.car_laps,
+        hazards.crash.lap_1,
+        hazards.crash.laps_2_3,
+        hazards.crash.later,
+        hazards.tyre.lap_1,
+        hazards.tyre.laps_2_3,
+        hazards.tyre.later
+    );
+    let model = fit(&examples, hazards)?;
     for ex in &examples {
         if let Some(auc) = in_sample_auc(&model, ex) {
             println!("{:<14} in-sample AUC {auc:.3}", ex.race);
@@ -490,7 +501,13 @@ fn evaluate(args: EvaluateArgs) -> Result<(), Error> {
     };
     let run = RunFiles::read(&args.out)?;
     let model = ModelFile::load(args.pit_model.as_deref())?;
-    let e = evaluate(&run, &truth, &status, &model);
+    let endings = match run.race_date() {
+        Some(date) if args.history.is_dir() => {
+            pitwall::models::history::History::load(&args.history)?.endings_on(&date)
+        }
+        _ => None,
+    };
+    let e = evaluate(&run, &truth, &status, &model, endings.as_ref());
     print!("{}", e.report);
     Ok(())
 }

@@ -51,6 +51,7 @@ fn prediction(code: &str, lap: u16, ppm: u32) -> RaceItem {
         ts_ms: 1_685_883_000_000 + i64::from(lap) * 75_000,
         probability_ppm: ppm,
         confidence_ppm: 800_000,
+        base_ppm: 50_000,
     })
 }
 

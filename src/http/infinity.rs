@@ -217,7 +217,8 @@ pub fn pit_stops(store: &Store, q: &Query) -> Result<Value, Response> {
 }
 
 /// `GET /api/predictions?driver=&model_type=&latest=`: predictions in the seeds' shape, plus
-/// `ts_ms` (epoch ms of `timestamp`) and `probability` at the top level for Infinity's columns;
+/// `ts_ms` (epoch ms of `timestamp`), `probability` and `times_base` (how many times its base
+/// rate it is) at the top level for Infinity's columns;
 /// by driver, then lap, then model. `latest=true` keeps each driver's latest per model.
 pub fn predictions(store: &Store, q: &Query) -> Result<Value, Response> {
     let drivers = drivers_filter(q)?;
@@ -245,6 +246,7 @@ fn prediction_row(p: &Prediction) -> Value {
     if let Value::Object(m) = &mut v {
         m.insert("ts_ms".into(), json!(p.ts_ms));
         m.insert("probability".into(), json!(p.probability()));
+        m.insert("times_base".into(), json!(p.times_base()));
     }
     v
 }
@@ -480,6 +482,7 @@ mod tests {
             ts_ms: 1_685_278_862_424 + lap as i64 * 80_000,
             probability_ppm: ppm,
             confidence_ppm: ppm,
+            base_ppm: 10_000,
         }
     }
 

@@ -2,8 +2,9 @@
 //! alerts against FastF1's laps table (and track status, when it is beside it), so that anyone
 //! can check pitwall on a race they have.
 
+use super::history::{Cause, Ending};
 use super::model_file::ModelFile;
-use super::scores::{auc, brier, brier_skill};
+use super::scores::{auc, brier, brier_skill, ece, reliability, Bin};
 use super::train::HORIZON_LAPS;
 use super::truth::{StatusPeriod, Truth};
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
@@ -52,6 +53,13 @@ fn read_jsonl<T: DeserializeOwned>(path: &Path, required: bool) -> Result<Vec<T>
 }
 
 impl RunFiles {
+    /// The day (UTC, YYYY-MM-DD) the run's race was held: its first lap's start.
+    pub fn race_date(&self) -> Option<String> {
+        let start = self.laps.iter().map(|l| l.lap_start_ms).min()?;
+        let t = crate::format::timefmt::format_utc_ms(start);
+        t.get(..10).map(str::to_string)
+    }
+
     pub fn read(dir: &Path) -> Result<RunFiles, InputError> {
         Ok(RunFiles {
             laps: read_jsonl(&dir.join("laps.jsonl"), true)?,
@@ -79,9 +87,28 @@ pub struct Evaluation {
     pub age_brier: f64,
     pub base_rate_brier: f64,
     pub pit_brier_skill: f64,
+    /// Expected calibration error of pit_stop_probability (10 bins).
+    pub pit_ece: f64,
+    /// crash_risk and tire_failure against how each car's race ended (with the history).
+    pub crash: Option<RareScore>,
+    pub tyre: Option<RareScore>,
     /// (period name, start lap, end lap, found).
     pub periods: Vec<(String, u16, u16, bool)>,
     pub report: String,
+}
+
+/// A rare event's prediction against what happened.
+#[derive(Debug, Default, Clone)]
+pub struct RareScore {
+    pub rows: usize,
+    pub events: usize,
+    pub mean_probability: f64,
+    /// The mean of the base rates the predictions carried (the history's at their laps).
+    pub mean_base: f64,
+    pub brier: f64,
+    pub base_brier: f64,
+    pub skill: f64,
+    pub auc: Option<f64>,
 }
 
 fn driver(s: &str) -> Option<DriverId> {
@@ -89,11 +116,14 @@ fn driver(s: &str) -> Option<DriverId> {
 }
 
 /// Scores a run's files against the laps and track-status tables, section by section.
+/// `endings`: how each car's race ended, from the history (crash_risk and tire_failure are
+/// scored against it when given).
 pub fn evaluate(
     run: &RunFiles,
     truth: &Truth,
     status: &[StatusPeriod],
     model: &ModelFile,
+    endings: Option<&BTreeMap<DriverId, Ending>>,
 ) -> Evaluation {
     let mut e = Evaluation::default();
     let mut out = String::new();
@@ -106,8 +136,30 @@ pub fn evaluate(
     pit_stops(&mut e, &mut out, run, truth);
     positions(&mut e, &mut out, run, truth, &ours_pos);
     pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
-    tire_failure(&mut out, run, truth, &ours_pos);
-    crash_risk(&mut out, run, &retired);
+    match endings {
+        Some(endings) => {
+            e.crash = Some(rare_event(
+                &mut out,
+                run,
+                endings,
+                "crash_risk",
+                Cause::Crash,
+            ));
+            e.tyre = Some(rare_event(
+                &mut out,
+                run,
+                endings,
+                "tire_failure",
+                Cause::Tyre,
+            ));
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "crash_risk, tire_failure: not scored (no results for this race in the history)"
+            );
+        }
+    }
     field_state(&mut e, &mut out, run, truth, status);
     alert_budget(&mut out, run, truth, &retired);
     e.report = out;
@@ -226,6 +278,8 @@ fn pit_probability(
     e.age_brier = brier(&p_age, &labels);
     e.base_rate_brier = brier(&base, &labels);
     e.pit_brier_skill = brier_skill(e.pit_brier, e.base_rate_brier);
+    let table = reliability(&p_model, &labels, 10);
+    e.pit_ece = ece(&table);
     let _ = writeln!(
         out,
         "pit_stop_probability ({} driver-laps, {} before a stop within {HORIZON_LAPS} laps):",
@@ -251,62 +305,79 @@ fn pit_probability(
         "  base rate    AUC 0.500  Brier {:.4}  (rate {:.3} from training)",
         e.base_rate_brier, model.baseline.base_rate
     );
+    let _ = writeln!(out, "  calibration error (ECE, 10 bins) {:.3}", e.pit_ece);
+    write_reliability(out, &table);
 }
 
-/// tire_failure: does a high risk precede a stop, or a lap slower than the stint's best?
-fn tire_failure(out: &mut String, run: &RunFiles, truth: &Truth, ours_pos: &LapsOf) {
-    let mut tf = Vec::new();
-    let mut tf_stop = Vec::new();
-    let mut tf_loss = Vec::new();
-    for p in run
-        .predictions
-        .iter()
-        .filter(|p| p.model_type == "tire_failure")
-    {
-        let Some(d) = driver(&p.driver_id) else {
-            continue;
-        };
-        let Some(next) = ours_pos.get(&(d, p.lap + 1)) else {
-            continue;
-        };
-        tf.push(p.prediction.probability);
-        tf_stop.push(truth.stop_within(d, p.lap, HORIZON_LAPS));
-        tf_loss.push(next.clean && next.stint_loss_ms >= 1_000);
+/// A reliability table, one line a bin.
+fn write_reliability(out: &mut String, table: &[Bin]) {
+    let _ = writeln!(out, "  reliability   probability     n   mean p  observed");
+    for b in table {
+        let _ = writeln!(
+            out,
+            "                {:.1}-{:.1}   {:>6}   {:.4}   {:.4}",
+            b.lo, b.hi, b.n, b.mean_probability, b.observed
+        );
     }
+}
+
+/// crash_risk or tire_failure: that the car's race ends by `cause` within the horizon, against
+/// how each race ended (the predictions as the run's files hold them at its end).
+fn rare_event(
+    out: &mut String,
+    run: &RunFiles,
+    endings: &BTreeMap<DriverId, Ending>,
+    model: &str,
+    cause: Cause,
+) -> RareScore {
+    let mut p = Vec::new();
+    let mut base = Vec::new();
+    let mut labels = Vec::new();
+    for m in run.predictions.iter().filter(|p| p.model_type == model) {
+        let Some(d) = driver(&m.driver_id) else {
+            continue;
+        };
+        let event = match endings.get(&d) {
+            Some(Ending::Retired { lap, status }) => {
+                Cause::of(status) == cause && *lap > m.lap && *lap <= m.lap + HORIZON_LAPS
+            }
+            _ => false,
+        };
+        p.push(m.prediction.probability);
+        base.push(m.prediction.base_rate);
+        labels.push(event);
+    }
+    let n = p.len().max(1) as f64;
+    let s = RareScore {
+        rows: p.len(),
+        events: labels.iter().filter(|&&y| y).count(),
+        mean_probability: p.iter().sum::<f64>() / n,
+        mean_base: base.iter().sum::<f64>() / n,
+        brier: brier(&p, &labels),
+        base_brier: brier(&base, &labels),
+        skill: 0.0,
+        auc: auc(&p, &labels),
+    };
+    let s = RareScore {
+        skill: brier_skill(s.brier, s.base_brier),
+        ..s
+    };
     let _ = writeln!(
         out,
-        "tire_failure  AUC {} for a stop within {HORIZON_LAPS} laps, {} for a next lap >= 1 s off the stint's best",
-        fmt_auc(auc(&tf, &tf_stop)),
-        fmt_auc(auc(&tf, &tf_loss))
+        "{model} ({} driver-laps, {} before the race ended by it within {HORIZON_LAPS} laps):",
+        s.rows, s.events
     );
-}
-
-/// crash_risk: how the cars that did not finish ranked in their last laps.
-fn crash_risk(out: &mut String, run: &RunFiles, retired: &BTreeMap<DriverId, u16>) {
-    let risks: Vec<(&PredictionMessage, f64)> = run
-        .predictions
-        .iter()
-        .filter(|p| p.model_type == "crash_risk")
-        .map(|p| (p, p.prediction.probability))
-        .collect();
-    for (d, last) in retired {
-        let worst = risks
-            .iter()
-            .filter(|(p, _)| p.driver_id == d.as_str() && p.lap + 3 >= *last && p.lap <= *last)
-            .map(|(_, r)| *r)
-            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
-        let line = match worst {
-            Some(r) => {
-                let above = risks.iter().filter(|(_, x)| *x > r).count();
-                format!(
-                    "crash_risk    {d} (last lap {last}): highest {r:.3} in its last 3 laps, top {:.1} % of the race's laps",
-                    100.0 * (above + 1) as f64 / risks.len().max(1) as f64
-                )
-            }
-            None => format!("crash_risk    {d} (last lap {last}): no prediction in its last laps"),
-        };
-        let _ = writeln!(out, "{line}");
-    }
+    let _ = writeln!(
+        out,
+        "  mean {:.5} against the history's base rate {:.5} ({:.2}x); AUC {}  Brier {:.6}  skill vs base rate {:+.4}",
+        s.mean_probability,
+        s.mean_base,
+        s.mean_probability / s.mean_base.max(1e-12),
+        fmt_auc(s.auc),
+        s.brier,
+        s.skill
+    );
+    s
 }
 
 /// The field's state against the track-status table, by driver-laps.

@@ -4,6 +4,7 @@
 //! (`pitwall_dataflows::race`); these are the models' offline side.
 
 pub mod evaluate;
+pub mod history;
 pub mod model_file;
 pub mod scores;
 pub mod train;

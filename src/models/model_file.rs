@@ -2,7 +2,7 @@
 //! `pitwall train`, embedded in the binary, replaceable with `--pit-model PATH`.
 
 use crate::ingest::InputError;
-use pitwall_dataflows::race::{Models, PitModel};
+use pitwall_dataflows::race::{Hazards, Models, PitModel};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -39,6 +39,8 @@ pub struct ModelFile {
     pub positives: usize,
     pub pit: PitModel,
     pub baseline: Baselines,
+    /// Per-lap base rates of the causes crash_risk and tire_failure predict.
+    pub hazards: Hazards,
 }
 
 impl ModelFile {
@@ -66,13 +68,16 @@ impl ModelFile {
     pub fn models(&self) -> Models {
         Models {
             pit: self.pit.clone(),
+            hazards: self.hazards.clone(),
+            pit_base_rate: self.baseline.base_rate,
         }
     }
 
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).unwrap_or_default();
         format!(
-            "# The pit-stop model: logistic regression over standardized features, fitted by\n\
+            "# The race models: the pit-stop model (logistic regression over standardized\n\
+             # features) and the base rates crash_risk and tire_failure start from, written by\n\
              # `pitwall train` (deterministic; run it again to reproduce this file). Do not edit.\n\n{body}"
         )
     }

@@ -45,6 +45,53 @@ pub fn brier_skill(brier: f64, reference: f64) -> f64 {
     }
 }
 
+/// One bin of a reliability table: predictions with probability in [lo, hi).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bin {
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+    pub mean_probability: f64,
+    pub observed: f64,
+}
+
+/// Reliability table in `bins` equal-width bins of probability (empty bins left out).
+pub fn reliability(probabilities: &[f64], labels: &[bool], bins: usize) -> Vec<Bin> {
+    let bins = bins.max(1);
+    let mut sum = vec![(0usize, 0.0f64, 0usize); bins];
+    for (&p, &y) in probabilities.iter().zip(labels) {
+        let i = ((p.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        sum[i].0 += 1;
+        sum[i].1 += p;
+        sum[i].2 += y as usize;
+    }
+    sum.iter()
+        .enumerate()
+        .filter(|(_, s)| s.0 > 0)
+        .map(|(i, &(n, p, y))| Bin {
+            lo: i as f64 / bins as f64,
+            hi: (i + 1) as f64 / bins as f64,
+            n,
+            mean_probability: p / n as f64,
+            observed: y as f64 / n as f64,
+        })
+        .collect()
+}
+
+/// Expected calibration error: the bins' |mean probability - observed rate|, weighted by
+/// their share of the predictions.
+pub fn ece(table: &[Bin]) -> f64 {
+    let n: usize = table.iter().map(|b| b.n).sum();
+    if n == 0 {
+        return 0.0;
+    }
+    table
+        .iter()
+        .map(|b| b.n as f64 * (b.mean_probability - b.observed).abs())
+        .sum::<f64>()
+        / n as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +104,19 @@ mod tests {
         assert_eq!(auc(&[0.5; 4], &y), Some(0.5));
         assert_eq!(auc(&[0.1, 0.4, 0.35, 0.8], &y), Some(0.75));
         assert_eq!(auc(&[0.1], &[true]), None);
+    }
+
+    #[test]
+    fn a_calibrated_forecast_has_no_calibration_error() {
+        let p = [0.05, 0.05, 0.95, 0.95, 0.5, 0.5];
+        let y = [false, false, true, true, true, false];
+        let t = reliability(&p, &y, 10);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].n, t[0].observed), (2, 0.0));
+        assert!((ece(&t) - (0.05 * 4.0 / 6.0)).abs() < 1e-12);
+        let over = [0.9; 4];
+        let y = [true, false, false, false];
+        assert!((ece(&reliability(&over, &y, 10)) - 0.65).abs() < 1e-12);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 use pitwall_dataflows::race::predict::{pit_features, PIT_FEATURES};
-use pitwall_dataflows::race::{LapRow, PitModel, RaceBook};
+use pitwall_dataflows::race::{Hazards, LapRow, PitModel, RaceBook};
 
 /// Laps ahead a stop is predicted over.
 pub const HORIZON_LAPS: u16 = 3;
@@ -60,7 +60,7 @@ fn fit_error(e: impl std::fmt::Display) -> InputError {
 }
 
 /// Fits the model and its baselines on the examples of all training races.
-pub fn fit(races: &[Examples]) -> Result<ModelFile, InputError> {
+pub fn fit(races: &[Examples], hazards: Hazards) -> Result<ModelFile, InputError> {
     let k = PIT_FEATURES.len();
     let rows: Vec<&[f64; PIT_FEATURES.len()]> =
         races.iter().flat_map(|r| r.features.iter()).collect();
@@ -121,6 +121,7 @@ pub fn fit(races: &[Examples]) -> Result<ModelFile, InputError> {
                 coefficient: age_coefficient[0],
             },
         },
+        hazards,
     })
 }
 

@@ -40,7 +40,7 @@ pub use car_health::CarHealth;
 pub use driver_laps::DriverLap;
 pub use facts::RaceFact;
 pub use field_state::{FieldState, FieldView};
-pub use predict::{ModelType, Models, PitModel, Prediction};
+pub use predict::{Hazards, LapHazard, ModelType, Models, PitModel, Prediction};
 pub use running_order::Standing;
 
 /// Parameters of lap and pit-lane detection and of the field's state.

@@ -6,15 +6,16 @@
 //! - `pit_stop_probability`: that the driver's in-lap is one of the next three laps. A logistic
 //!   regression over [`pit_features`], fitted offline by `pitwall train` on the training races
 //!   and loaded from `config/pit_model.toml`.
-//! - `tire_failure`: that the tyres are past their useful life: time lost against the stint's
-//!   best lap, its trend, tyre age and traction loss against the race's rate.
-//! - `crash_risk`: what the stream sees of a car on the edge: lock-up/impact-like decelerations,
-//!   traction loss, rain, a neutralised field (something happened), gear glitches, and an
-//!   erratic pace.
+//! - `crash_risk`: that the car's race ends in an accident or collision within the next three
+//!   laps.
+//! - `tire_failure`: that a tyre failure (tyre, puncture) ends the car's race within the next
+//!   three laps.
 //!
-//! The last two are stated rules with fixed weights, not fitted: the training races have too
-//! few tyre failures and crashes to fit anything honestly. `pitwall evaluate` reports how they
-//! rank what really happened.
+//! The last two start from the history's base rate of their cause on each lap ([`Hazards`]:
+//! every race's results, fitted by `pitwall train`), times a stated relative risk from what
+//! the stream shows of the car (bounded, 1 on an unremarkable lap): the training races have
+//! too few crashes and tyre failures to fit more honestly. Every prediction carries its base
+//! rate, so a rare event can stand out as a multiple of it without a large probability.
 
 use super::{FieldState, LapRow};
 use crate::config::Invalid;
@@ -60,6 +61,9 @@ pub struct Prediction {
     /// Parts per million.
     pub probability_ppm: u32,
     pub confidence_ppm: u32,
+    /// The event's base rate over the same horizon (parts per million): the history's for
+    /// crashes and tyre failures at this lap, the training races' for pit stops.
+    pub base_ppm: u32,
 }
 
 impl Prediction {
@@ -71,10 +75,23 @@ impl Prediction {
         self.confidence_ppm as f64 / 1e6
     }
 
+    pub fn base_rate(&self) -> f64 {
+        self.base_ppm as f64 / 1e6
+    }
+
+    /// How many times its base rate the probability is.
+    pub fn times_base(&self) -> f64 {
+        if self.base_ppm == 0 {
+            return 1.0;
+        }
+        self.probability_ppm as f64 / self.base_ppm as f64
+    }
+
+    /// Against the base rate: four times it or more is high, twice medium.
     pub fn risk_level(&self) -> &'static str {
-        match self.probability() {
-            p if p >= 0.6 => "high",
-            p if p >= 0.3 => "medium",
+        match self.times_base() {
+            x if x >= 4.0 => "high",
+            x if x >= 2.0 => "medium",
             _ => "low",
         }
     }
@@ -176,63 +193,137 @@ impl PitModel {
     }
 }
 
+/// The per-lap probability that a car's race ends by one cause, from the history's results:
+/// on the opening lap, on laps 2 and 3, and on any later lap.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LapHazard {
+    pub lap_1: f64,
+    pub laps_2_3: f64,
+    pub later: f64,
+}
+
+impl LapHazard {
+    pub fn at(&self, lap: u16) -> f64 {
+        match lap {
+            0 | 1 => self.lap_1,
+            2 | 3 => self.laps_2_3,
+            _ => self.later,
+        }
+    }
+
+    /// That the race ends by this cause within the `HORIZON` laps after `lap`, with the
+    /// per-lap hazard multiplied by `relative_risk`.
+    pub fn within_horizon(&self, lap: u16, relative_risk: f64) -> f64 {
+        let survive: f64 = (1..=HORIZON)
+            .map(|k| 1.0 - (self.at(lap.saturating_add(k)) * relative_risk).clamp(0.0, 0.5))
+            .product();
+        1.0 - survive
+    }
+}
+
+/// The laps a prediction looks ahead.
+pub const HORIZON: u16 = 3;
+
+/// Base rates of the two causes crash_risk and tire_failure predict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hazards {
+    /// What they were counted from, for people.
+    pub counted_from: String,
+    pub car_laps: u64,
+    /// Accident, collision, spun off, collision damage.
+    pub crash: LapHazard,
+    /// Tyre, puncture.
+    pub tyre: LapHazard,
+}
+
+/// The largest relative risk the stream can give a car (over its base rate).
+pub const MAX_RELATIVE_RISK: f64 = 8.0;
+
 /// The models the engine runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Models {
     pub pit: PitModel,
+    pub hazards: Hazards,
+    /// The pit model's base rate (stops within the horizon in the training races).
+    pub pit_base_rate: f64,
 }
 
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// Tyre past its useful life: loss against the stint's best, its trend, age, traction.
-pub fn tire_failure(r: &LapRow) -> f64 {
+/// tire_failure's relative risk: tyres past their useful life (time lost against the stint's
+/// best lap beyond a second, a worsening trend, laps beyond 25 on the set) and traction loss
+/// beyond the race's rate. 1 on an unremarkable lap.
+pub fn tire_relative_risk(r: &LapRow) -> f64 {
     let l = &r.lap;
-    let loss_s = (l.stint_loss_ms as f64 / 1000.0).clamp(0.0, 10.0);
-    let trend_s = (l.trend_ms_per_lap as f64 / 1000.0).clamp(0.0, 2.0);
-    let z = -4.0
-        + 0.9 * loss_s
-        + 2.0 * trend_s
-        + 0.04 * l.tyre_age_laps as f64
-        + 0.6 * (spin_vs_field(r) - 1.0).max(0.0);
-    sigmoid(z)
+    let loss_s = (l.stint_loss_ms as f64 / 1000.0 - 1.0).clamp(0.0, 4.0);
+    let trend_s = (l.trend_ms_per_lap as f64 / 1000.0).clamp(0.0, 1.0);
+    let age = (l.tyre_age_laps as f64 - 25.0).clamp(0.0, 30.0);
+    let spin = (spin_vs_field(r) - 1.5).clamp(0.0, 3.0);
+    (0.35 * loss_s + 0.7 * trend_s + 0.02 * age + 0.2 * spin)
+        .exp()
+        .min(MAX_RELATIVE_RISK)
 }
 
-/// A car on the edge: impact-like decelerations, traction loss, rain, neutralisations, glitches
-/// and an erratic pace.
-pub fn crash_risk(r: &LapRow) -> f64 {
+/// crash_risk's relative risk: a car on the edge (impact-like decelerations, traction loss
+/// beyond the race's rate, gear glitches) and a wet track. 1 on an unremarkable dry lap.
+pub fn crash_relative_risk(r: &LapRow) -> f64 {
     let d = &r.lap.done;
     let f = &r.field;
-    let z = -4.5
-        + 0.8 * (d.hard_decels as f64).min(5.0)
-        + 0.7 * (spin_vs_field(r) - 1.0).clamp(0.0, 4.0)
-        + 1.5 * (f.state == FieldState::Rain) as u8 as f64
-        + 1.0 * (f.state == FieldState::Neutralised) as u8 as f64
-        + 0.5 * (d.glitch_gears as f64).min(4.0)
-        + 0.05 * (r.lap.spread_permille as f64).min(40.0);
-    sigmoid(z)
+    let decels = (d.hard_decels as f64).min(4.0);
+    let spin = (spin_vs_field(r) - 1.5).clamp(0.0, 3.0);
+    let rain = (f.state == FieldState::Rain) as u8 as f64;
+    let glitches = (d.glitch_gears as f64).min(2.0);
+    (0.35 * decels + 0.25 * spin + 0.7 * rain + 0.2 * glitches)
+        .exp()
+        .min(MAX_RELATIVE_RISK)
+}
+
+/// That the car's race ends in an accident or collision within the horizon; and its base rate.
+pub fn crash_risk(r: &LapRow, h: &Hazards) -> (f64, f64) {
+    let lap = r.lap.done.lap;
+    (
+        h.crash.within_horizon(lap, crash_relative_risk(r)),
+        h.crash.within_horizon(lap, 1.0),
+    )
+}
+
+/// That a tyre failure ends the car's race within the horizon; and its base rate.
+pub fn tire_failure(r: &LapRow, h: &Hazards) -> (f64, f64) {
+    let lap = r.lap.done.lap;
+    (
+        h.tyre.within_horizon(lap, tire_relative_risk(r)),
+        h.tyre.within_horizon(lap, 1.0),
+    )
 }
 
 /// The three predictions for one lap row.
 pub fn predictions(r: &LapRow, models: &Models) -> [Prediction; 3] {
-    let make = |model, p: f64| {
+    let ppm = |p: f64| (p.clamp(0.0, 1.0) * 1e6).round() as u32;
+    let make = |model, (p, base): (f64, f64)| {
         let p = p.clamp(0.0, 1.0);
         Prediction {
             driver: r.lap.done.driver,
             lap: r.lap.done.lap,
             model,
             ts_ms: r.lap.done.end_ms,
-            probability_ppm: (p * 1e6).round() as u32,
-            confidence_ppm: (p.max(1.0 - p) * 1e6).round() as u32,
+            probability_ppm: ppm(p),
+            confidence_ppm: ppm(p.max(1.0 - p)),
+            base_ppm: ppm(base),
         }
     };
     [
-        make(ModelType::CrashRisk, crash_risk(r)),
-        make(ModelType::TireFailure, tire_failure(r)),
+        make(ModelType::CrashRisk, crash_risk(r, &models.hazards)),
+        make(ModelType::TireFailure, tire_failure(r, &models.hazards)),
         make(
             ModelType::PitStopProbability,
-            models.pit.probability(&pit_features(r)),
+            (
+                models.pit.probability(&pit_features(r)),
+                models.pit_base_rate,
+            ),
         ),
     ]
 }

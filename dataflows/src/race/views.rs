@@ -152,6 +152,21 @@ mod tests {
                 intercept: -3.0,
                 coefficients: vec![0.1; n],
             },
+            hazards: crate::race::Hazards {
+                counted_from: String::new(),
+                car_laps: 0,
+                crash: crate::race::LapHazard {
+                    lap_1: 0.02,
+                    laps_2_3: 0.003,
+                    later: 0.001,
+                },
+                tyre: crate::race::LapHazard {
+                    lap_1: 0.0,
+                    laps_2_3: 0.0001,
+                    later: 0.0001,
+                },
+            },
+            pit_base_rate: 0.05,
         }
     }
 

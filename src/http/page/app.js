@@ -379,10 +379,16 @@
     $('predictions').replaceChildren(...mine.map((p) => {
       const d = el('div', `pred ${p.prediction.risk_level}`);
       const row = el('div', 'row');
-      row.append(el('span', null, p.model_type.replace(/_/g, ' ')), el('span', null, `${Math.round(p.probability * 100)}% · lap ${p.lap}`));
+      // A rare event (a crash, a tyre failure) shows how many times its base rate it is: a
+      // fraction of a percent can still stand out. The meter is that multiple, up to 8x.
+      const pct = p.probability * 100;
+      const shown = pct >= 10 ? pct.toFixed(0) : pct >= 1 ? pct.toFixed(1) : pct.toFixed(2);
+      const times = p.times_base ?? 1;
+      const rare = p.model_type !== 'pit_stop_probability';
+      row.append(el('span', null, p.model_type.replace(/_/g, ' ')), el('span', null, `${shown}% · ${times.toFixed(1)}× base · lap ${p.lap}`));
       const meter = el('div', 'meter');
       const bar = el('i');
-      bar.style.width = `${Math.max(0, Math.min(100, p.probability * 100))}%`;
+      bar.style.width = `${Math.max(0, Math.min(100, rare ? times / 8 * 100 : pct))}%`;
       meter.append(bar);
       d.append(row, meter);
       return d;
