@@ -145,8 +145,11 @@ async fn look(c: &Client) -> Value {
         return {
           tower: rows.map((r) => r.dataset.driver),
           positions: rows.map((r) => r.cells[0].textContent),
+          rejoin: rows.map((r) => r.querySelector('td.rejoin')?.textContent),
           selected: document.getElementById('driver').value,
           alerts: Array.from(document.querySelectorAll('#alerts li')).map((li) => li.textContent),
+          predictions: Array.from(document.querySelectorAll('#predictions .pred .row'))
+            .map((r) => r.textContent),
           charts: Object.fromEntries(['c-speed', 'c-rpm', 'c-throttle', 'c-gear', 'c-scatter']
             .map((id) => [id, canvas(id)])),
           rate: document.getElementById('e-rate').textContent,
@@ -262,6 +265,16 @@ fn the_live_page_shows_the_race_in_a_real_browser() {
             tower.len() == 20 && distinct.len() == 20 && s["positions"] == json!(positions)
         })
         .await;
+        // Where each car would rejoin after a stop next lap: a position in the field.
+        let seen = look(&c).await;
+        for (i, r) in seen["rejoin"].as_array().unwrap().iter().enumerate() {
+            let p: usize = r
+                .as_str()
+                .and_then(|t| t.strip_prefix('P'))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("row {}: rejoin {r}", i + 1));
+            assert!((1..=20).contains(&p), "row {}: rejoin P{p}", i + 1);
+        }
         // The selected driver's charts have points drawn, and the engine's rate is shown.
         let seen = until(&c, "the selected driver's charts with points drawn", |s| {
             s["selected"]
@@ -278,6 +291,25 @@ fn the_live_page_shows_the_race_in_a_real_browser() {
             s["alerts"].as_array().is_some_and(|a| !a.is_empty())
         })
         .await;
+
+        // The selected driver's three predictions, each a probability and how many times its
+        // event's base rate it is ("crash risk0.25% · 1.0× base · lap 3").
+        let seen = until(&c, "three predictions of the selected driver", |s| {
+            s["predictions"].as_array().is_some_and(|p| p.len() == 3)
+        })
+        .await;
+        for p in seen["predictions"].as_array().unwrap() {
+            let text = p.as_str().unwrap();
+            let (percent, times) = text
+                .split_once("% · ")
+                .and_then(|(head, rest)| {
+                    let number = head.trim_start_matches(|c: char| !c.is_ascii_digit());
+                    Some((number.parse::<f64>().ok()?, rest.split_once("× base")?.0))
+                })
+                .unwrap_or_else(|| panic!("a prediction reads {text:?}"));
+            assert!((0.0..=100.0).contains(&percent), "{text}");
+            assert!(times.parse::<f64>().is_ok_and(|x| x >= 0.0), "{text}");
+        }
 
         // Another driver, chosen in the tower (a click, as a user would): the charts change.
         let other = seen["tower"]

@@ -252,6 +252,19 @@ impl DetectorConfig {
                 "must be above alerts.brake_temp_medium_c",
             ));
         }
+        let r = &self.race;
+        if !(1..=120_000).contains(&r.pit_loss_prior_ms) {
+            return Err(Invalid::new(
+                "race.pit_loss_prior_ms",
+                format!("= {} must be 1..=120000", r.pit_loss_prior_ms),
+            ));
+        }
+        if !(r.pit_loss_neutralised_share > 0.0 && r.pit_loss_neutralised_share <= 1.0) {
+            return Err(Invalid::new(
+                "race.pit_loss_neutralised_share",
+                format!("= {} must be in (0, 1]", r.pit_loss_neutralised_share),
+            ));
+        }
         Ok(())
     }
 }

@@ -40,6 +40,12 @@ pub struct LapMessage {
     pub field_pace_permille: u32,
     pub field_spin_per_10k: u32,
     pub rivals_pitted: u16,
+    /// The position the car would hold after a stop on the next lap, under this lap's field
+    /// state, and the pit loss (ms) that assumes: learned from this race's stops, or the prior.
+    #[serde(default)]
+    pub rejoin_position_if_pit: u16,
+    #[serde(default)]
+    pub pit_loss_ms: i64,
     pub message_type: String,
 }
 
@@ -77,6 +83,8 @@ impl LapMessage {
             field_pace_permille: r.field.pace_permille,
             field_spin_per_10k: r.field.spin_per_10k,
             rivals_pitted: r.field.rivals_pitted,
+            rejoin_position_if_pit: r.rejoin_if_pit().0,
+            pit_loss_ms: r.rejoin_if_pit().1,
             message_type: "lap".into(),
         }
     }

@@ -92,6 +92,11 @@ pub struct Evaluation {
     /// crash_risk and tire_failure against how each car's race ended (with the history).
     pub crash: Option<RareScore>,
     pub tyre: Option<RareScore>,
+    /// Real stops whose rejoin was projected (on the lap before the in-lap), and how many
+    /// projections were within one place of the position after the out-lap, and exact.
+    pub rejoin_scored: usize,
+    pub rejoin_within_one: usize,
+    pub rejoin_exact: usize,
     /// (period name, start lap, end lap, found).
     pub periods: Vec<(String, u16, u16, bool)>,
     pub report: String,
@@ -135,6 +140,7 @@ pub fn evaluate(
     let retired = truth.retirements(3);
     pit_stops(&mut e, &mut out, run, truth);
     positions(&mut e, &mut out, run, truth, &ours_pos);
+    rejoin(&mut e, &mut out, truth, &ours_pos);
     pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
     match endings {
         Some(endings) => {
@@ -307,6 +313,51 @@ fn pit_probability(
     );
     let _ = writeln!(out, "  calibration error (ECE, 10 bins) {:.3}", e.pit_ece);
     write_reliability(out, &table);
+}
+
+/// The rejoin projection: for each real stop, the position projected on the lap before its
+/// in-lap ("if he pits next lap") against the laps table's position after the out-lap.
+fn rejoin(e: &mut Evaluation, out: &mut String, truth: &Truth, ours_pos: &LapsOf) {
+    let real: HashMap<(DriverId, u16), u16> = truth
+        .laps
+        .iter()
+        .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
+        .collect();
+    let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
+    stops.sort();
+    let mut misses = Vec::new();
+    for &&(d, in_lap) in &stops {
+        let (Some(ours), Some(&after)) = (
+            ours_pos.get(&(d, in_lap.saturating_sub(1))),
+            real.get(&(d, in_lap + 1)),
+        ) else {
+            continue;
+        };
+        let projected = ours.rejoin_position_if_pit;
+        e.rejoin_scored += 1;
+        if projected.abs_diff(after) <= 1 {
+            e.rejoin_within_one += 1;
+        } else {
+            misses.push(format!(
+                "{d} lap {in_lap}: P{projected}, real P{after} ({})",
+                ours.field_state
+            ));
+        }
+        if projected == after {
+            e.rejoin_exact += 1;
+        }
+    }
+    let share = |n: usize| 100.0 * n as f64 / e.rejoin_scored.max(1) as f64;
+    let _ = writeln!(
+        out,
+        "rejoin        {} stops: within one place of the position after the out-lap {:.1} %, exact {:.1} %",
+        e.rejoin_scored,
+        share(e.rejoin_within_one),
+        share(e.rejoin_exact)
+    );
+    if !misses.is_empty() {
+        let _ = writeln!(out, "  off by more: {}", misses.join("; "));
+    }
 }
 
 /// A reliability table, one line a bin.

@@ -28,6 +28,7 @@ pub mod field_state;
 pub mod keyed_state;
 pub mod lap_tracker;
 pub mod predict;
+pub mod rejoin;
 pub mod retirement;
 pub mod running_order;
 pub mod views;
@@ -104,6 +105,10 @@ pub struct RaceConfig {
     pub health_rpm: i32,
     /// Closer than this (ms) to the car ahead at the line is traffic.
     pub health_traffic_ms: i64,
+    /// The pit loss (ms) a rejoin is projected with before the race has shown a green stop,
+    /// and its share under a neutralisation before it has shown a neutralised one.
+    pub pit_loss_prior_ms: i64,
+    pub pit_loss_neutralised_share: f64,
 }
 
 impl Default for RaceConfig {
@@ -138,6 +143,8 @@ impl Default for RaceConfig {
             health_strong_kmh: 15,
             health_rpm: 400,
             health_traffic_ms: 1_000,
+            pit_loss_prior_ms: 19_500,
+            pit_loss_neutralised_share: 0.55,
         }
     }
 }
@@ -191,6 +198,20 @@ pub struct LapRow {
     pub lap: DriverLap,
     pub standing: Standing,
     pub field: FieldView,
+}
+
+impl LapRow {
+    /// The position the car would hold after a stop on the next lap, under this lap's field
+    /// state; and the pit loss that assumes (ms).
+    pub fn rejoin_if_pit(&self) -> (u16, i64) {
+        match self.field.state {
+            FieldState::Neutralised | FieldState::Red => (
+                self.standing.rejoin_neutralised,
+                self.standing.pit_loss_neutralised_ms,
+            ),
+            _ => (self.standing.rejoin_green, self.standing.pit_loss_green_ms),
+        }
+    }
 }
 
 /// A pit stop with the field's state on its in-lap: `pit_stops.jsonl`, `/api/pit_stops`.

@@ -4,7 +4,11 @@
 //! is one more than the number of cars that completed lap `n` before it (a lapped car counts
 //! the leader, who completed that lap earlier; a car that retired before lap `n` does not).
 //! Gap to the leader and interval to the car ahead are the differences of crossing times.
+//! With them, where the car would rejoin if it stopped on the next lap: behind every car that
+//! crossed less than the race's pit loss after it (`rejoin.rs`), under green and under a
+//! neutralisation.
 
+use super::rejoin::{rejoin_position, LossPrior, PitLoss};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
@@ -17,10 +21,17 @@ pub struct Standing {
     pub interval_ms: i64,
     /// The car ahead on the road at the line, when there is one.
     pub ahead: Option<DriverId>,
+    /// The position after a stop on the next lap, green and under a neutralisation.
+    pub rejoin_green: u16,
+    pub rejoin_neutralised: u16,
+    /// The pit losses those were projected with (ms).
+    pub pit_loss_green_ms: i64,
+    pub pit_loss_neutralised_ms: i64,
 }
 
-/// Standings of the cars that completed one lap, from their crossing times in any order.
-pub fn standings(crossings: &[(i64, DriverId)]) -> Vec<(DriverId, Standing)> {
+/// Standings of the cars that completed one lap, from their crossing times in any order, and
+/// where each would rejoin after a stop losing `loss` (green, neutralised ms).
+pub fn standings(crossings: &[(i64, DriverId)], loss: (i64, i64)) -> Vec<(DriverId, Standing)> {
     let mut sorted = crossings.to_vec();
     sorted.sort();
     let leader = sorted.first().map_or(0, |c| c.0);
@@ -34,6 +45,10 @@ pub fn standings(crossings: &[(i64, DriverId)]) -> Vec<(DriverId, Standing)> {
                 gap_to_leader_ms: end_ms - leader,
                 interval_ms: prev.map_or(0, |p| end_ms - p.0),
                 ahead: prev.map(|p| p.1),
+                rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.0),
+                rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.1),
+                pit_loss_green_ms: loss.0,
+                pit_loss_neutralised_ms: loss.1,
             },
         ));
         prev = Some((end_ms, driver));
@@ -41,19 +56,34 @@ pub fn standings(crossings: &[(i64, DriverId)]) -> Vec<(DriverId, Standing)> {
     out
 }
 
-/// `(lap, (end_ms, driver))` in, `((driver, lap), standing)` out.
+/// What the running order of one lap is made of: the cars' crossings, and the pit loss.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum LapInput {
+    Crossing(i64, DriverId),
+    Loss(PitLoss),
+}
+
+/// `(lap, (end_ms, driver))` and the pit loss per lap in, `((driver, lap), standing)` out.
 pub fn running_order<'scope>(
     crossings: VecCollection<'scope, Epoch, (u16, (i64, DriverId)), isize>,
+    losses: VecCollection<'scope, Epoch, (u16, PitLoss), isize>,
+    prior: LossPrior,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), Standing), isize> {
     crossings
-        .reduce_named("RunningOrder", |_lap, input, output| {
-            // Input values come sorted: by crossing time, then driver.
-            let crossed: Vec<(i64, DriverId)> = input
-                .iter()
-                .filter(|(_, diff)| *diff > 0)
-                .map(|(c, _)| **c)
-                .collect();
-            for (driver, standing) in standings(&crossed) {
+        .map(|(lap, (t, d))| (lap, LapInput::Crossing(t, d)))
+        .concat(losses.map(|(lap, l)| (lap, LapInput::Loss(l))))
+        .reduce_named("RunningOrder", move |_lap, input, output| {
+            // Input values come sorted: crossings by time, then driver; the loss last.
+            let mut loss = PitLoss::default();
+            let mut crossed: Vec<(i64, DriverId)> = Vec::with_capacity(input.len());
+            for (v, diff) in input {
+                match (v, *diff > 0) {
+                    (LapInput::Crossing(t, d), true) => crossed.push((*t, *d)),
+                    (LapInput::Loss(l), true) => loss = *l,
+                    _ => {}
+                }
+            }
+            for (driver, standing) in standings(&crossed, loss.or_prior(&prior)) {
                 output.push(((driver, standing), 1isize));
             }
         })
@@ -67,7 +97,10 @@ mod tests {
     #[test]
     fn positions_gaps_and_intervals_follow_the_crossing_order() {
         let d = |s| DriverId::new(s).unwrap();
-        let s = standings(&[(1_500, d("HAM")), (1_000, d("VER")), (4_000, d("LEC"))]);
+        let s = standings(
+            &[(1_500, d("HAM")), (1_000, d("VER")), (4_000, d("LEC"))],
+            (2_800, 1_000),
+        );
         let view: Vec<_> = s
             .iter()
             .map(|(d, s)| (d.as_str(), s.position, s.gap_to_leader_ms, s.interval_ms))
@@ -81,5 +114,12 @@ mod tests {
             ]
         );
         assert_eq!(s[2].1.ahead, Some(d("HAM")));
+        // VER, stopping with a 2.8 s loss, would come out behind HAM (0.5 s back) and ahead
+        // of LEC (3 s); with 1 s (neutralised), behind HAM still.
+        let rejoin: Vec<_> = s
+            .iter()
+            .map(|(_, s)| (s.rejoin_green, s.rejoin_neutralised))
+            .collect();
+        assert_eq!(rejoin, vec![(2, 2), (3, 2), (3, 3)]);
     }
 }

@@ -296,8 +296,9 @@
         el('td', null, has ? `${r.tyre_age_laps} · S${r.stint}` : '—'),
         el('td', null, has ? r.pit_count : '—'),
         ppCell,
+        el('td', 'num rejoin', has && r.rejoin_position_if_pit ? `P${r.rejoin_position_if_pit}` : '—'),
       );
-      tr.title = has ? `last lap ${lapTime(r.last_lap_time_ms)}, best ${lapTime(r.best_lap_ms)}` : 'no lap completed yet';
+      tr.title = has ? `last lap ${lapTime(r.last_lap_time_ms)}, best ${lapTime(r.best_lap_ms)}; a stop next lap (${seconds(r.pit_loss_ms, 1)} s lost) rejoins P${r.rejoin_position_if_pit}` : 'no lap completed yet';
       return tr;
     }));
     $('tower-empty').hidden = rows.length > 0;
