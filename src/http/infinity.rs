@@ -472,6 +472,7 @@ mod tests {
                 gap_to_leader_ms: gap_ms,
                 interval_ms: gap_ms,
                 ahead: None,
+                ..Standing::default()
             },
             field: FieldView::default(),
         }
