@@ -51,10 +51,12 @@ pub struct Transactions {
     board: CommitBoard,
     /// The commit under way must have ended by then (`watch`).
     commit_by: Mutex<Option<Instant>>,
-    /// Each call of the transactional API waits this long at most (the clients' request
-    /// timeout), then is made again; one that has not returned STALL_MARGIN later is
-    /// blocked in librdkafka, and the producer is replaced.
-    call_timeout: Duration,
+    /// A call of the transactional API that has not returned this long (the clients' request
+    /// timeout) plus STALL_MARGIN after it was made is blocked in librdkafka, and the producer
+    /// is replaced. The call itself is given the rest of the transaction timeout: given less, a
+    /// broker that is only slow (paused, a leader moving) times the call out, the transaction
+    /// must be aborted, and the batches in flight then fail with a sequence error.
+    stall_after: Duration,
     /// To make a new producer with.
     cfg: KafkaConfig,
     /// Offsets sent to a transaction so far (`stall_at`).
@@ -64,9 +66,9 @@ pub struct Transactions {
     stall_at: Option<u64>,
 }
 
-/// How long past its own timeout a call of the transactional API may take before it counts
-/// as blocked (librdkafka#5456, #5511: `send_offsets_to_transaction` ignores its timeout and
-/// can wait for ever once the group coordinator's broker is lost).
+/// How long past the request timeout a call of the transactional API may take before it
+/// counts as blocked (librdkafka#5456, #5511: `send_offsets_to_transaction` ignores its timeout
+/// and can wait for ever once the group coordinator's broker is lost).
 const STALL_MARGIN: Duration = Duration::from_secs(5);
 
 struct State {
@@ -131,7 +133,7 @@ impl Transactions {
             group: cfg.group_id.clone(),
             board,
             commit_by: Mutex::new(None),
-            call_timeout: Duration::from_millis(u64::from(cfg.request_timeout_ms)),
+            stall_after: Duration::from_millis(u64::from(cfg.request_timeout_ms)),
             cfg: cfg.clone(),
             offsets_sent: AtomicU64::new(0),
             stall_at: std::env::var("PITWALL_FAULT_STALL_OFFSETS")
@@ -421,8 +423,8 @@ impl Transactions {
         let deadline = Instant::now() + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let timeout = left.min(self.call_timeout).max(Duration::from_secs(1));
-            match bounded(what, timeout, call.clone())? {
+            let timeout = left.max(Duration::from_secs(1));
+            match bounded(what, timeout, timeout.min(self.stall_after), call.clone())? {
                 Ok(()) => return Ok(()),
                 Err(rdkafka::error::KafkaError::Transaction(e))
                     if e.is_retriable() && Instant::now() < deadline =>
@@ -558,12 +560,13 @@ impl Failed {
     }
 }
 
-/// One call of the transactional API on a thread of its own, waited for up to its timeout
+/// One call of the transactional API on a thread of its own, waited for up to `stall_after`
 /// plus STALL_MARGIN: past that it is blocked in librdkafka (and left there, with the producer
 /// it holds; the caller replaces that producer).
 fn bounded<F>(
     what: &str,
     timeout: Duration,
+    stall_after: Duration,
     call: Arc<F>,
 ) -> Result<rdkafka::error::KafkaResult<()>, Failed>
 where
@@ -576,11 +579,12 @@ where
             let _ = tx.send(call(timeout));
         })
         .map_err(|e| Failed::Fatal(format!("{what}: a thread to call it on: {e}")))?;
-    match rx.recv_timeout(timeout + STALL_MARGIN) {
+    let limit = stall_after + STALL_MARGIN;
+    match rx.recv_timeout(limit) {
         Ok(result) => Ok(result),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Failed::Stalled(format!(
             "{what} did not return within {} s (blocked in librdkafka)",
-            (timeout + STALL_MARGIN).as_secs()
+            limit.as_secs()
         ))),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             Err(Failed::Fatal(format!("{what}: its thread ended")))
