@@ -128,7 +128,7 @@ pub fn field_views(
         if only_lap.is_some_and(|l| l != e.lap) {
             continue;
         }
-        let window_ms = match best_count.min(bests.len()) {
+        let typical_ms = match best_count.min(bests.len()) {
             0 => DEFAULT_WINDOW_MS,
             n => {
                 scratch[..n].copy_from_slice(&bests[..n]);
@@ -136,6 +136,15 @@ pub fn field_views(
                 *m * WINDOW_PERMILLE / 1000
             }
         };
+        // A slow lap (behind a safety car) is a longer lap of the field: the window holds
+        // at least this lap's own length, else a leader far ahead of a bunched field sees only
+        // itself.
+        let own_ms = e.pace_permille as i64 * e.best_ms / 1000 * WINDOW_PERMILLE / 1000;
+        let window_ms = typical_ms.max(own_ms);
+        // The window's length varies with the lap: it may reach back further than the last.
+        while window_start > 0 && entries[window_start - 1].end_ms > e.end_ms - window_ms {
+            window_start -= 1;
+        }
         while entries[window_start].end_ms <= e.end_ms - window_ms {
             window_start += 1;
         }
@@ -189,7 +198,12 @@ pub fn field_views(
                     }
         {
             FieldState::Rain
-        } else if judged && pace >= cfg.neutralised_pace_permille {
+        } else if judged
+            && pace >= cfg.neutralised_pace_permille
+            // A clean lap of its own at racing pace was not run behind a safety car or to a
+            // delta, whatever the laps of the field still behind it say (at a restart).
+            && !(e.clean && e.pace_permille > 0 && e.pace_permille < cfg.rain_pace_permille)
+        {
             FieldState::Neutralised
         } else {
             FieldState::Green

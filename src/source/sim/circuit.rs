@@ -7,10 +7,10 @@ use crate::config::CircuitConfig;
 /// Resolution of the speed profiles, m.
 pub const STEP_M: f64 = 5.0;
 /// Braking the profiles assume, m/s², and the most the simulated cars ever brake.
-pub const BRAKE_MPS2: f64 = 38.0;
-pub const MAX_BRAKE_MPS2: f64 = 45.0;
+pub const BRAKE_MPS2: f64 = 42.0;
+pub const MAX_BRAKE_MPS2: f64 = 50.0;
 /// Acceleration from rest; it fades to 0 at the top speed.
-pub const ACCEL_MPS2: f64 = 13.0;
+pub const ACCEL_MPS2: f64 = 17.0;
 /// A car that has lost power: this much lower top speed (km/h) and this share of its push.
 const POWER_LOSS_KMH: f64 = 40.0;
 const POWER_LOSS_ACCEL: f64 = 0.8;
@@ -154,7 +154,7 @@ fn speed_profile(c: &CircuitConfig, top_kmh: f64, push: f64) -> Vec<f64> {
     let mut limit = vec![top; n];
     for &[at, apex] in &c.corners {
         let apex = apex / 3.6;
-        for i in 0..=8 {
+        for i in 0..=3 {
             for idx in [at / STEP_M + i as f64, at / STEP_M - i as f64] {
                 let idx = (idx.max(-(n as f64)) as isize).rem_euclid(n as isize) as usize;
                 limit[idx] = limit[idx].min(apex);

@@ -183,6 +183,8 @@ pub struct CarState {
     retiring: bool,
     /// Speed cap of a neutralisation, m/s, brought down gently.
     cap: f64,
+    /// Past the chequered flag.
+    chequered: bool,
 }
 
 impl CarState {
@@ -358,6 +360,7 @@ impl Field {
                     held: false,
                     retiring: false,
                     cap: f64::MAX,
+                    chequered: false,
                 }
             })
             .collect();
@@ -692,7 +695,12 @@ impl Field {
                 }
                 let c = &mut self.cars[i];
                 if c.pit_x >= self.track.pit_lane_m {
-                    c.mode = Mode::Racing;
+                    c.mode = if c.chequered {
+                        c.cool_left_m = COOL_DOWN_LAPS * self.track.lap_m;
+                        Mode::CoolDown
+                    } else {
+                        Mode::Racing
+                    };
                     c.s = c.pit_x - line;
                     if let Some(log) = self.log.as_mut() {
                         if let Some(l) = log.laps[i].last_mut() {
@@ -863,7 +871,10 @@ impl Field {
         }
         let c = &mut self.cars[i];
         if self.flag {
-            // Finished: the lap number stays, the car drives in and leaves the feed.
+            // Finished: the lap number stays, the car drives in and leaves the feed (out of
+            // the pit lane first, if it crossed the line in it).
+            c.chequered = true;
+            c.pit_this_lap = false;
             if c.mode == Mode::Racing {
                 c.mode = Mode::CoolDown;
                 c.cool_left_m = COOL_DOWN_LAPS * self.track.lap_m;
