@@ -136,23 +136,27 @@ pub fn field_views(
                 *m * WINDOW_PERMILLE / 1000
             }
         };
-        // A slow lap (behind a safety car) is a longer lap of the field: the window holds
-        // at least this lap's own length, else a leader far ahead of a bunched field sees only
-        // itself.
+        // A slow lap (behind a safety car) is a longer lap of the field: when the usual
+        // window holds too few cars (a leader far ahead of a field bunched behind the safety
+        // car sees only itself), it is widened to this lap's own length.
         let own_ms = e.pace_permille as i64 * e.best_ms / 1000 * WINDOW_PERMILLE / 1000;
-        let window_ms = typical_ms.max(own_ms);
-        // The window's length varies with the lap: it may reach back further than the last.
-        while window_start > 0 && entries[window_start - 1].end_ms > e.end_ms - window_ms {
-            window_start -= 1;
-        }
-        while entries[window_start].end_ms <= e.end_ms - window_ms {
-            window_start += 1;
-        }
-        // The latest lap of each car in the window.
-        latest.clear();
-        for w in entries[window_start..=i].iter().rev() {
-            if !latest.iter().any(|l| l.driver == w.driver) {
-                latest.push(w);
+        for window_ms in [typical_ms, typical_ms.max(own_ms)] {
+            // The window's length varies: it may reach back further than the last lap's.
+            while window_start > 0 && entries[window_start - 1].end_ms > e.end_ms - window_ms {
+                window_start -= 1;
+            }
+            while entries[window_start].end_ms <= e.end_ms - window_ms {
+                window_start += 1;
+            }
+            // The latest lap of each car in the window.
+            latest.clear();
+            for w in entries[window_start..=i].iter().rev() {
+                if !latest.iter().any(|l| l.driver == w.driver) {
+                    latest.push(w);
+                }
+            }
+            if latest.len() >= cfg.min_field_cars {
+                break;
             }
         }
         paces.clear();
