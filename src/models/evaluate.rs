@@ -446,7 +446,10 @@ fn incidents(e: &mut Evaluation, out: &mut String, run: &RunFiles, truth: &Truth
         if raised {
             e.incidents_raised += 1;
         } else {
-            missed.push(format!("{} {} lap {} ({})", i.kind, i.driver, i.lap, i.cause));
+            missed.push(format!(
+                "{} {} lap {} ({})",
+                i.kind, i.driver, i.lap, i.cause
+            ));
         }
     }
     let _ = writeln!(

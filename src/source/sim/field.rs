@@ -38,6 +38,9 @@ const COOL_DOWN_SCALE: f64 = 0.55;
 /// The rev limit of a car that lost gears, and the speed share of a DRS pass.
 pub const REV_LIMIT_RPM: f64 = 12_200.0;
 const PASS_BOOST: f64 = 1.02;
+/// Laps in free air a failing car has run before its failure, and what free air is at the line.
+const FREE_LAPS_BEFORE_FAILURE: u32 = 8;
+const FREE_AIR_MS: i64 = 1_500;
 
 /// The state of the track, as FastF1's track status codes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +188,10 @@ pub struct CarState {
     cap: f64,
     /// Past the chequered flag.
     chequered: bool,
+    /// Green laps out of the pit lane finished more than `FREE_AIR_MS` behind the car before.
+    free_laps: u32,
+    /// The lap the failure came on.
+    failed_at: u32,
 }
 
 impl CarState {
@@ -263,6 +270,8 @@ pub struct Field {
     /// Race laps (0: no end).
     laps: u32,
     pub flag: bool,
+    /// When a car last crossed the line (race ms).
+    last_crossing_ms: i64,
     pub tick: u64,
     dt: f64,
     start_ms: i64,
@@ -361,6 +370,8 @@ impl Field {
                     retiring: false,
                     cap: f64::MAX,
                     chequered: false,
+                    free_laps: 0,
+                    failed_at: 0,
                 }
             })
             .collect();
@@ -377,7 +388,7 @@ impl Field {
             at_share: rng.unit(),
             length: match kind {
                 Status::SafetyCar => (3 + (rng.unit() * 3.0) as u32) as f64,
-                _ => lap_s * super::circuit::VSC_LAP_RATIO * (2.5 + rng.unit()),
+                _ => lap_s * super::circuit::VSC_LAP_RATIO * (3.5 + 1.5 * rng.unit()),
             },
         };
         let kinds = if first_sc {
@@ -443,6 +454,7 @@ impl Field {
             status_left: 0.0,
             laps,
             flag: false,
+            last_crossing_ms: i64::MIN / 2,
             tick: 0,
             dt: 1.0 / rate_hz,
             start_ms: cfg.start_ms,
@@ -585,7 +597,11 @@ impl Field {
             let Some(&planned) = c.plan.stops.get(c.next_stop) else {
                 continue;
             };
-            let in_lap = if c.s < entry - 150.0 { c.lap } else { c.lap + 1 };
+            let in_lap = if c.s < entry - 150.0 {
+                c.lap
+            } else {
+                c.lap + 1
+            };
             if planned + 12 < in_lap {
                 continue;
             }
@@ -618,8 +634,8 @@ impl Field {
             _ => (None, 0.0),
         };
         let my_distance = self.race_distance(i);
-        let overtake_p = self.track.overtake_chance * dt
-            / (self.track.lap_time_s * self.track.straight_share);
+        let overtake_p =
+            self.track.overtake_chance * dt / (self.track.lap_time_s * self.track.straight_share);
         let profile_top = self.track.profile_top();
         let rng_roll = self.rng.unit();
         let c = &mut self.cars[i];
@@ -736,9 +752,8 @@ impl Field {
                 if zone.is_none() {
                     c.drs_open = false;
                     if let (Some(z), None) = (armed_zone, c.drs_armed) {
-                        let gap_s = ahead_state.map_or(f64::MAX, |(s, v)| {
-                            (s - c.s).rem_euclid(lap_m) / v.max(1.0)
-                        });
+                        let gap_s = ahead_state
+                            .map_or(f64::MAX, |(s, v)| (s - c.s).rem_euclid(lap_m) / v.max(1.0));
                         if status == Status::Green && c.lap >= 3 && gap_s <= 1.0 {
                             c.drs_armed = Some(z);
                         }
@@ -783,8 +798,10 @@ impl Field {
                     };
                     let passing = c.passing == ahead && c.passing.is_some();
                     if (!lapping || status != Status::Green) && !passing && gap < HOLD_ZONE_M {
-                        // Never to a standstill behind a car that moves.
-                        let cap = (v_ahead + 0.8 * (gap - follow)).max(0.5 * v_ahead);
+                        // Never far below its own pace behind a car that moves (a chain of
+                        // cars each a little slower than the one ahead would stop the last).
+                        let floor = if v_ahead > 1.0 { 0.7 * target } else { 0.0 };
+                        let cap = (v_ahead + 0.8 * (gap - follow)).max(floor);
                         if cap < target {
                             target = cap;
                             c.held = true;
@@ -855,6 +872,13 @@ impl Field {
     /// A car crosses the line (on track or in the pit lane): the lap it completed, the flag.
     fn cross_line(&mut self, i: usize, leader: Option<usize>, now_ms: i64) {
         let done = self.cars[i].lap;
+        let free = now_ms - self.last_crossing_ms > FREE_AIR_MS
+            && self.status == Status::Green
+            && self.cars[i].mode == Mode::Racing
+            && !self.cars[i].pit_this_lap
+            && self.cars[i].tyre_life > 1;
+        self.last_crossing_ms = now_ms;
+        self.cars[i].free_laps += free as u32;
         if let Some(log) = self.log.as_mut() {
             if let Some(l) = log.laps[i].last_mut() {
                 l.end_ms = Some(now_ms);
@@ -895,7 +919,7 @@ impl Field {
             });
         }
         let c = &self.cars[i];
-        if c.failed.is_some() && c.plan.failure.is_some_and(|(lap, _)| lap == c.lap) {
+        if c.failed.is_some() && c.failed_at == c.lap {
             let cause = match c.failed {
                 Some(Failure::Power) => "power lost",
                 _ => "gears lost",
@@ -925,8 +949,11 @@ impl Field {
         c.retiring |= matches!(c.plan.retire, Some((lap, Retire::InGarage)) if lap == c.lap);
         c.pit_this_lap = c.plan.stops.get(c.next_stop) == Some(&c.lap) || c.retiring;
         if let Some((lap, how)) = c.plan.failure {
-            if lap == c.lap {
+            // The failure waits for laps a car-health baseline is made of (green, in free air,
+            // out of the pit lane), so that it can be told from the car's usual self.
+            if lap <= c.lap && c.failed.is_none() && c.free_laps >= FREE_LAPS_BEFORE_FAILURE {
                 c.failed = Some(how);
+                c.failed_at = c.lap;
                 if how == Failure::Gearbox {
                     c.max_gear = 5;
                 }
@@ -934,7 +961,8 @@ impl Field {
         }
         let fuel_laps = laps.saturating_sub(c.lap) as f64;
         let wear = c.compound().wear() * c.tyre_life as f64;
-        c.lap_pace = c.plan.pace * (1.0 - wear - 0.0002 * fuel_laps) * (1.0 + 0.004 * (c.rng.unit() - 0.5));
+        c.lap_pace =
+            c.plan.pace * (1.0 - wear - 0.0002 * fuel_laps) * (1.0 + 0.004 * (c.rng.unit() - 0.5));
     }
 }
 

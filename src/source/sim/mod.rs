@@ -199,7 +199,9 @@ impl Simulator {
     }
 
     fn done(&self) -> bool {
-        self.feeds.iter().all(|(car, _)| !self.field.cars[*car].in_feed())
+        self.feeds
+            .iter()
+            .all(|(car, _)| !self.field.cars[*car].in_feed())
     }
 
     fn step(&mut self, out: &mut Vec<Ingest>) {
@@ -286,7 +288,11 @@ mod tests {
                 t.sc_cap_mps * 3.6,
                 t.vsc_cap_mps * 3.6
             );
-            checks.push((name, lap.contains(&t.lap_time_s), top.contains(&(t.profile_top() * 3.6))));
+            checks.push((
+                name,
+                lap.contains(&t.lap_time_s),
+                top.contains(&(t.profile_top() * 3.6)),
+            ));
         }
         assert!(checks.iter().all(|c| c.1 && c.2), "{checks:?}");
     }

@@ -114,8 +114,7 @@ impl CarFeed {
             while !holding && self.gear < max_gear && rpm_in(self.gear) > UPSHIFT_RPM {
                 self.gear += 1;
                 // A gear skipped on an upshift under full load: the engine lugs.
-                if self.skip_armed && self.gear >= 4 && self.gear + 1 < max_gear && accel > 1.0
-                {
+                if self.skip_armed && self.gear >= 4 && self.gear + 1 < max_gear && accel > 1.0 {
                     self.skip_armed = false;
                     self.gear += 1;
                     self.skipped_gear = 4;
