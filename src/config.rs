@@ -2,7 +2,7 @@
 //! then overridden by flags, and validated before anything starts.
 //!
 //! Every section's struct is here, at the bottom floor; the modules that use a section add
-//! its methods (`SimConfig::validate` in `source/sim.rs`, `KafkaConfig::client` in `kafka/`).
+//! its methods (`SimConfig::validate` in `source/sim/mod.rs`, `KafkaConfig::client` in `kafka/`).
 
 use pitwall_dataflows::config::{AlertConfig, GearConfig, Invalid, WheelSpinConfig, WindowConfig};
 use pitwall_dataflows::race::RaceConfig;
