@@ -20,7 +20,7 @@ use field::Field;
 use pitwall_dataflows::config::Invalid;
 use pitwall_dataflows::record::{splitmix64, SPLITMIX_GAMMA};
 use pitwall_dataflows::{DriverId, Ingest};
-use telemetry::CarFeed;
+use telemetry::{CarFeed, Sensors};
 
 impl SimConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -163,7 +163,7 @@ pub struct Injected {
 
 pub struct Simulator {
     cfg: SimConfig,
-    kmh_per_rpm: [f64; 8],
+    sensors: Sensors,
     field: Field,
     /// This worker's cars: index in the field and feed.
     feeds: Vec<(usize, CarFeed)>,
@@ -186,7 +186,11 @@ impl Simulator {
             .collect();
         Simulator {
             cfg: cfg.clone(),
-            kmh_per_rpm: cfg.gear_ratios.map(|r| circumference_km * 60.0 / r),
+            sensors: Sensors {
+                kmh_per_rpm: cfg.gear_ratios.map(|r| circumference_km * 60.0 / r),
+                racing_top_mps: field.track.profile_top(),
+                dt: 1.0 / cfg.rate_hz,
+            },
             field,
             feeds,
             injected: Injected::default(),
@@ -205,24 +209,15 @@ impl Simulator {
     }
 
     fn step(&mut self, out: &mut Vec<Ingest>) {
-        let dt = 1.0 / self.cfg.rate_hz;
         let ts_ms = self.field.ts_ms(self.field.tick);
-        let top = self.field.track.profile_top();
         let lap_m = self.field.track.lap_m;
         for (car, feed) in self.feeds.iter_mut() {
             let state = &self.field.cars[*car];
             if !state.in_feed() {
                 continue;
             }
-            let mut sample = feed.sample(
-                state,
-                &self.cfg,
-                &self.kmh_per_rpm,
-                top,
-                &mut self.injected,
-                dt,
-                ts_ms,
-            );
+            let mut sample =
+                feed.sample(state, &self.cfg, &self.sensors, &mut self.injected, ts_ms);
             let theta = 2.0 * std::f64::consts::PI * state.s.rem_euclid(lap_m) / lap_m;
             sample.position = Some([
                 (700.0 * theta.cos() + 150.0 * (3.0 * theta).cos()) as f32,

@@ -19,6 +19,14 @@ const FULL_THROTTLE_MPS2: f64 = 0.3;
 const SPIN_FACTOR: f64 = 1.22;
 const SPIN_MAX_RPM: f64 = 12_900.0;
 
+/// What every car's sensors share: the gearbox, the circuit's top speed, the tick.
+#[derive(Clone, Debug)]
+pub struct Sensors {
+    pub kmh_per_rpm: [f64; 8],
+    pub racing_top_mps: f64,
+    pub dt: f64,
+}
+
 #[derive(Clone, Debug)]
 pub struct CarFeed {
     pub driver: DriverId,
@@ -65,12 +73,12 @@ impl CarFeed {
         &mut self,
         car: &CarState,
         cfg: &SimConfig,
-        kmh_per_rpm: &[f64; 8],
-        racing_top_mps: f64,
+        sensors: &Sensors,
         injected: &mut Injected,
-        dt: f64,
         ts_ms: i64,
     ) -> Telemetry {
+        let (kmh_per_rpm, racing_top_mps, dt) =
+            (&sensors.kmh_per_rpm, sensors.racing_top_mps, sensors.dt);
         let r = &mut self.rng;
         let standing = car.v < 0.05;
         let retired = matches!(car.mode, Mode::Retired | Mode::Stopping) && car.engine_off;
