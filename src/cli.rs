@@ -383,6 +383,14 @@ pub struct RunArgs {
     /// Simulator: samples per second per car.
     #[arg(long)]
     pub rate_hz: Option<f64>,
+    /// Simulator: the circuit, one of the configuration's [simulator.circuits] (monaco,
+    /// monza, silverstone).
+    #[arg(long)]
+    pub circuit: Option<String>,
+    /// Simulator: write what happened in the race to this folder (laps.csv, track_status.csv,
+    /// incidents.csv), for `pitwall evaluate --laps DIR/laps.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub truth: Option<PathBuf>,
     /// Serve the query API (Grafana, Prometheus) here; `off` for none (default: http.address
     /// of the configuration, 127.0.0.1:5001).
     #[arg(long, env = "PITWALL_HTTP")]

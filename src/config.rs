@@ -2,7 +2,7 @@
 //! then overridden by flags, and validated before anything starts.
 //!
 //! Every section's struct is here, at the bottom floor; the modules that use a section add
-//! its methods (`SimConfig::validate` in `source/sim.rs`, `KafkaConfig::client` in `kafka/`).
+//! its methods (`SimConfig::validate` in `source/sim/mod.rs`, `KafkaConfig::client` in `kafka/`).
 
 use pitwall_dataflows::config::{AlertConfig, GearConfig, Invalid, WheelSpinConfig, WindowConfig};
 use pitwall_dataflows::race::RaceConfig;
@@ -70,13 +70,16 @@ pub struct PitwallConfig {
 #[serde(deny_unknown_fields)]
 pub struct SimConfig {
     pub cars: usize,
-    /// Laps each car drives; 0 = no end (benchmarks).
-    pub laps: u32,
+    /// Laps of the race; `None`: the circuit's race distance; 0 = no end (benchmarks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laps: Option<u32>,
     /// Samples per second per car.
     pub rate_hz: f64,
     pub seed: u64,
     /// Event time of the start, epoch ms.
     pub start_ms: i64,
+    /// The circuit raced, a key of `circuits`.
+    pub circuit: String,
     /// Overall ratios of gears 1..=8: `wheel_spin.gear_ratios`.
     #[serde(skip)]
     pub gear_ratios: [f64; 8],
@@ -85,10 +88,38 @@ pub struct SimConfig {
     pub wheel_radius_m: f64,
     /// Chance, per corner exit, of a traction loss.
     pub traction_loss_chance: f64,
-    /// Chance, per corner entry, of a gear held too long (lugging).
+    /// Chance, per lap, of a skipped gear under full load (lugging).
     pub lugging_chance: f64,
-    /// Chance, per lap, of an over-rev.
+    /// Chance, per lap, of a missed upshift (over-rev).
     pub over_rev_chance: f64,
+    /// Chance, per lap, of a glitch gear value in the feed (two samples).
+    pub glitch_gear_chance: f64,
+    /// The circuits the simulator knows, by name.
+    pub circuits: std::collections::BTreeMap<String, CircuitConfig>,
+}
+
+/// `[simulator.circuits.NAME]`: one circuit's layout, pit lane and overtaking.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitConfig {
+    /// Lap length, m, and the race distance in laps.
+    pub lap_m: f64,
+    pub laps: u32,
+    /// Drag-limited top speed, km/h (reached only on a long enough straight), and with DRS.
+    pub top_kmh: f64,
+    pub drs_top_kmh: f64,
+    /// Corners as `[apex distance from the line m, apex speed km/h]`.
+    pub corners: Vec<[f64; 2]>,
+    /// DRS zones as `[from m, to m]` (a zone may run across the line).
+    pub drs_zones: Vec<[f64; 2]>,
+    /// Pit lane: the speed limit, where it starts before the line, where the boxes and its
+    /// end are after the line (m).
+    pub pit_limit_kmh: f64,
+    pub pit_entry_before_line_m: f64,
+    pub pit_box_after_line_m: f64,
+    pub pit_exit_after_line_m: f64,
+    /// Chance, per lap spent held up behind a slower car, of passing it.
+    pub overtake_chance: f64,
 }
 
 impl Default for SimConfig {

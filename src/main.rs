@@ -67,8 +67,31 @@ fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<(), Error> {
+    let truth = args.truth.clone();
+    let process = args.process;
     let (cfg, opts) = run_options(args)?;
     let out = opts.out.clone();
+    if let Some(dir) = &truth {
+        if opts.input != "sim" {
+            return Err(Error::flag(
+                "--truth",
+                dir.display(),
+                "only the simulator knows what happened (--input sim)",
+            ));
+        }
+        // The race is the same for every process: the first writes it.
+        if process == 0 {
+            let counts = pitwall::source::sim::truth::write(&cfg.simulator, dir)?;
+            tracing::info!(
+                "truth: {} laps, {} pit stops, {} neutralisations, {} incidents in {}",
+                counts.laps,
+                counts.stops,
+                counts.neutralisations,
+                counts.incidents,
+                dir.display()
+            );
+        }
+    }
     if let Some(summary) = engine::run(&cfg, opts)? {
         report::print_summary(&summary);
         if let Some(dir) = &out {
@@ -92,7 +115,10 @@ fn run_options(args: RunArgs) -> Result<(PitwallConfig, RunOptions), Error> {
         };
     }
     let sim = &mut cfg.simulator;
-    sim.laps = args.laps.unwrap_or(sim.laps);
+    sim.laps = args.laps.or(sim.laps);
+    if let Some(circuit) = &args.circuit {
+        sim.circuit = circuit.clone();
+    }
     sim.cars = args.cars.unwrap_or(sim.cars);
     sim.seed = args.seed.unwrap_or(sim.seed);
     sim.rate_hz = args.rate_hz.unwrap_or(sim.rate_hz);
@@ -182,7 +208,7 @@ fn parse_drivers(list: &[String]) -> Result<Option<Vec<DriverId>>, Error> {
 
 fn produce(args: ProduceArgs) -> Result<(), Error> {
     let mut cfg = args.kafka.load()?;
-    cfg.simulator.laps = args.laps.unwrap_or(cfg.simulator.laps);
+    cfg.simulator.laps = args.laps.or(cfg.simulator.laps);
     let filter: Option<Arc<std::collections::HashSet<DriverId>>> =
         parse_drivers(&args.drivers)?.map(|d| Arc::new(d.into_iter().collect()));
     let read = Arc::new(pitwall::ingest::SourceStats::default());
@@ -287,7 +313,7 @@ fn weak_scaling(args: WeakScalingArgs) -> Result<(), Error> {
         processes: args.processes,
         input: args.input,
         drivers_per_worker: args.drivers_per_worker.unwrap_or(sim.cars).max(1),
-        laps: args.laps.unwrap_or(sim.laps).max(1),
+        laps: args.laps.unwrap_or(sim.race_laps(&sim.track())).max(1),
         repeat: args.repeat.max(1),
     };
     let rows = bench::weak_scaling(&ws)?;

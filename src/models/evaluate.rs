@@ -99,6 +99,19 @@ pub struct Evaluation {
     pub rejoin_exact: usize,
     /// (period name, start lap, end lap, found).
     pub periods: Vec<(String, u16, u16, bool)>,
+    /// Driver-laps run wholly under a safety car, VSC or red flag, and how many of them the run
+    /// judged neutralised (or red): recall. Driver-laps the run judged so, and how many of
+    /// them saw a neutralisation at all: precision.
+    pub neutral_laps_true: usize,
+    pub neutral_laps_found: usize,
+    pub neutral_laps_judged: usize,
+    pub neutral_laps_right: usize,
+    pub neutral_recall: f64,
+    pub neutral_precision: f64,
+    /// Incidents of the truth (simulated races) and those the run raised within
+    /// [`INCIDENT_LAPS`] laps, by the same driver and alert type.
+    pub incidents_true: usize,
+    pub incidents_raised: usize,
     pub report: String,
 }
 
@@ -115,6 +128,9 @@ pub struct RareScore {
     pub skill: f64,
     pub auc: Option<f64>,
 }
+
+/// An incident counts as raised when its alert names a lap at most this many laps after its own.
+pub const INCIDENT_LAPS: u16 = 2;
 
 fn driver(s: &str) -> Option<DriverId> {
     DriverId::new(s).ok()
@@ -167,6 +183,7 @@ pub fn evaluate(
         }
     }
     field_state(&mut e, &mut out, run, truth, status);
+    incidents(&mut e, &mut out, run, truth);
     alert_budget(&mut out, run, truth, &retired);
     e.report = out;
     e
@@ -491,11 +508,80 @@ fn field_state(
             "field state   {name}: {found} of {total} periods found"
         );
     }
+    // Driver-laps: wholly inside a neutralisation (to be found), or touching one (may be).
+    let neutral: Vec<&StatusPeriod> = status
+        .iter()
+        .filter(|p| matches!(p.status, 4..=7))
+        .collect();
+    let mut judged = 0;
+    let mut right = 0;
+    let mut whole = 0;
+    let mut found = 0;
+    for l in &truth.laps {
+        let (Some(s), Some(end)) = (l.start_ms, l.end_ms) else {
+            continue;
+        };
+        let inside = neutral.iter().any(|p| p.start_ms <= s && end <= p.end_ms);
+        let touched = neutral.iter().any(|p| p.start_ms < end && s < p.end_ms);
+        let ours = state_of
+            .get(&(l.driver, l.lap))
+            .is_some_and(|s| *s == "neutralised" || *s == "red");
+        whole += inside as usize;
+        found += (inside && ours) as usize;
+        judged += ours as usize;
+        right += (ours && touched) as usize;
+    }
+    e.neutral_laps_true = whole;
+    e.neutral_laps_found = found;
+    e.neutral_laps_judged = judged;
+    e.neutral_laps_right = right;
+    e.neutral_recall = ratio(found, whole);
+    e.neutral_precision = ratio(right, judged);
+    let _ = writeln!(
+        out,
+        "  neutralised driver-laps: {found} of {whole} run wholly under SC/VSC/red found (recall {:.3}); \
+         {right} of {judged} judged so saw one (precision {:.3})",
+        e.neutral_recall, e.neutral_precision
+    );
     let mut states: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &run.laps {
         *states.entry(l.field_state.as_str()).or_default() += 1;
     }
     let _ = writeln!(out, "  driver-laps by state: {states:?}");
+}
+
+/// A simulated race's incidents: each raised by an alert of its type for its driver, on its lap
+/// or at most [`INCIDENT_LAPS`] later.
+fn incidents(e: &mut Evaluation, out: &mut String, run: &RunFiles, truth: &Truth) {
+    if truth.incidents.is_empty() {
+        return;
+    }
+    e.incidents_true = truth.incidents.len();
+    let mut missed = Vec::new();
+    for i in &truth.incidents {
+        let raised = run.alerts.iter().any(|a| {
+            a.alert_type == i.kind
+                && a.driver_id == i.driver.as_str()
+                && a.lap
+                    .is_some_and(|l| l >= i.lap && l <= i.lap + INCIDENT_LAPS)
+        });
+        if raised {
+            e.incidents_raised += 1;
+        } else {
+            missed.push(format!(
+                "{} {} lap {} ({})",
+                i.kind, i.driver, i.lap, i.cause
+            ));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "incidents     {} of {} raised within {INCIDENT_LAPS} laps (retirements, car health)",
+        e.incidents_raised, e.incidents_true
+    );
+    if !missed.is_empty() {
+        let _ = writeln!(out, "  missed: {}", missed.join(", "));
+    }
 }
 
 /// The alert budget, and car health and retirements next to the last laps.

@@ -22,9 +22,21 @@ pub struct TruthLap {
     pub end_ms: Option<i64>,
 }
 
+/// A retirement or a car-health failure a simulated race's `incidents.csv` records (a real
+/// race's tables have none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TruthIncident {
+    pub driver: DriverId,
+    pub lap: u16,
+    /// `retirement` or `car_health`: the alert type that should report it.
+    pub kind: String,
+    pub cause: String,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Truth {
     pub laps: Vec<TruthLap>,
+    pub incidents: Vec<TruthIncident>,
     stops: HashSet<(DriverId, u16)>,
     last_lap: DriverMap<u16>,
 }
@@ -61,7 +73,28 @@ impl Truth {
                 laps_table.display()
             )));
         }
-        Ok(Truth::from_laps(laps))
+        let mut truth = Truth::from_laps(laps);
+        // A simulated race's incidents, beside its laps table.
+        if let Some(path) = laps_table
+            .parent()
+            .map(|d| d.join("incidents.csv"))
+            .filter(|p| p.exists())
+        {
+            read_table(&path, &["Driver", "LapNumber", "Kind", "Cause"], |f| {
+                let text = |b: &[u8]| std::str::from_utf8(b).unwrap_or("").trim().to_string();
+                if let (Some(driver), Ok(lap)) =
+                    (DriverId::from_bytes(f[0]), text(f[1]).parse::<u16>())
+                {
+                    truth.incidents.push(TruthIncident {
+                        driver,
+                        lap,
+                        kind: text(f[2]),
+                        cause: text(f[3]),
+                    });
+                }
+            })?;
+        }
+        Ok(truth)
     }
 
     pub fn from_laps(laps: Vec<TruthLap>) -> Truth {
@@ -77,6 +110,7 @@ impl Truth {
         }
         Truth {
             laps,
+            incidents: Vec::new(),
             stops,
             last_lap,
         }

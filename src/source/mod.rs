@@ -153,10 +153,16 @@ impl InputSpec {
 
     pub fn describe(&self) -> String {
         match self {
-            InputSpec::Sim(cfg) => format!(
-                "sim ({} cars, {} laps, seed {})",
-                cfg.cars, cfg.laps, cfg.seed
-            ),
+            InputSpec::Sim(cfg) => {
+                let track = cfg.track();
+                format!(
+                    "sim ({}, {} cars, {} laps, seed {})",
+                    cfg.circuit,
+                    cfg.cars,
+                    cfg.race_laps(&track),
+                    cfg.seed
+                )
+            }
             InputSpec::Dealt(file) => file.path().display().to_string(),
             InputSpec::Merged(p, false) => p.display().to_string(),
             InputSpec::Merged(p, true) => format!("{} (cloned per worker)", p.display()),

@@ -128,7 +128,7 @@ pub fn field_views(
         if only_lap.is_some_and(|l| l != e.lap) {
             continue;
         }
-        let window_ms = match best_count.min(bests.len()) {
+        let typical_ms = match best_count.min(bests.len()) {
             0 => DEFAULT_WINDOW_MS,
             n => {
                 scratch[..n].copy_from_slice(&bests[..n]);
@@ -136,14 +136,27 @@ pub fn field_views(
                 *m * WINDOW_PERMILLE / 1000
             }
         };
-        while entries[window_start].end_ms <= e.end_ms - window_ms {
-            window_start += 1;
-        }
-        // The latest lap of each car in the window.
-        latest.clear();
-        for w in entries[window_start..=i].iter().rev() {
-            if !latest.iter().any(|l| l.driver == w.driver) {
-                latest.push(w);
+        // A slow lap (behind a safety car) is a longer lap of the field: when the usual
+        // window holds too few cars (a leader far ahead of a field bunched behind the safety
+        // car sees only itself), it is widened to this lap's own length.
+        let own_ms = e.pace_permille as i64 * e.best_ms / 1000 * WINDOW_PERMILLE / 1000;
+        for window_ms in [typical_ms, typical_ms.max(own_ms)] {
+            // The window's length varies: it may reach back further than the last lap's.
+            while window_start > 0 && entries[window_start - 1].end_ms > e.end_ms - window_ms {
+                window_start -= 1;
+            }
+            while entries[window_start].end_ms <= e.end_ms - window_ms {
+                window_start += 1;
+            }
+            // The latest lap of each car in the window.
+            latest.clear();
+            for w in entries[window_start..=i].iter().rev() {
+                if !latest.iter().any(|l| l.driver == w.driver) {
+                    latest.push(w);
+                }
+            }
+            if latest.len() >= cfg.min_field_cars {
+                break;
             }
         }
         paces.clear();
@@ -189,7 +202,12 @@ pub fn field_views(
                     }
         {
             FieldState::Rain
-        } else if judged && pace >= cfg.neutralised_pace_permille {
+        } else if judged
+            && pace >= cfg.neutralised_pace_permille
+            // A clean lap of its own at racing pace was not run behind a safety car or to a
+            // delta, whatever the laps of the field still behind it say (at a restart).
+            && !(e.clean && e.pace_permille > 0 && e.pace_permille < cfg.rain_pace_permille)
+        {
             FieldState::Neutralised
         } else {
             FieldState::Green

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Scores simulated races against their own truth: SEEDS seeds x the circuits, one line each.
+# Usage: scripts/sim_truth.sh [SEEDS] [WORKERS]   (the binary: $PITWALL, default target/release/pitwall)
+set -euo pipefail
+seeds=${1:-20}
+workers=${2:-2}
+bin=${PITWALL:-target/release/pitwall}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+printf "%-12s %5s %9s %9s %9s %9s %9s %9s\n" circuit seed stop_p stop_r positions sc_p sc_r incidents
+for circuit in monaco monza silverstone; do
+  for seed in $(seq 1 "$seeds"); do
+    out=$dir/$circuit-$seed
+    PITWALL_HTTP=off RUST_LOG=warn "$bin" run -q --circuit "$circuit" --seed "$seed" \
+      -w "$workers" --out "$out/run" --truth "$out/truth" > /dev/null
+    "$bin" evaluate --out "$out/run" --laps "$out/truth/laps.csv" > "$out/eval.txt"
+    awk -v c="$circuit" -v s="$seed" '
+      /^pit stops/ { sp=$(NF-2); sr=$NF; sub(",", "", sp) }
+      /^positions/ { match($0, /\([0-9.]+ %/); pos=substr($0, RSTART+1, RLENGTH-3) }
+      /neutralised driver-laps/ { match($0, /recall [0-9.]+/); r=substr($0, RSTART+7, RLENGTH-7);
+                                  match($0, /precision [0-9.]+/); p=substr($0, RSTART+10, RLENGTH-10) }
+      /^incidents/ { inc=$2 "/" $4 }
+      END { printf "%-12s %5s %9s %9s %9s %9s %9s %9s\n", c, s, sp, sr, pos, p, r, inc }' "$out/eval.txt"
+  done
+done
