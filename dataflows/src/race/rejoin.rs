@@ -59,11 +59,14 @@ const PRIOR_STANDSTILL_MS: i64 = 2_500;
 /// One car's lap as the loss needs it: (lap time, driver, in-lap, out-lap, standstill).
 type LapTime = (i64, DriverId, bool, bool, i64);
 
+/// A stop (driver, in-lap) and one of its laps' excess and standstill, ms.
+type StopPart = ((DriverId, u16), (i64, i64));
+
 /// The excess of each stopping car's in- and out-lap over the median lap of the cars that did
-/// not stop on that lap, and its standstill: `((driver, in-lap), (excess, standstill) ms)`.
+/// not stop on that lap, and its standstill.
 fn lap_excess<'scope>(
     laps: VecCollection<'scope, Epoch, DriverLap, isize>,
-) -> VecCollection<'scope, Epoch, ((DriverId, u16), (i64, i64)), isize> {
+) -> VecCollection<'scope, Epoch, StopPart, isize> {
     laps.filter(|l| l.done.lap > 1 && l.lap_time_ms > 0)
         .map(|l| {
             (
