@@ -1,0 +1,142 @@
+//! The simulator's race scored against its own truth (`run --truth`), as `pitwall evaluate`
+//! scores a real race: pit stops, positions, retirements and car health on three circuits, and
+//! the default race's alerts against the real 2023 race's.
+
+mod common;
+
+use common::{pitwall_run, race};
+use pitwall::models::evaluate::{evaluate, RunFiles};
+use pitwall::models::model_file::ModelFile;
+use pitwall::models::truth::{load_track_status, Truth};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `pitwall run` of the simulator on `circuit` with `seed` into `dir/run`, its truth into
+/// `dir/truth`.
+fn simulate(dir: &Path, circuit: &str, seed: u64, workers: usize) {
+    let out = pitwall_run()
+        .quiet()
+        .workers(workers)
+        .args(["--circuit", circuit, "--seed", &seed.to_string()])
+        .out(dir.join("run"))
+        .arg("--truth")
+        .arg(dir.join("truth"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{circuit} seed {seed}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn alert_counts(run: &Path) -> BTreeMap<String, usize> {
+    let files = RunFiles::read(run).unwrap();
+    let mut counts = BTreeMap::new();
+    for a in files.alerts {
+        *counts.entry(a.alert_type).or_default() += 1;
+    }
+    counts
+}
+
+/// Three seeds on each circuit (`scripts/sim_truth.sh 20` runs twenty): every pit stop found
+/// and none invented (precision and recall >= 0.98), positions >= 98 % of driver-laps, every
+/// retirement and car-health event raised within 2 laps, no lap judged neutralised that was
+/// not (precision >= 0.95). The recall of neutralised laps is not asserted: it reaches 0.95 on
+/// 19 of the 60 races (docs/simulator.md).
+#[test]
+fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
+    let model = ModelFile::load(None).unwrap();
+    for circuit in ["monaco", "monza", "silverstone"] {
+        for seed in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            simulate(dir.path(), circuit, seed, 2);
+            let truth = Truth::load(&dir.path().join("truth/laps.csv")).unwrap();
+            let status = load_track_status(&dir.path().join("truth/track_status.csv")).unwrap();
+            let files = RunFiles::read(&dir.path().join("run")).unwrap();
+            let e = evaluate(&files, &truth, &status, &model, None);
+            let what = format!("{circuit} seed {seed}:\n{}", e.report);
+            assert!(e.stops_true > 0, "{what}");
+            assert!(e.stop_precision >= 0.98 && e.stop_recall >= 0.98, "{what}");
+            assert!(e.position_agreement >= 0.98, "{what}");
+            assert!(e.incidents_true > 0, "{what}");
+            assert_eq!(e.incidents_raised, e.incidents_true, "{what}");
+            if e.neutral_laps_judged > 0 {
+                assert!(e.neutral_precision >= 0.95, "{what}");
+            }
+        }
+    }
+}
+
+/// The default race (Monaco, seed 2023) raises each alert type within a factor of 2 of the
+/// real 2023 race (DRS aside; car health and retirements are the injected incidents, scored
+/// above), and no `high_speed` where its cars stay below the threshold.
+#[test]
+fn the_default_race_has_the_alert_budget_of_a_real_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pitwall_run()
+        .quiet()
+        .out(dir.path().join("sim"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let real = pitwall_run()
+        .quiet()
+        .input(race())
+        .out(dir.path().join("real"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(real.status.success());
+    let (sim, real) = (
+        alert_counts(&dir.path().join("sim")),
+        alert_counts(&dir.path().join("real")),
+    );
+    let types: std::collections::BTreeSet<&String> = sim.keys().chain(real.keys()).collect();
+    for t in types {
+        if t.starts_with("drs_") || t == "car_health" || t == "retirement" {
+            continue;
+        }
+        let (s, r) = (
+            sim.get(t).copied().unwrap_or(0),
+            real.get(t).copied().unwrap_or(0),
+        );
+        assert!(
+            s <= 2 * r.max(1) && r <= 2 * s.max(1),
+            "{t}: {s} simulated against {r} in the real race\nsim {sim:?}\nreal {real:?}"
+        );
+    }
+    assert_eq!(sim.get("high_speed"), None, "{sim:?}");
+}
+
+/// Any number of workers, and the same seed twice: the same race.
+#[test]
+fn a_seed_gives_the_same_race_on_one_or_two_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str, file: &str| {
+        let mut lines: Vec<String> = std::fs::read_to_string(dir.path().join(name).join(file))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    for (name, workers) in [("a", 1), ("b", 2), ("c", 1)] {
+        simulate(&dir.path().join(name), "silverstone", 7, workers);
+    }
+    for file in [
+        "alerts.jsonl",
+        "laps.jsonl",
+        "pit_stops.jsonl",
+        "predictions.jsonl",
+    ] {
+        let a = read("a/run", file);
+        assert!(!a.is_empty(), "{file}");
+        assert_eq!(a, read("b/run", file), "{file}: -w 1 against -w 2");
+        assert_eq!(a, read("c/run", file), "{file}: the same seed twice");
+    }
+    assert_eq!(read("a/truth", "laps.csv"), read("b/truth", "laps.csv"));
+}
