@@ -5,7 +5,7 @@
 //! the leader, who completed that lap earlier; a car that retired before lap `n` does not).
 //! Gap to the leader and interval to the car ahead are the differences of crossing times.
 //! With them, where the car would rejoin if it stopped on the next lap: behind every car that
-//! crossed less than the race's pit loss after it (`rejoin.rs`), under green and under a
+//! crossed less than the pit loss after it (`rejoin.rs`), under green and under a
 //! neutralisation.
 
 use super::rejoin::{rejoin_position, LossPrior, PitLoss};
@@ -56,34 +56,21 @@ pub fn standings(crossings: &[(i64, DriverId)], loss: (i64, i64)) -> Vec<(Driver
     out
 }
 
-/// What the running order of one lap is made of: the cars' crossings, and the pit loss.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-enum LapInput {
-    Crossing(i64, DriverId),
-    Loss(PitLoss),
-}
-
-/// `(lap, (end_ms, driver))` and the pit loss per lap in, `((driver, lap), standing)` out.
+/// `(lap, (end_ms, driver))` in, `((driver, lap), standing)` out; a stop's loss is `prior`'s.
 pub fn running_order<'scope>(
     crossings: VecCollection<'scope, Epoch, (u16, (i64, DriverId)), isize>,
-    losses: VecCollection<'scope, Epoch, (u16, PitLoss), isize>,
     prior: LossPrior,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), Standing), isize> {
+    let loss = PitLoss::default().or_prior(&prior);
     crossings
-        .map(|(lap, (t, d))| (lap, LapInput::Crossing(t, d)))
-        .concat(losses.map(|(lap, l)| (lap, LapInput::Loss(l))))
         .reduce_named("RunningOrder", move |_lap, input, output| {
-            // Input values come sorted: crossings by time, then driver; the loss last.
-            let mut loss = PitLoss::default();
-            let mut crossed: Vec<(i64, DriverId)> = Vec::with_capacity(input.len());
-            for (v, diff) in input {
-                match (v, *diff > 0) {
-                    (LapInput::Crossing(t, d), true) => crossed.push((*t, *d)),
-                    (LapInput::Loss(l), true) => loss = *l,
-                    _ => {}
-                }
-            }
-            for (driver, standing) in standings(&crossed, loss.or_prior(&prior)) {
+            // Input values come sorted: by crossing time, then driver.
+            let crossed: Vec<(i64, DriverId)> = input
+                .iter()
+                .filter(|(_, diff)| *diff > 0)
+                .map(|(c, _)| **c)
+                .collect();
+            for (driver, standing) in standings(&crossed, loss) {
                 output.push(((driver, standing), 1isize));
             }
         })

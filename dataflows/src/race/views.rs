@@ -2,9 +2,9 @@
 //! and predictions out, as updates.
 //!
 //! ```text
-//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> running_order ─┐  (⟵ each stop's loss, from
+//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> running_order ─┐
 //!                                         ├─> field_state ───┼─> lap rows ─> predictions
-//!                                         └──────────────────┘     driver_laps ⋈ field_state)
+//!                                         └──────────────────┘
 //!                     PitStop ──────────────── ⋈ field_state ─> pit rows
 //!                     lap rows ⋈ the field's top speed per lap ─> car_health
 //! ```
@@ -15,7 +15,7 @@ use super::driver_laps::{driver_laps_view, DriverEvent};
 use super::facts::RaceFact;
 use super::field_state::{field_state, FieldState};
 use super::predict::{predictions, Models};
-use super::rejoin::{loss_by_lap, stop_losses, LossPrior};
+use super::rejoin::LossPrior;
 use super::running_order::running_order;
 use super::{LapRow, PitRow, RaceConfig, RaceItem, RaceUpdate};
 use crate::dataflow::Epoch;
@@ -57,16 +57,13 @@ pub fn race_views<'scope>(
 
     let laps = driver_laps_view(events.clone());
     let fields = field_state(laps.clone(), cfg);
-    let prior = LossPrior {
-        green_ms: cfg.pit_loss_prior_ms,
-        neutralised_share: cfg.pit_loss_neutralised_share,
-    };
-    let losses = loss_by_lap(stop_losses(laps.clone(), fields.clone()), prior);
     let standings = running_order(
         laps.clone()
             .map(|l| (l.done.lap, (l.done.end_ms, l.done.driver))),
-        losses,
-        prior,
+        LossPrior {
+            green_ms: cfg.pit_loss_prior_ms,
+            neutralised_share: cfg.pit_loss_neutralised_share,
+        },
     );
 
     let rows = laps
