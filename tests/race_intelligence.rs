@@ -223,7 +223,7 @@ fn monaco_2019_stops_positions_and_the_safety_car() {
 }
 
 /// Where a car rejoins if it pits next lap, on every real stop of the four races: exact on at
-/// least 60 % (the goal; within one place it reaches 80 %, short of the 90 % asked:
+/// least 60 % (the goal; within one place it reaches 81 %, short of the 90 % asked:
 /// the misses are stops made with rivals' on the same laps, docs/race.md).
 #[test]
 fn the_rejoin_projection_is_exact_on_most_real_stops() {
