@@ -432,15 +432,6 @@ impl Transactions {
                     tracing::warn!("{what}: {e}; trying again");
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                // The commit flushes first (rust-rdkafka): messages still waiting for a new
-                // leader are not an error yet.
-                Err(rdkafka::error::KafkaError::Flush(
-                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
-                )) if Instant::now() < deadline => {
-                    tracing::warn!(
-                        "{what}: outputs still in flight after {timeout:?}; trying again"
-                    );
-                }
                 Err(rdkafka::error::KafkaError::Transaction(e)) if e.txn_requires_abort() => {
                     return Err(Failed::Abortable(format!("{what}: {e}")))
                 }

@@ -416,19 +416,16 @@ fn rare_event(
         labels.push(event);
     }
     let n = p.len().max(1) as f64;
+    let (brier_p, brier_base) = (brier(&p, &labels), brier(&base, &labels));
     let s = RareScore {
         rows: p.len(),
         events: labels.iter().filter(|&&y| y).count(),
         mean_probability: p.iter().sum::<f64>() / n,
         mean_base: base.iter().sum::<f64>() / n,
-        brier: brier(&p, &labels),
-        base_brier: brier(&base, &labels),
-        skill: 0.0,
+        brier: brier_p,
+        base_brier: brier_base,
+        skill: brier_skill(brier_p, brier_base),
         auc: auc(&p, &labels),
-    };
-    let s = RareScore {
-        skill: brier_skill(s.brier, s.base_brier),
-        ..s
     };
     let _ = writeln!(
         out,

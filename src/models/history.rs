@@ -49,7 +49,7 @@ pub enum Ending {
 
 /// One row of the results table.
 #[derive(Clone, Debug)]
-struct Result_ {
+struct ResultRow {
     race: u32,
     driver: u32,
     laps: u16,
@@ -60,7 +60,7 @@ struct Result_ {
 pub struct History {
     /// Race id: year and date (YYYY-MM-DD).
     races: HashMap<u32, (u16, String)>,
-    results: Vec<Result_>,
+    results: Vec<ResultRow>,
     status: HashMap<u32, String>,
     /// Driver id: three-letter code.
     codes: HashMap<u32, String>,
@@ -84,7 +84,7 @@ impl History {
                 if let (Some(race), Some(driver), Some(laps), Some(status)) =
                     (num(f[0]), num(f[1]), num(f[2]), num(f[3]))
                 {
-                    results.push(Result_ {
+                    results.push(ResultRow {
                         race,
                         driver,
                         laps: laps.min(u16::MAX as u32) as u16,
@@ -119,7 +119,7 @@ impl History {
         })
     }
 
-    fn ending(&self, r: &Result_) -> Ending {
+    fn ending(&self, r: &ResultRow) -> Ending {
         let status = self.status.get(&r.status).map_or("", String::as_str);
         if status == "Finished" || status.starts_with('+') || status == "Disqualified" {
             return Ending::Finished;

@@ -9,32 +9,20 @@
 use crate::record::DriverId;
 use serde::{Deserialize, Serialize};
 
-/// A pit loss learned for one lap, ms (`None`: the prior's).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct PitLoss {
-    pub green_ms: Option<i64>,
-    pub neutralised_ms: Option<i64>,
-}
-
-/// The loss without a learned one: the prior (configuration), and under a neutralisation the
-/// green loss beyond the standstill times this share (the field's laps are slower, the lane
-/// and the box are not).
+/// The pit loss: the prior (configuration), and under a neutralisation the green loss beyond
+/// the standstill times this share (the field's laps are slower, the lane and the box are not).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LossPrior {
     pub green_ms: i64,
     pub neutralised_share: f64,
 }
 
-impl PitLoss {
-    /// The green and neutralised losses to project with, learned or the prior's.
-    pub fn or_prior(&self, prior: &LossPrior) -> (i64, i64) {
-        let green = self.green_ms.unwrap_or(prior.green_ms);
-        // The share is of the loss beyond the standstill: the box takes as long under a SC.
-        let moving = (green - STANDSTILL_MS).max(0);
-        let share = (moving as f64 * prior.neutralised_share).round() as i64 + STANDSTILL_MS;
-        (green, self.neutralised_ms.unwrap_or(share))
+impl LossPrior {
+    /// The green and neutralised losses to project with (ms).
+    pub fn losses(&self) -> (i64, i64) {
+        let moving = (self.green_ms - STANDSTILL_MS).max(0);
+        let share = (moving as f64 * self.neutralised_share).round() as i64 + STANDSTILL_MS;
+        (self.green_ms, share)
     }
 }
 
@@ -79,21 +67,11 @@ mod tests {
     }
 
     #[test]
-    fn without_a_stop_of_its_kind_the_prior() {
+    fn under_a_neutralisation_the_share_beyond_the_standstill() {
         let prior = LossPrior {
             green_ms: 20_000,
             neutralised_share: 0.5,
         };
-        assert_eq!(PitLoss::default().or_prior(&prior), (20_000, 11_250));
-        let learned = PitLoss {
-            green_ms: Some(22_000),
-            neutralised_ms: None,
-        };
-        assert_eq!(learned.or_prior(&prior), (22_000, 12_250));
-        let both = PitLoss {
-            green_ms: Some(22_000),
-            neutralised_ms: Some(9_000),
-        };
-        assert_eq!(both.or_prior(&prior), (22_000, 9_000));
+        assert_eq!(prior.losses(), (20_000, 11_250));
     }
 }

@@ -8,7 +8,7 @@
 //! crossed less than the pit loss after it (`rejoin.rs`), under green and under a
 //! neutralisation.
 
-use super::rejoin::{rejoin_position, LossPrior, PitLoss};
+use super::rejoin::{rejoin_position, LossPrior};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
@@ -61,7 +61,7 @@ pub fn running_order<'scope>(
     crossings: VecCollection<'scope, Epoch, (u16, (i64, DriverId)), isize>,
     prior: LossPrior,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), Standing), isize> {
-    let loss = PitLoss::default().or_prior(&prior);
+    let loss = prior.losses();
     crossings
         .reduce_named("RunningOrder", move |_lap, input, output| {
             // Input values come sorted: by crossing time, then driver.
