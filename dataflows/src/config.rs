@@ -259,6 +259,15 @@ impl DetectorConfig {
                 format!("= {} must be 1..=120000", r.pit_loss_prior_ms),
             ));
         }
+        if r.neutralised_exit_pace_permille > r.neutralised_pace_permille {
+            return Err(Invalid::new(
+                "race.neutralised_exit_pace_permille",
+                format!(
+                    "= {} must not be above race.neutralised_pace_permille ({})",
+                    r.neutralised_exit_pace_permille, r.neutralised_pace_permille
+                ),
+            ));
+        }
         if !(r.pit_loss_neutralised_share > 0.0 && r.pit_loss_neutralised_share <= 1.0) {
             return Err(Invalid::new(
                 "race.pit_loss_neutralised_share",

@@ -3,16 +3,24 @@
 //!
 //! For the lap a driver completes at time `t`, the field is the latest lap of every car
 //! completed in the lap-long window before `t` (this one included): what the field did over
-//! the last lap, as known at `t`. Its judgement, from the clean laps among them:
+//! the last lap, as known at `t`. Its judgement, from the clean laps among them and the pit
+//! laps still as slow as a neutralisation with their standstill and the pit lane's loss taken
+//! off:
 //! - neutralised: the median pace (lap time / the driver's own best) is far off, as all cars
-//!   slow together to a delta or behind the safety car;
+//!   slow together to a delta or behind the safety car (when most of the field stops under a
+//!   safety car, its pit laps are all the field shows of that lap);
+//!   once called, it holds while the pace stays above a lower threshold (the back of a safety
+//!   car's train runs laps only a fifth slower than racing);
 //! - red flag: a large share of the field stood still for a long time on that lap;
 //! - rain: the pace drops less than under a neutralisation while wheel spin across the field
-//!   rises well above the race's own rate on earlier laps run at normal pace.
+//!   rises well above the race's own rate on earlier laps run at normal pace; once called, it
+//!   holds at the lower spin factor however slow the field (heavy rain slows it as much as a
+//!   safety car).
 //!
 //! A reduce keyed by lap number (see [`field_state`]): a lap completed recomputes one or two
 //! small groups, and a late lap updates the answers it changes.
 
+use super::rejoin::STANDSTILL_MS;
 use super::{DriverLap, RaceConfig};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
@@ -57,7 +65,8 @@ pub struct FieldView {
     pub state: FieldState,
     /// Cars in the window.
     pub cars: u16,
-    /// Median pace of their clean laps, ‰ of each driver's best (0 when none).
+    /// Median pace of their clean laps and of the pit laps slow even without the stop, ‰ of
+    /// each driver's best (0 when none).
     pub pace_permille: u32,
     /// Wheel-spin samples per 10,000 samples across the window.
     pub spin_per_10k: u32,
@@ -80,9 +89,30 @@ pub struct FieldEntry {
     pub spin_samples: u32,
     pub samples: u32,
     pub pit_in: bool,
+    pub pit_out: bool,
 }
 
 impl FieldEntry {
+    /// The pace this lap tells of the field: a clean lap's own; a pit lap's without its
+    /// standstill and the lane's green loss, only when that is still as slow as a
+    /// neutralisation (under green a pit lap says nothing of the field: it abstains); none for
+    /// other laps.
+    fn judged_pace(&self, lane_ms: i64, neutralised_permille: u32) -> Option<u32> {
+        if self.pace_permille == 0 {
+            return None;
+        }
+        if self.clean {
+            return Some(self.pace_permille);
+        }
+        if !(self.pit_in || self.pit_out) || self.best_ms <= 0 {
+            return None;
+        }
+        let lap_ms = self.pace_permille as i64 * self.best_ms / 1000;
+        let moving_ms = lap_ms - self.stationary_ms - lane_ms;
+        let pace = (moving_ms.max(0) * 1000 / self.best_ms).min(u32::MAX as i64) as u32;
+        (pace >= neutralised_permille).then_some(pace)
+    }
+
     pub fn of(l: &DriverLap) -> Self {
         FieldEntry {
             end_ms: l.done.end_ms,
@@ -95,6 +125,7 @@ impl FieldEntry {
             spin_samples: l.done.spin_samples,
             samples: l.done.samples,
             pit_in: l.pit_in,
+            pit_out: l.pit_out,
         }
     }
 }
@@ -116,10 +147,13 @@ pub fn field_views(
     let mut bests = [0i64; 20];
     let mut best_count = 0usize;
     let mut scratch = [0i64; 20];
-    let mut window_start = 0usize;
     // Reused for every lap: a reduce calls this with the whole race each time.
     let mut latest: Vec<&FieldEntry> = Vec::with_capacity(32);
     let mut paces: Vec<u32> = Vec::with_capacity(32);
+    let mut before: Vec<&FieldEntry> = Vec::with_capacity(32);
+    let mut before_paces: Vec<u32> = Vec::with_capacity(32);
+    // What a stop costs beyond its standstill under green: taken off a pit lap's time.
+    let lane_ms = (cfg.pit_loss_prior_ms - STANDSTILL_MS).max(0);
     for (i, e) in entries.iter().enumerate() {
         if e.best_ms > 0 {
             bests[best_count % bests.len()] = e.best_ms;
@@ -137,80 +171,73 @@ pub fn field_views(
             }
         };
         // A slow lap (behind a safety car) is a longer lap of the field: when the usual
-        // window holds too few cars (a leader far ahead of a field bunched behind the safety
-        // car sees only itself), it is widened to this lap's own length.
+        // window holds too few laps to judge by (a leader far ahead of a field bunched behind
+        // the safety car sees only itself; most of the field just stopped), it is widened to
+        // this lap's own length.
         let own_ms = e.pace_permille as i64 * e.best_ms / 1000 * WINDOW_PERMILLE / 1000;
-        for window_ms in [typical_ms, typical_ms.max(own_ms)] {
-            // The window's length varies: it may reach back further than the last lap's.
-            while window_start > 0 && entries[window_start - 1].end_ms > e.end_ms - window_ms {
-                window_start -= 1;
-            }
-            while entries[window_start].end_ms <= e.end_ms - window_ms {
-                window_start += 1;
-            }
-            // The latest lap of each car in the window.
-            latest.clear();
-            for w in entries[window_start..=i].iter().rev() {
-                if !latest.iter().any(|l| l.driver == w.driver) {
-                    latest.push(w);
-                }
-            }
-            if latest.len() >= cfg.min_field_cars {
-                break;
-            }
-        }
-        paces.clear();
-        paces.extend(
-            latest
-                .iter()
-                .filter(|l| l.clean && l.pace_permille > 0)
-                .map(|l| l.pace_permille),
+        let window_start = judge_window(
+            &entries[..=i],
+            e.end_ms,
+            [typical_ms, typical_ms.max(own_ms)],
+            lane_ms,
+            cfg,
+            &mut latest,
+            &mut paces,
         );
+        let pace = median(&mut paces);
+        let judged = paces.len() >= cfg.min_field_cars;
+        let (spin_per_10k, cars) = (spin_rate(&latest), latest.len());
+        // The field a lap before (a lap's window back), judged alone: a neutralisation holds
+        // until the field's pace is back near racing pace, not merely under the threshold that
+        // called it (at the back of a safety car's train cars run laps only a fifth slower);
+        // rain holds while the field is slow with spin at the lower factor (in heavy rain the
+        // field runs as slowly as behind a safety car).
+        let before_ms = e.end_ms - typical_ms;
+        let state_before = match entries[..=i].iter().rposition(|l| l.end_ms <= before_ms) {
+            Some(j) => {
+                judge_window(
+                    &entries[..=j],
+                    before_ms,
+                    [typical_ms, 2 * typical_ms],
+                    lane_ms,
+                    cfg,
+                    &mut before,
+                    &mut before_paces,
+                );
+                let judged = before_paces.len() >= cfg.min_field_cars;
+                let pace = median(&mut before_paces);
+                judge(judged, pace, spin_rate(&before), baseline, None, cfg)
+            }
+            None => FieldState::Green,
+        };
         let stood = latest
             .iter()
             .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
             .count();
-        let (spins, samples) = latest.iter().fold((0u64, 0u64), |(s, n), l| {
-            (s + l.spin_samples as u64, n + l.samples as u64)
-        });
-        let spin_per_10k = (spins * 10_000).checked_div(samples).unwrap_or(0) as u32;
-        let cars = latest.len();
-        let judged = paces.len() >= cfg.min_field_cars;
-        let pace = if paces.is_empty() {
-            0
-        } else {
-            let mid = paces.len() / 2;
-            *paces.select_nth_unstable(mid).1
-        };
-        // Rain before neutralised: a wet track can slow the field as much as a safety car
-        // does, but only rain makes the whole field's wheels spin that much. (Behind a safety
-        // car some spin is usual too: cars weave and restart on cold tyres, hence the higher
-        // factor when the field is as slow as a neutralisation.)
         let state = if cars >= cfg.min_field_cars
             && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars as u64
         {
             FieldState::Red
-        } else if judged
-            && pace >= cfg.rain_pace_permille
-            && baseline > 0
-            && spin_per_10k as f64
-                >= baseline as f64
-                    * if pace >= cfg.neutralised_pace_permille {
-                        cfg.rain_spin_factor_when_slow
-                    } else {
-                        cfg.rain_spin_factor
-                    }
-        {
-            FieldState::Rain
-        } else if judged
-            && pace >= cfg.neutralised_pace_permille
-            // A clean lap of its own at racing pace was not run behind a safety car or to a
-            // delta, whatever the laps of the field still behind it say (at a restart).
-            && !(e.clean && e.pace_permille > 0 && e.pace_permille < cfg.rain_pace_permille)
-        {
-            FieldState::Neutralised
         } else {
-            FieldState::Green
+            match judge(
+                judged,
+                pace,
+                spin_per_10k,
+                baseline,
+                Some(state_before),
+                cfg,
+            ) {
+                // A clean lap of its own at racing pace was not run behind a safety car or to
+                // a delta, whatever the laps of the field still behind it say (at a restart).
+                FieldState::Neutralised
+                    if e.clean
+                        && e.pace_permille > 0
+                        && e.pace_permille < cfg.rain_pace_permille =>
+                {
+                    FieldState::Green
+                }
+                state => state,
+            }
         };
         let rivals_pitted = entries[window_start..=i]
             .iter()
@@ -232,8 +259,100 @@ pub fn field_views(
     out
 }
 
-/// What a lap's group of the field view holds: the laps of that number, those of the number
-/// before (the field a lap ago), and every earlier lap number's wheel spin at normal pace.
+/// The latest lap of each car among `entries` (sorted by end time, the last ending at or
+/// before `end_ms`) in the window before `end_ms`, into `latest`, and the paces they tell into
+/// `paces`: the first of `windows` (lengths, ms) with enough laps to judge by, else the last.
+/// Returns where the window starts in `entries`.
+fn judge_window<'a>(
+    entries: &[&'a FieldEntry],
+    end_ms: i64,
+    windows: [i64; 2],
+    lane_ms: i64,
+    cfg: &RaceConfig,
+    latest: &mut Vec<&'a FieldEntry>,
+    paces: &mut Vec<u32>,
+) -> usize {
+    let mut start = entries.len();
+    for window_ms in windows {
+        while start > 0 && entries[start - 1].end_ms > end_ms - window_ms {
+            start -= 1;
+        }
+        latest.clear();
+        for w in entries[start..].iter().rev() {
+            if !latest.iter().any(|l| l.driver == w.driver) {
+                latest.push(w);
+            }
+        }
+        paces.clear();
+        paces.extend(
+            latest
+                .iter()
+                .filter_map(|l| l.judged_pace(lane_ms, cfg.neutralised_pace_permille)),
+        );
+        if paces.len() >= cfg.min_field_cars {
+            break;
+        }
+    }
+    start
+}
+
+/// The field's state from its window's median pace and wheel spin (red aside), given the state
+/// a lap before when it is to hold (`None`: judged alone).
+///
+/// Rain before neutralised: a wet track can slow the field as much as a safety car does, but
+/// only rain makes the whole field's wheels spin that much. (Behind a safety car some spin is
+/// usual too: cars weave and restart on cold tyres, hence the higher factor when the field is
+/// as slow as a neutralisation, unless it was raining a lap before.)
+fn judge(
+    judged: bool,
+    pace: u32,
+    spin_per_10k: u32,
+    baseline: u32,
+    before: Option<FieldState>,
+    cfg: &RaceConfig,
+) -> FieldState {
+    if !judged {
+        return FieldState::Green;
+    }
+    let slow_as_neutralised = pace >= cfg.neutralised_pace_permille
+        || before == Some(FieldState::Neutralised) && pace >= cfg.neutralised_exit_pace_permille;
+    let factor = if slow_as_neutralised && before != Some(FieldState::Rain) {
+        cfg.rain_spin_factor_when_slow
+    } else {
+        cfg.rain_spin_factor
+    };
+    if pace >= cfg.rain_pace_permille
+        && baseline > 0
+        && spin_per_10k as f64 >= baseline as f64 * factor
+    {
+        FieldState::Rain
+    } else if slow_as_neutralised {
+        FieldState::Neutralised
+    } else {
+        FieldState::Green
+    }
+}
+
+/// Wheel-spin samples per 10,000 samples over `laps`.
+fn spin_rate(laps: &[&FieldEntry]) -> u32 {
+    let (spins, samples) = laps.iter().fold((0u64, 0u64), |(s, n), l| {
+        (s + l.spin_samples as u64, n + l.samples as u64)
+    });
+    (spins * 10_000).checked_div(samples).unwrap_or(0) as u32
+}
+
+/// The median of `paces` (reordered), 0 when empty.
+fn median(paces: &mut [u32]) -> u32 {
+    if paces.is_empty() {
+        return 0;
+    }
+    let mid = paces.len() / 2;
+    *paces.select_nth_unstable(mid).1
+}
+
+/// What a lap's group of the field view holds: the laps of that number, those of the two
+/// numbers before (the field a lap ago, and the lap before that for whether a neutralisation
+/// holds), and every earlier lap number's wheel spin at normal pace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum FieldInput {
     Lap(FieldEntry),
@@ -247,8 +366,8 @@ const SPIN_REACH: u16 = 150;
 /// All laps in, `((driver, lap), view)` out.
 ///
 /// Keyed by lap number, so that a lap completed recomputes one or two small groups and not the
-/// whole race: the group of lap `n` holds the laps numbered `n` and `n - 1`, which is the field
-/// a lap back from any lap `n` (a car lapped twice is missing from it), and the race's wheel
+/// whole race: the group of lap `n` holds the laps numbered `n` to `n - 2`, which is the field
+/// a lap back from any lap `n` and a lap before that (a car lapped twice is missing from it), and the race's wheel
 /// spin on clean laps at normal pace on every earlier lap number, the rain baseline.
 pub fn field_state<'scope>(
     laps: VecCollection<'scope, Epoch, DriverLap, isize>,
@@ -281,7 +400,8 @@ pub fn field_state<'scope>(
             let lap = e.lap;
             [
                 (lap, FieldInput::Lap(e.clone())),
-                (lap + 1, FieldInput::Lap(e)),
+                (lap + 1, FieldInput::Lap(e.clone())),
+                (lap + 2, FieldInput::Lap(e)),
             ]
         })
         .concat(spin)
@@ -354,6 +474,7 @@ mod tests {
                     spin_samples: 0,
                     samples: 320,
                     pit_in: false,
+                    pit_out: false,
                 });
             }
         }
@@ -383,6 +504,49 @@ mod tests {
                 (8, FieldState::Green)
             ]
         );
+    }
+
+    /// Cars 1..=4 stop at the end of lap `lap` (in-lap 8 s and out-lap 9 s longer, 2.5 s in
+    /// the box), each lap ending later by as much.
+    fn stop_four(v: &mut [FieldEntry], lap: u16) {
+        for c in &CARS[1..5] {
+            let mut late = 0;
+            for e in v.iter_mut().filter(|e| e.driver.as_str() == *c) {
+                let extra = match e.lap {
+                    l if l == lap => 8_000,
+                    l if l == lap + 1 => 11_500,
+                    _ => 0,
+                };
+                late += extra;
+                e.end_ms += late;
+                if extra > 0 {
+                    e.clean = false;
+                    e.pace_permille += (extra * 1000 / e.best_ms) as u32;
+                    e.pit_in = e.lap == lap;
+                    e.pit_out = e.lap == lap + 1;
+                    e.stationary_ms = if e.pit_out { 2_500 } else { 0 };
+                }
+            }
+        }
+        v.sort();
+    }
+
+    #[test]
+    fn a_field_that_stops_under_a_safety_car_is_still_neutralised() {
+        // Four of six cars stop on lap 5, the first lap behind the safety car: their pit laps
+        // are all the field shows of laps 5 and 6.
+        let mut v = race(12, 5..=7, 1_600);
+        stop_four(&mut v, 5);
+        let s = states(&v);
+        assert!(s.contains(&(6, FieldState::Neutralised)), "{s:?}");
+        assert_eq!(s.last(), Some(&(8, FieldState::Green)), "{s:?}");
+    }
+
+    #[test]
+    fn stops_under_green_are_not_a_neutralisation() {
+        let mut v = race(12, 0..=0, 1_000);
+        stop_four(&mut v, 5);
+        assert_eq!(states(&v), vec![(1, FieldState::Green)]);
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct RaceConfig {
     /// The field, judged by the median of its laps' pace (lap time / the driver's best, ‰):
     /// neutralised (safety car, VSC) at or above this.
     pub neutralised_pace_permille: u32,
+    /// ... and stays so, once called a lap before, while the pace is at or above this.
+    pub neutralised_exit_pace_permille: u32,
     /// Rain: pace at or above this, with the field's wheel spin at `rain_spin_factor` × the
     /// race's rate on green laps (a safety car's slow laps stay well below that).
     pub rain_pace_permille: u32,
@@ -128,6 +130,7 @@ impl Default for RaceConfig {
             last_lap_overrun: 1.15,
             hard_decel_mps2: 60.0,
             neutralised_pace_permille: 1_250,
+            neutralised_exit_pace_permille: 1_150,
             rain_pace_permille: 1_060,
             rain_spin_factor: 8.0,
             rain_spin_factor_when_slow: 16.0,

@@ -27,7 +27,7 @@ impl LossPrior {
 }
 
 /// A stop's standstill (ms): the box takes as long under a safety car.
-const STANDSTILL_MS: i64 = 2_500;
+pub(crate) const STANDSTILL_MS: i64 = 2_500;
 
 /// The position a car that completed a lap at `end_ms` would hold after losing `loss_ms`
 /// against the cars that completed the same lap at `crossings` (itself among them).
