@@ -7,7 +7,7 @@ use crate::episode::{Episode, Worse};
 use crate::gear::GearAnomalies;
 use crate::output::{DriverTotals, Output};
 use crate::race::lap_tracker::{LapAnomaly, LapTracker};
-use crate::race::retirement::{Retirement, StopChange};
+use crate::race::retirement::{CarStop, Retirement, StopChange};
 use crate::race::RaceFact;
 use crate::record::{DriverId, Telemetry};
 use crate::wheel_spin::{SpinReading, WheelSpin};
@@ -222,7 +222,15 @@ impl DriverAnalysis {
             .observe(s, self.race.in_pit_lane(), self.race.racing())
         {
             Some(StopChange::Stopped(stop)) => self.facts.push(RaceFact::CarStop(stop, 1)),
-            Some(StopChange::DroveOff(stop)) => self.facts.push(RaceFact::CarStop(stop, -1)),
+            Some(StopChange::DroveOff(stop, at_ms)) => {
+                // The standing stop is withdrawn and kept as one that ended.
+                let ended = CarStop {
+                    ended_ms: Some(at_ms),
+                    ..stop.clone()
+                };
+                self.facts.push(RaceFact::CarStop(stop, -1));
+                self.facts.push(RaceFact::CarStop(ended, 1));
+            }
             None => {}
         }
         if let Some(anomaly) = race.anomaly {

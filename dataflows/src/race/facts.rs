@@ -14,8 +14,9 @@ pub enum RaceFact {
     Lap(LapDone),
     /// A pit stop made.
     PitStop(PitStop),
-    /// A car judged stopped for good (+1), or that drove off again (-1): the views tell a
-    /// retirement from a car parked after the flag.
+    /// A car judged stopped for good (+1); when it drives off again, that stop withdrawn (-1)
+    /// and the same stop with its end added (+1). The views tell a retirement from a car
+    /// parked after the flag or standing under a red flag.
     CarStop(CarStop, i64),
 }
 

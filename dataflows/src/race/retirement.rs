@@ -26,6 +26,9 @@ pub struct CarStop {
     /// Judged by its engine being off (else by standing in neutral).
     pub engine_off: bool,
     pub in_pit_lane: bool,
+    /// When the car drove off again (`None` while it stands): a stop that ended is kept, so
+    /// that the race views know how many cars stood at once (a red flag).
+    pub ended_ms: Option<i64>,
 }
 
 impl CarStop {
@@ -56,7 +59,8 @@ impl CarStop {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StopChange {
     Stopped(CarStop),
-    DroveOff(CarStop),
+    /// The stop judged, and when the car drove off.
+    DroveOff(CarStop, i64),
 }
 
 #[derive(Clone, Debug)]
@@ -97,7 +101,10 @@ impl Retirement {
         let moving = s.speed >= self.stationary_kmh * 5.0;
         if moving {
             self.stopped = None;
-            return self.judged.take().map(StopChange::DroveOff);
+            return self
+                .judged
+                .take()
+                .map(|stop| StopChange::DroveOff(stop, s.ts_ms));
         }
         let Some((since, lap, pit, off)) = self.stopped.as_mut() else {
             if let (true, Some(lap), true) = (standing, s.lap, racing) {
@@ -127,6 +134,7 @@ impl Retirement {
             judged_ms: s.ts_ms,
             engine_off: by_engine,
             in_pit_lane: *pit,
+            ended_ms: None,
         };
         self.judged = Some(stop.clone());
         Some(StopChange::Stopped(stop))
@@ -205,7 +213,7 @@ mod tests {
             .collect();
         let changes = run(&stall, false);
         assert!(
-            matches!(changes.as_slice(), [StopChange::Stopped(a), StopChange::DroveOff(b)] if a == b)
+            matches!(changes.as_slice(), [StopChange::Stopped(a), StopChange::DroveOff(b, _)] if a == b)
         );
     }
 }
