@@ -19,6 +19,10 @@ pub struct RaceStory {
     /// Runs of laps the field ran neutralised (safety car, VSC) or under a red flag.
     pub neutralised: Vec<Period>,
     pub retirements: Vec<StoryEvent>,
+    /// Retirements raised and taken back: the car drove off again (a stall, or a car that
+    /// stood until it could go on).
+    #[serde(default)]
+    pub retirements_taken_back: Vec<StoryEvent>,
     pub car_health: Vec<StoryEvent>,
 }
 
@@ -89,6 +93,15 @@ impl RaceStory {
             })
             .collect();
         retirements.sort_by(|a, b| (a.lap, &a.driver).cmp(&(b.lap, &b.driver)));
+        let mut retirements_taken_back: Vec<StoryEvent> = race
+            .retirements_taken_back()
+            .map(|r| StoryEvent {
+                driver: r.driver.to_string(),
+                lap: r.lap,
+                what: "drove off again".to_string(),
+            })
+            .collect();
+        retirements_taken_back.sort_by(|a, b| (a.lap, &a.driver).cmp(&(b.lap, &b.driver)));
         let mut car_health: Vec<StoryEvent> = race
             .car_health()
             .map(|h| {
@@ -116,6 +129,7 @@ impl RaceStory {
             pit_stops,
             neutralised: periods(race),
             retirements,
+            retirements_taken_back,
             car_health,
         }
     }
@@ -167,8 +181,12 @@ impl RaceStory {
         );
         for (title, events) in [
             ("retirements", &self.retirements),
+            ("retirements taken back", &self.retirements_taken_back),
             ("car health", &self.car_health),
         ] {
+            if title == "retirements taken back" && events.is_empty() {
+                continue;
+            }
             let _ = writeln!(out, "  {title}: {}", events.len());
             for e in events {
                 let _ = writeln!(out, "    lap {:>3}  {:<6} {}", e.lap, e.driver, e.what);

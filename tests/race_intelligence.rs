@@ -460,7 +460,7 @@ fn race_alerts(dir: &Path) -> Vec<(String, String, u16)> {
 #[test]
 fn retirements_and_car_health_on_the_real_races() {
     // Each retirement of the four races (the laps tables' last laps), within 2 laps; no
-    // retirement for a car that finished; car health: RIC's power unit from lap 28 and ALO's
+    // retirement for a car that finished, not even for a while; car health: RIC's power unit from lap 28 and ALO's
     // decline before his lap-52 retirement in 2018, at most 2 unexplained per other race.
     let expected: [(u16, &[(&str, u16)]); 4] = [
         (2018, &[("ALO", 52), ("LEC", 70), ("HAR", 70)]),
@@ -482,6 +482,13 @@ fn retirements_and_car_health_on_the_real_races() {
             );
         }
         assert_eq!(retirements.len(), retired.len(), "{year}: {alerts:?}");
+        // None raised for a while and taken back either.
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        let taken_back = &summary["race"]["retirements_taken_back"];
+        assert_eq!(taken_back, &serde_json::json!([]), "{year}");
         let health: Vec<_> = alerts.iter().filter(|a| a.0 == "car_health").collect();
         if year == 2018 {
             assert!(

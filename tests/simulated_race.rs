@@ -8,8 +8,11 @@ use common::{pitwall_run, race};
 use pitwall::models::evaluate::{evaluate, RunFiles};
 use pitwall::models::model_file::ModelFile;
 use pitwall::models::truth::{load_track_status, Truth};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// A seed whose race has a red flag on every circuit (a crash, the field queued in the pit lane).
+const RED_FLAG_SEED: u64 = 8;
 
 /// `pitwall run` of the simulator on `circuit` with `seed` into `dir/run`, its truth into
 /// `dir/truth`.
@@ -40,18 +43,20 @@ fn alert_counts(run: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Three seeds on each circuit (`scripts/sim_truth.sh 20` runs twenty): every pit stop found
-/// and none invented (precision and recall >= 0.98), positions >= 98 % of driver-laps, every
-/// retirement and car-health event raised within 2 laps, and the laps run wholly under a
-/// safety car found with precision and recall >= 0.95 over the nine races (the first lap
-/// behind a safety car of the cars ahead is often missed: docs/simulator.md).
+/// Four seeds on each circuit (`scripts/sim_truth.sh 20` runs twenty), seed 8 with a red flag:
+/// every pit stop found and none invented (precision and recall >= 0.98), positions >= 98 % of
+/// driver-laps, every retirement and car-health event raised within 2 laps and no retirement
+/// raised for a car that finished (under the red flag the whole field stands with engines
+/// off), the red flag found, and the laps run wholly under a safety car or red flag found with
+/// precision and recall >= 0.95 over the twelve races (the first lap behind a safety car of the
+/// cars ahead is often missed: docs/simulator.md).
 #[test]
 fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
     let model = ModelFile::load(None).unwrap();
     // Neutralised driver-laps: run wholly under SC/VSC, of them found; judged, of them right.
     let (mut whole, mut found, mut judged, mut right) = (0, 0, 0, 0);
     for circuit in ["monaco", "monza", "silverstone"] {
-        for seed in 1..=3 {
+        for seed in [1, 2, 3, RED_FLAG_SEED] {
             let dir = tempfile::tempdir().unwrap();
             simulate(dir.path(), circuit, seed, 2);
             let truth = Truth::load(&dir.path().join("truth/laps.csv")).unwrap();
@@ -64,6 +69,28 @@ fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
             assert!(e.position_agreement >= 0.98, "{what}");
             assert!(e.incidents_true > 0, "{what}");
             assert_eq!(e.incidents_raised, e.incidents_true, "{what}");
+            let retired = retirements(&dir.path().join("truth/incidents.csv"));
+            let raised: BTreeSet<&str> = files
+                .alerts
+                .iter()
+                .filter(|a| a.alert_type == "retirement")
+                .map(|a| a.driver_id.as_str())
+                .collect();
+            assert_eq!(
+                raised,
+                retired.iter().map(String::as_str).collect(),
+                "{what}"
+            );
+            // Nor raised at any time and taken back (a car that stood with the field).
+            let summary: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap(),
+            )
+            .unwrap();
+            let taken_back = &summary["race"]["retirements_taken_back"];
+            assert_eq!(taken_back, &serde_json::json!([]), "{what}");
+            let red: Vec<_> = e.periods.iter().filter(|p| p.0 == "red flag").collect();
+            assert_eq!(red.len(), usize::from(seed == RED_FLAG_SEED), "{what}");
+            assert!(red.iter().all(|p| p.3), "{what}");
             whole += e.neutral_laps_true;
             found += e.neutral_laps_found;
             judged += e.neutral_laps_judged;
@@ -121,7 +148,20 @@ fn the_default_race_has_the_alert_budget_of_a_real_one() {
     assert_eq!(sim.get("high_speed"), None, "{sim:?}");
 }
 
-/// Any number of workers, and the same seed twice: the same race.
+/// The drivers the truth's incidents retire.
+fn retirements(incidents: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(incidents)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.get(2) == Some(&"retirement")).then(|| f[0].to_string())
+        })
+        .collect()
+}
+
+/// Any number of workers, and the same seed twice: the same race (one with a red flag).
 #[test]
 fn a_seed_gives_the_same_race_on_one_or_two_workers() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +175,12 @@ fn a_seed_gives_the_same_race_on_one_or_two_workers() {
         lines
     };
     for (name, workers) in [("a", 1), ("b", 2), ("c", 1)] {
-        simulate(&dir.path().join(name), "silverstone", 7, workers);
+        simulate(
+            &dir.path().join(name),
+            "silverstone",
+            RED_FLAG_SEED,
+            workers,
+        );
     }
     for file in [
         "alerts.jsonl",

@@ -156,7 +156,7 @@ pub fn evaluate(
     let retired = truth.retirements(3);
     pit_stops(&mut e, &mut out, run, truth);
     positions(&mut e, &mut out, run, truth, &ours_pos);
-    rejoin(&mut e, &mut out, truth, &ours_pos);
+    rejoin(&mut e, &mut out, truth, status, &ours_pos);
     pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
     match endings {
         Some(endings) => {
@@ -333,17 +333,43 @@ fn pit_probability(
 }
 
 /// The rejoin projection: for each real stop, the position projected on the lap before its
-/// in-lap ("if he pits next lap") against the laps table's position after the out-lap.
-fn rejoin(e: &mut Evaluation, out: &mut String, truth: &Truth, ours_pos: &LapsOf) {
+/// in-lap ("if he pits next lap") against the laps table's position after the out-lap. A
+/// passage into the pit lane under a red flag (its in-lap touches one) is not a stop that
+/// costs places: the field queues there and restarts in order; those are counted apart.
+fn rejoin(
+    e: &mut Evaluation,
+    out: &mut String,
+    truth: &Truth,
+    status: &[StatusPeriod],
+    ours_pos: &LapsOf,
+) {
     let real: HashMap<(DriverId, u16), u16> = truth
         .laps
         .iter()
         .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
         .collect();
+    let under_red: BTreeSet<(DriverId, u16)> = truth
+        .laps
+        .iter()
+        .filter(|l| {
+            let (Some(from), Some(to)) = (l.start_ms, l.end_ms) else {
+                return false;
+            };
+            status
+                .iter()
+                .any(|p| p.status == 5 && p.start_ms < to && p.end_ms > from)
+        })
+        .map(|l| (l.driver, l.lap))
+        .collect();
+    let mut red_stops = 0;
     let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
     stops.sort();
     let mut misses = Vec::new();
     for &&(d, in_lap) in &stops {
+        if under_red.contains(&(d, in_lap)) {
+            red_stops += 1;
+            continue;
+        }
         let (Some(ours), Some(&after)) = (
             ours_pos.get(&(d, in_lap.saturating_sub(1))),
             real.get(&(d, in_lap + 1)),
@@ -372,6 +398,12 @@ fn rejoin(e: &mut Evaluation, out: &mut String, truth: &Truth, ours_pos: &LapsOf
         share(e.rejoin_within_one),
         share(e.rejoin_exact)
     );
+    if red_stops > 0 {
+        let _ = writeln!(
+            out,
+            "  {red_stops} passages into the pit lane under a red flag not scored (the field queues and restarts in order)"
+        );
+    }
     if !misses.is_empty() {
         let _ = writeln!(out, "  off by more: {}", misses.join("; "));
     }

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default)]
 pub struct RaceBook {
     items: BTreeMap<RaceItem, i64>,
+    /// Each driver's last retirement retracted, which stands as taken back while the driver
+    /// has no retirement (a car that drove off again).
+    withdrawn: BTreeMap<DriverId, super::retirement::CarStop>,
 }
 
 impl RaceBook {
@@ -20,6 +23,19 @@ impl RaceBook {
         if *count == 0 {
             self.items.remove(&u.item);
         }
+        if let (RaceItem::Retirement(stop), true) = (&u.item, u.diff < 0) {
+            self.withdrawn.insert(stop.driver, stop.clone());
+        }
+    }
+
+    /// The retirements raised and then taken back (the car drove off again), one per driver
+    /// that has no retirement now.
+    pub fn retirements_taken_back(&self) -> impl Iterator<Item = &super::retirement::CarStop> {
+        let retired: std::collections::BTreeSet<DriverId> =
+            self.retirements().map(|r| r.driver).collect();
+        self.withdrawn
+            .values()
+            .filter(move |s| !retired.contains(&s.driver))
     }
 
     fn current(&self) -> impl Iterator<Item = &RaceItem> {

@@ -152,6 +152,7 @@ pub fn field_views(
     let mut paces: Vec<u32> = Vec::with_capacity(32);
     let mut before: Vec<&FieldEntry> = Vec::with_capacity(32);
     let mut before_paces: Vec<u32> = Vec::with_capacity(32);
+    let mut narrow: Vec<&FieldEntry> = Vec::with_capacity(32);
     // What a stop costs beyond its standstill under green: taken off a pit lap's time.
     let lane_ms = (cfg.pit_loss_prior_ms - STANDSTILL_MS).max(0);
     for (i, e) in entries.iter().enumerate() {
@@ -187,9 +188,22 @@ pub fn field_views(
         let pace = median(&mut paces);
         let judged = paces.len() >= cfg.min_field_cars;
         let (spin_per_10k, cars) = (spin_rate(&latest), latest.len());
+        // A red flag: most of the field stood on the laps it completed over the last lap, or
+        // over the widened window (the cars that queued ahead of the line complete their lap
+        // standing together at the restart, and the widened window reaches back to the laps
+        // the others completed at racing pace before the flag).
+        let red = |cars: &[&FieldEntry]| {
+            let stood = cars
+                .iter()
+                .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
+                .count();
+            cars.len() >= cfg.min_field_cars
+                && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars.len() as u64
+        };
         // The field a lap before (a lap's window back), judged alone: a neutralisation holds
         // until the field's pace is back near racing pace, not merely under the threshold that
-        // called it (at the back of a safety car's train cars run laps only a fifth slower);
+        // called it (at the back of a safety car's train cars run laps only a fifth slower;
+        // the race restarts from a red flag behind the safety car);
         // rain holds while the field is slow with spin at the lower factor (in heavy rain the
         // field runs as slowly as behind a safety car).
         let before_ms = e.end_ms - typical_ms;
@@ -206,17 +220,24 @@ pub fn field_views(
                 );
                 let judged = before_paces.len() >= cfg.min_field_cars;
                 let pace = median(&mut before_paces);
-                judge(judged, pace, spin_rate(&before), baseline, None, cfg)
+                if red(&before) {
+                    FieldState::Red
+                } else {
+                    judge(judged, pace, spin_rate(&before), baseline, None, cfg)
+                }
             }
             None => FieldState::Green,
         };
-        let stood = latest
-            .iter()
-            .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
-            .count();
-        let state = if cars >= cfg.min_field_cars
-            && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars as u64
-        {
+        narrow.clear();
+        for w in entries[..=i].iter().rev() {
+            if w.end_ms <= e.end_ms - typical_ms {
+                break;
+            }
+            if !narrow.iter().any(|l| l.driver == w.driver) {
+                narrow.push(w);
+            }
+        }
+        let state = if red(&latest) || red(&narrow) {
             FieldState::Red
         } else {
             match judge(
@@ -315,7 +336,8 @@ fn judge(
         return FieldState::Green;
     }
     let slow_as_neutralised = pace >= cfg.neutralised_pace_permille
-        || before == Some(FieldState::Neutralised) && pace >= cfg.neutralised_exit_pace_permille;
+        || matches!(before, Some(FieldState::Neutralised | FieldState::Red))
+            && pace >= cfg.neutralised_exit_pace_permille;
     let factor = if slow_as_neutralised && before != Some(FieldState::Rain) {
         cfg.rain_spin_factor_when_slow
     } else {

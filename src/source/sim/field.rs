@@ -41,6 +41,12 @@ const PASS_BOOST: f64 = 1.02;
 /// Laps in free air a failing car has run before its failure, and what free air is at the line.
 const FREE_LAPS_BEFORE_FAILURE: u32 = 8;
 const FREE_AIR_MS: i64 = 1_500;
+/// The red flag: the share of seeds that have one, the seconds from the crash to the flag,
+/// the car-to-car spacing of the queue in the pit lane (m) and of the restart (s).
+const RED_FLAG_CHANCE: f64 = 0.2;
+const RED_SHOWN_AFTER_S: f64 = 4.0;
+const RED_QUEUE_M: f64 = 8.0;
+const RED_RELEASE_S: f64 = 1.5;
 
 /// The state of the track, as FastF1's track status codes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +54,7 @@ pub enum Status {
     Green,
     SafetyCar,
     Vsc,
+    Red,
 }
 
 impl Status {
@@ -55,6 +62,7 @@ impl Status {
         match self {
             Status::Green => 1,
             Status::SafetyCar => 4,
+            Status::Red => 5,
             Status::Vsc => 6,
         }
     }
@@ -100,6 +108,8 @@ pub enum Failure {
 pub enum Retire {
     /// Engine off on track, at this share of the lap.
     OnTrack(f64),
+    /// A crash at this share of the lap: the car stops on track and the red flag is shown.
+    Crash(f64),
     /// Into the pit lane and off in the garage.
     InGarage,
 }
@@ -112,6 +122,30 @@ struct Neutralisation {
     leader_lap: u32,
     at_share: f64,
     length: f64,
+}
+
+/// The red flag the race-level generator planned (the crash itself is the crashing car's
+/// `Retire::Crash`), and how far it has got.
+#[derive(Clone, Copy, Debug)]
+struct RedFlag {
+    /// Seconds stood in the pit lane, from the flag to the restart, and the leader laps
+    /// behind the safety car after it.
+    length_s: f64,
+    sc_laps: f64,
+    phase: RedPhase,
+    /// Cars queued in the pit lane so far.
+    queued: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RedPhase {
+    Planned,
+    /// The crashed car stands; the flag is shown at this race second.
+    Crashed(f64),
+    /// Shown at this race second.
+    Shown(f64),
+    /// The field released from the pit lane, car by car.
+    Over,
 }
 
 /// One car's race as planned before the start: its pace, strategy and fate.
@@ -192,6 +226,14 @@ pub struct CarState {
     free_laps: u32,
     /// The lap the failure came on.
     failed_at: u32,
+    /// Under the red flag: to drive into the pit lane at its entry; on the way through it to
+    /// the queue (no stop at the box); the queue's place (m from the lane's entry); standing
+    /// there; the race second it is released at.
+    red_in: bool,
+    red_lane: bool,
+    red_slot_m: f64,
+    red_stood: bool,
+    red_release_s: f64,
 }
 
 impl CarState {
@@ -263,6 +305,7 @@ pub struct Field {
     road: Vec<usize>,
     rng: Rng,
     plan: Vec<Neutralisation>,
+    red: Option<RedFlag>,
     next_neutralisation: usize,
     pub status: Status,
     /// Safety car: leader laps left; VSC: seconds left.
@@ -372,6 +415,11 @@ impl Field {
                     chequered: false,
                     free_laps: 0,
                     failed_at: 0,
+                    red_in: false,
+                    red_lane: false,
+                    red_slot_m: 0.0,
+                    red_stood: false,
+                    red_release_s: f64::MAX,
                 }
             })
             .collect();
@@ -403,9 +451,27 @@ impl Field {
                 plan.push(neutralisation(kinds[1], second, &mut rng));
             }
         }
+        // The red flag, from a generator of its own (seeded by the seed alone): a race without
+        // one is the race it was before there were red flags. Its lap, the crash's share of
+        // the lap, the minutes stood and the laps behind the safety car after the restart.
+        let mut red_rng = car_rng(cfg.seed, usize::MAX - 2, 11);
+        let red_flag = (cfg.cars >= 6 && red_rng.chance(RED_FLAG_CHANCE)).then(|| {
+            let lap = ((r * (0.2 + 0.5 * red_rng.unit())) as u32).max(3);
+            let share = 0.1 + 0.8 * red_rng.unit();
+            let length_s = 600.0 + 900.0 * red_rng.unit();
+            let sc_laps = 1.0 + red_rng.chance(0.5) as u32 as f64;
+            (lap, share, length_s, sc_laps)
+        });
+        if let Some((red_lap, ..)) = red_flag {
+            // No safety car or VSC of the plan running into it or out of it.
+            plan.retain(|n| n.leader_lap + 10 < red_lap || n.leader_lap > red_lap + 7);
+        }
+        let red_busy = |lap: u32| red_flag.is_some_and(|(l, ..)| lap + 3 >= l && lap <= l + 8);
         let busy = |lap: u32| {
-            plan.iter()
-                .any(|n| lap + 3 >= n.leader_lap && lap <= n.leader_lap + 8)
+            red_busy(lap)
+                || plan
+                    .iter()
+                    .any(|n| lap + 3 >= n.leader_lap && lap <= n.leader_lap + 8)
         };
         if cfg.cars >= 6 {
             let n = cfg.cars;
@@ -423,6 +489,17 @@ impl Field {
                     Retire::InGarage
                 };
                 cars[car].plan.retire = Some((lap, how));
+            }
+            // The red flag's crash is the first retirement; the second keeps clear of it.
+            if let Some((red_lap, share, ..)) = red_flag {
+                cars[first].plan.retire = Some((red_lap, Retire::Crash(share)));
+                if let Some(&second) = retirers.get(1) {
+                    if let Some((lap, _)) = cars[second].plan.retire.as_mut() {
+                        if red_busy(*lap) {
+                            *lap = red_lap + 9;
+                        }
+                    }
+                }
             }
             let mut failing = (rng.unit() * n as f64) as usize % n;
             while retirers.contains(&failing) {
@@ -449,6 +526,12 @@ impl Field {
             track,
             rng,
             plan,
+            red: red_flag.map(|(_, _, length_s, sc_laps)| RedFlag {
+                length_s,
+                sc_laps,
+                phase: RedPhase::Planned,
+                queued: 0,
+            }),
             next_neutralisation: 0,
             status: Status::Green,
             status_left: 0.0,
@@ -526,6 +609,7 @@ impl Field {
             }
         }
         let leader = self.leader();
+        self.follow_red_flag(now_s, now_ms);
         self.follow_plan(leader, now_ms);
         // Road order by distance from the line (nearly sorted already: insertion sort).
         let lap_m = self.track.lap_m;
@@ -613,6 +697,66 @@ impl Field {
         }
     }
 
+    /// Shows the red flag a few seconds after the crash (every car still running then drives
+    /// into the pit lane and queues there, engine off) and, once its length is over and the
+    /// whole field stands, restarts the race behind the safety car, the queue released car by
+    /// car from the front.
+    fn follow_red_flag(&mut self, now_s: f64, now_ms: i64) {
+        let Some(red) = self.red else {
+            return;
+        };
+        match red.phase {
+            RedPhase::Crashed(at) if now_s >= at => {
+                self.set_status(Status::Red, now_ms);
+                for c in self.cars.iter_mut() {
+                    if matches!(c.mode, Mode::Racing | Mode::PitLane) && !c.chequered {
+                        c.red_in = true;
+                        c.pit_this_lap = true;
+                    }
+                }
+                self.set_red_phase(RedPhase::Shown(now_s));
+            }
+            RedPhase::Shown(at)
+                if now_s >= at + red.length_s
+                    && self.cars.iter().all(|c| !c.running() || c.red_stood) =>
+            {
+                let mut queue: Vec<usize> = (0..self.cars.len())
+                    .filter(|&i| self.cars[i].red_stood)
+                    .collect();
+                queue.sort_by(|&a, &b| {
+                    self.cars[b]
+                        .red_slot_m
+                        .total_cmp(&self.cars[a].red_slot_m)
+                        .then(a.cmp(&b))
+                });
+                for (k, &i) in queue.iter().enumerate() {
+                    let c = &mut self.cars[i];
+                    c.red_release_s = now_s + k as f64 * RED_RELEASE_S;
+                    // A stop the red flag stood in the way of: after the safety car.
+                    let after = c.lap + 1 + red.sc_laps as u32;
+                    if let Some(stop) = c.plan.stops.get_mut(c.next_stop) {
+                        if *stop <= c.lap {
+                            *stop = after;
+                            if let Some(next) = c.plan.stops.get_mut(c.next_stop + 1) {
+                                *next = (*next).max(after + 12);
+                            }
+                        }
+                    }
+                }
+                self.status_left = red.sc_laps;
+                self.set_status(Status::SafetyCar, now_ms);
+                self.set_red_phase(RedPhase::Over);
+            }
+            _ => {}
+        }
+    }
+
+    fn set_red_phase(&mut self, phase: RedPhase) {
+        if let Some(red) = self.red.as_mut() {
+            red.phase = phase;
+        }
+    }
+
     fn set_status(&mut self, status: Status, now_ms: i64) {
         self.status = status;
         if let Some(log) = self.log.as_mut() {
@@ -638,6 +782,8 @@ impl Field {
             self.track.overtake_chance * dt / (self.track.lap_time_s * self.track.straight_share);
         let profile_top = self.track.profile_top();
         let rng_roll = self.rng.unit();
+        let now_s = self.tick as f64 * dt;
+        let red_queued = self.red.map_or(0, |r| r.queued);
         let c = &mut self.cars[i];
         c.v_prev = c.v;
         c.limiter = false;
@@ -658,7 +804,20 @@ impl Field {
                 if v == 0.0 {
                     c.mode = Mode::Retired;
                     let lap = c.lap;
-                    self.incident(i, lap, "retirement", "engine (stopped on track)", now_ms);
+                    let crash = matches!(c.plan.retire, Some((_, Retire::Crash(_))));
+                    let cause = if crash {
+                        "crash (stopped on track)"
+                    } else {
+                        "engine (stopped on track)"
+                    };
+                    if let Some(r) = self
+                        .red
+                        .as_mut()
+                        .filter(|r| crash && r.phase == RedPhase::Planned)
+                    {
+                        r.phase = RedPhase::Crashed(now_s + RED_SHOWN_AFTER_S);
+                    }
+                    self.incident(i, lap, "retirement", cause, now_ms);
                 }
             }
             Mode::CoolDown => {
@@ -677,6 +836,27 @@ impl Field {
                 let retiring = c.retiring;
                 let to_box = self.track.pit_box_m - c.pit_x;
                 let mut target = limit;
+                if c.red_stood {
+                    // Queued under the red flag, engine off, until released.
+                    c.v = 0.0;
+                    if now_s < c.red_release_s {
+                        return;
+                    }
+                    c.red_stood = false;
+                    c.red_in = false;
+                    c.engine_off = false;
+                    c.pit_this_lap = false;
+                }
+                if c.red_lane && c.red_in {
+                    let to_slot = c.red_slot_m - c.pit_x;
+                    if to_slot <= 0.5 {
+                        c.v = 0.0;
+                        c.red_stood = true;
+                        c.engine_off = true;
+                        return;
+                    }
+                    target = target.min((2.0 * PIT_BRAKE_MPS2 * to_slot).sqrt());
+                }
                 if !c.boxed {
                     target = target.min((2.0 * PIT_BRAKE_MPS2 * to_box.max(0.0)).sqrt());
                 }
@@ -718,6 +898,7 @@ impl Field {
                         Mode::Racing
                     };
                     c.s = c.pit_x - line;
+                    c.red_lane = false;
                     if let Some(log) = self.log.as_mut() {
                         if let Some(l) = log.laps[i].last_mut() {
                             l.pit_out_ms = Some(now_ms);
@@ -733,8 +914,8 @@ impl Field {
                 };
                 let cap = match status {
                     Status::Green => f64::MAX,
-                    Status::SafetyCar if Some(i) == leader => self.track.sc_cap_mps,
-                    Status::SafetyCar => self.track.sc_cap_mps * SC_CATCH,
+                    Status::SafetyCar | Status::Red if Some(i) == leader => self.track.sc_cap_mps,
+                    Status::SafetyCar | Status::Red => self.track.sc_cap_mps * SC_CATCH,
                     Status::Vsc => self.track.vsc_cap_mps,
                 };
                 let ramp = PACE_RAMP_PER_S * dt;
@@ -830,18 +1011,34 @@ impl Field {
                 if c.pit_this_lap && before < entry && c.s >= entry {
                     c.mode = Mode::PitLane;
                     c.pit_x = c.s - entry;
-                    c.boxed = false;
-                    c.box_left_s = 2.2 + 0.8 * c.rng.unit();
                     c.drs_open = false;
                     c.drs_armed = None;
+                    // Under the red flag: past the box to its place in the queue near the exit
+                    // (after the line), the first car in nearest the exit.
+                    let red = c.red_in && !c.retiring;
+                    c.red_lane = red;
+                    c.boxed = red;
+                    // A passage through the pit lane, as FastF1 records it, the red flag's
+                    // too (the teams change tyres in the queue).
                     if let Some(log) = self.log.as_mut() {
                         if let Some(l) = log.laps[i].last_mut() {
                             l.pit_in_ms = Some(now_ms);
                         }
                     }
+                    if red {
+                        let line = self.track.pit_line_m;
+                        c.red_slot_m =
+                            (self.track.pit_lane_m - 15.0 - RED_QUEUE_M * red_queued as f64)
+                                .max(line + 2.0);
+                        if let Some(r) = self.red.as_mut() {
+                            r.queued += 1;
+                        }
+                        return;
+                    }
+                    c.box_left_s = 2.2 + 0.8 * c.rng.unit();
                     return;
                 }
-                if let Some((lap, Retire::OnTrack(share))) = c.plan.retire {
+                if let Some((lap, Retire::OnTrack(share) | Retire::Crash(share))) = c.plan.retire {
                     let at = share * lap_m;
                     if lap == c.lap && before < at && c.s >= at {
                         c.mode = Mode::Stopping;
@@ -939,7 +1136,8 @@ impl Field {
         let c = &mut self.cars[i];
         if c.mode == Mode::PitLane {
             // The line is crossed in the pit lane, before the box: the out-lap is on the new
-            // set, as FastF1 counts it.
+            // set, as FastF1 counts it. (Under the red flag the new set is fitted in the
+            // queue, and stands for the car's next planned stop.)
             c.stint += 1;
             c.next_stop += 1;
             c.tyre_life = 1;
@@ -947,7 +1145,7 @@ impl Field {
             c.tyre_life += 1;
         }
         c.retiring |= matches!(c.plan.retire, Some((lap, Retire::InGarage)) if lap == c.lap);
-        c.pit_this_lap = c.plan.stops.get(c.next_stop) == Some(&c.lap) || c.retiring;
+        c.pit_this_lap = c.plan.stops.get(c.next_stop) == Some(&c.lap) || c.retiring || c.red_in;
         if let Some((lap, how)) = c.plan.failure {
             // The failure waits for laps a car-health baseline is made of (green, in free air,
             // out of the pit lane), so that it can be told from the car's usual self.

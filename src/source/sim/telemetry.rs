@@ -81,7 +81,8 @@ impl CarFeed {
             (&sensors.kmh_per_rpm, sensors.racing_top_mps, sensors.dt);
         let r = &mut self.rng;
         let standing = car.v < 0.05;
-        let retired = matches!(car.mode, Mode::Retired | Mode::Stopping) && car.engine_off;
+        // Engine off: retired, or queued in the pit lane under the red flag.
+        let retired = car.engine_off;
         let mut speed_kmh = if standing {
             0.0
         } else if car.limiter {

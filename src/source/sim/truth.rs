@@ -53,6 +53,7 @@ pub fn write(cfg: &SimConfig, dir: &Path) -> Result<TruthCounts, InputError> {
         let message = match code {
             1 => "AllClear",
             4 => "SCDeployed",
+            5 => "Red",
             6 => "VSCDeployed",
             _ => "Other",
         };
