@@ -299,7 +299,20 @@ fn monaco_2023_stops_positions_rain_and_predictions() {
             .all(|p| p.message_type == "prediction"
                 && (0.0..=1.0).contains(&p.prediction.probability))
     );
-    assert!(e.pit_auc.is_some_and(|a| a > 0.5), "{}", e.report);
+    // Scored as first emitted at each lap's end (what a pit wall read), one row per
+    // prediction, and the rows corrected after the fact (an in-lap's stop counted once the
+    // car left the lane) reported apart.
+    assert_eq!(files.first_predictions.len(), files.predictions.len());
+    assert!(
+        e.report.contains("pit_stop_probability as first emitted"),
+        "{}",
+        e.report
+    );
+    assert!(
+        e.pit_rows_corrected > 0 && e.report.contains("as corrected after the fact"),
+        "{}",
+        e.report
+    );
     // The summary counts what was written.
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())

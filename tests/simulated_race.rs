@@ -187,6 +187,7 @@ fn a_seed_gives_the_same_race_on_one_or_two_workers() {
         "laps.jsonl",
         "pit_stops.jsonl",
         "predictions.jsonl",
+        "predictions_first.jsonl",
     ] {
         let a = read("a/run", file);
         assert!(!a.is_empty(), "{file}");

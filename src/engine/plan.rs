@@ -142,8 +142,10 @@ impl Plan {
         };
         let commits = CommitBoard::new(opts.kafka.as_ref().map_or("", |k| k.cfg.group_id.as_str()));
         let mut detectors = cfg.detectors();
-        if !reads_kafka && opts.speed <= 0.0 {
-            // Replayed flat out: nobody watches the race views move (see the config's comment).
+        if !reads_kafka && opts.speed <= 0.0 && opts.out.is_none() {
+            // Replayed flat out: nobody watches the race views move (see the config's
+            // comment). With `--out` the predictions are kept as first emitted, which must be
+            // what a pit wall would have read live, so the views keep their live step.
             detectors.race.view_step_epochs = detectors.race.replay_view_step_epochs;
         }
         let transactions = opts

@@ -32,7 +32,11 @@ pub struct AlertLine {
 pub struct RunFiles {
     pub laps: Vec<LapMessage>,
     pub stops: Vec<PitStopMessage>,
+    /// The predictions as they stand at the end (corrected after the fact).
     pub predictions: Vec<PredictionMessage>,
+    /// Each prediction as first emitted at its lap's end (`predictions_first.jsonl`; empty
+    /// for a run that did not write it).
+    pub first_predictions: Vec<PredictionMessage>,
     pub alerts: Vec<AlertLine>,
 }
 
@@ -65,8 +69,19 @@ impl RunFiles {
             laps: read_jsonl(&dir.join("laps.jsonl"), true)?,
             stops: read_jsonl(&dir.join("pit_stops.jsonl"), true)?,
             predictions: read_jsonl(&dir.join("predictions.jsonl"), true)?,
+            first_predictions: read_jsonl(&dir.join("predictions_first.jsonl"), false)?,
             alerts: read_jsonl(&dir.join("alerts.jsonl"), false)?,
         })
+    }
+
+    /// The predictions to score: as first emitted when the run kept them, else as they stand,
+    /// with a word for which.
+    pub fn scored_predictions(&self) -> (&[PredictionMessage], &'static str) {
+        if self.first_predictions.is_empty() {
+            (&self.predictions, "as they stand at the end")
+        } else {
+            (&self.first_predictions, "as first emitted")
+        }
     }
 }
 
@@ -89,6 +104,8 @@ pub struct Evaluation {
     pub pit_brier_skill: f64,
     /// Expected calibration error of pit_stop_probability (10 bins).
     pub pit_ece: f64,
+    /// Pit predictions whose probability changed after they were first emitted.
+    pub pit_rows_corrected: usize,
     /// crash_risk and tire_failure against how each car's race ended (with the history).
     pub crash: Option<RareScore>,
     pub tyre: Option<RareScore>,
@@ -262,7 +279,8 @@ fn positions(
     );
 }
 
-/// pit_stop_probability against what happened in the next laps, with the baselines.
+/// pit_stop_probability against what happened in the next laps, with the baselines: as each
+/// prediction was first emitted (what a pit wall read), and apart, as corrected after the fact.
 fn pit_probability(
     e: &mut Evaluation,
     out: &mut String,
@@ -271,29 +289,8 @@ fn pit_probability(
     model: &ModelFile,
     ours_pos: &LapsOf,
 ) {
-    let mut p_model = Vec::new();
-    let mut p_age = Vec::new();
-    let mut labels = Vec::new();
-    for p in run
-        .predictions
-        .iter()
-        .filter(|p| p.model_type == "pit_stop_probability")
-    {
-        let Some(d) = driver(&p.driver_id) else {
-            continue;
-        };
-        let Some(lap) = ours_pos.get(&(d, p.lap)) else {
-            continue;
-        };
-        p_model.push(p.prediction.probability);
-        p_age.push(
-            model
-                .baseline
-                .tyre_age
-                .probability(lap.tyre_age_laps as f64),
-        );
-        labels.push(truth.stop_within(d, p.lap, HORIZON_LAPS));
-    }
+    let (scored, how) = run.scored_predictions();
+    let (p_model, p_age, labels) = pit_rows(scored, truth, model, ours_pos);
     let base = vec![model.baseline.base_rate; labels.len()];
     e.pit_auc = auc(&p_model, &labels);
     e.pit_brier = brier(&p_model, &labels);
@@ -305,7 +302,7 @@ fn pit_probability(
     e.pit_ece = ece(&table);
     let _ = writeln!(
         out,
-        "pit_stop_probability ({} driver-laps, {} before a stop within {HORIZON_LAPS} laps):",
+        "pit_stop_probability {how} ({} driver-laps, {} before a stop within {HORIZON_LAPS} laps):",
         labels.len(),
         labels.iter().filter(|&&y| y).count()
     );
@@ -330,6 +327,62 @@ fn pit_probability(
     );
     let _ = writeln!(out, "  calibration error (ECE, 10 bins) {:.3}", e.pit_ece);
     write_reliability(out, &table);
+    if !run.first_predictions.is_empty() {
+        let key = |p: &&PredictionMessage| (p.driver_id.clone(), p.lap, p.model_type.clone());
+        let first: HashMap<_, f64> = run
+            .first_predictions
+            .iter()
+            .map(|p| (key(&p), p.prediction.probability))
+            .collect();
+        e.pit_rows_corrected = run
+            .predictions
+            .iter()
+            .filter(|p| p.model_type == "pit_stop_probability")
+            .filter(|p| first.get(&key(p)) != Some(&p.prediction.probability))
+            .count();
+        let (p_final, _, labels) = pit_rows(&run.predictions, truth, model, ours_pos);
+        let table = reliability(&p_final, &labels, 10);
+        let _ = writeln!(
+            out,
+            "  as corrected after the fact ({} rows changed): AUC {}  Brier {:.4}  skill vs base rate {:+.3}  ECE {:.3}",
+            e.pit_rows_corrected,
+            fmt_auc(auc(&p_final, &labels)),
+            brier(&p_final, &labels),
+            brier_skill(brier(&p_final, &labels), e.base_rate_brier),
+            ece(&table)
+        );
+    }
+}
+
+/// The pit predictions among `predictions` with a lap row: the model's probability, the tyre
+/// age baseline's, and whether an in-lap came within the horizon.
+fn pit_rows(
+    predictions: &[PredictionMessage],
+    truth: &Truth,
+    model: &ModelFile,
+    ours_pos: &LapsOf,
+) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
+    let (mut p_model, mut p_age, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for p in predictions
+        .iter()
+        .filter(|p| p.model_type == "pit_stop_probability")
+    {
+        let Some(d) = driver(&p.driver_id) else {
+            continue;
+        };
+        let Some(lap) = ours_pos.get(&(d, p.lap)) else {
+            continue;
+        };
+        p_model.push(p.prediction.probability);
+        p_age.push(
+            model
+                .baseline
+                .tyre_age
+                .probability(lap.tyre_age_laps as f64),
+        );
+        labels.push(truth.stop_within(d, p.lap, HORIZON_LAPS));
+    }
+    (p_model, p_age, labels)
 }
 
 /// The rejoin projection: for each real stop, the position projected on the lap before its
@@ -433,7 +486,8 @@ fn rare_event(
     let mut p = Vec::new();
     let mut base = Vec::new();
     let mut labels = Vec::new();
-    for m in run.predictions.iter().filter(|p| p.model_type == model) {
+    let (scored, how) = run.scored_predictions();
+    for m in scored.iter().filter(|p| p.model_type == model) {
         let Some(d) = driver(&m.driver_id) else {
             continue;
         };
@@ -461,7 +515,7 @@ fn rare_event(
     };
     let _ = writeln!(
         out,
-        "{model} ({} driver-laps, {} before the race ended by it within {HORIZON_LAPS} laps):",
+        "{model} {how} ({} driver-laps, {} before the race ended by it within {HORIZON_LAPS} laps):",
         s.rows, s.events
     );
     let _ = writeln!(

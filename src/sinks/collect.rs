@@ -10,8 +10,8 @@ use crate::ingest::EpochClock;
 use crate::report::{peak_rss_kb, DriverSummary, Percentiles, Summary};
 use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
 use pitwall_dataflows::dataflow::Epoch;
-use pitwall_dataflows::race::RaceBook;
-use pitwall_dataflows::Output;
+use pitwall_dataflows::race::{ModelType, Prediction, RaceBook, RaceItem, RaceUpdate};
+use pitwall_dataflows::{DriverId, Output};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,8 +58,12 @@ pub fn collect<'scope>(
                 if let Some(c) = &collector {
                     let age = time.least().and_then(|e| epochs.age(*e));
                     let mut c = c.borrow_mut();
+                    let epoch = time.least().copied();
                     for o in data.drain(..) {
                         c.observe_latency(&o, age);
+                        if let (Output::Race(u), Some(e)) = (&o, epoch) {
+                            c.first_emitted(u, e);
+                        }
                         c.observe(o);
                     }
                 }
@@ -131,7 +135,12 @@ pub struct Collector {
     per_driver: BTreeMap<String, DriverSummary>,
     latencies_ms: Vec<f64>,
     race: RaceBook,
+    /// With `--out`: each prediction's earliest epoch and its rows' counts at that epoch, the
+    /// row as it was first emitted (later epochs correct it after the fact).
+    first: BTreeMap<PredictionKey, (Epoch, BTreeMap<Prediction, i64>)>,
 }
+
+type PredictionKey = (DriverId, u16, ModelType);
 
 impl Collector {
     pub fn new(
@@ -162,7 +171,24 @@ impl Collector {
             per_driver: BTreeMap::new(),
             latencies_ms: Vec::new(),
             race: RaceBook::default(),
+            first: BTreeMap::new(),
         })
+    }
+
+    /// Keeps a prediction's rows at the earliest epoch it was emitted at (`--out` only).
+    pub fn first_emitted(&mut self, u: &RaceUpdate, epoch: Epoch) {
+        let (RaceItem::Prediction(p), true) = (&u.item, self.files.is_some()) else {
+            return;
+        };
+        let key = (p.driver, p.lap, p.model);
+        match self.first.get_mut(&key) {
+            Some((e, rows)) if *e == epoch => *rows.entry(p.clone()).or_default() += u.diff,
+            Some((e, _)) if *e < epoch => {}
+            _ => {
+                self.first
+                    .insert(key, (epoch, BTreeMap::from([(p.clone(), u.diff)])));
+            }
+        }
     }
 
     /// Notes how long ago (seconds) the source handed over the epoch of an output.
@@ -330,7 +356,11 @@ impl Collector {
         }
         if let Some(f) = self.files.take() {
             let dir = f.dir().to_path_buf();
-            if let Err(e) = f.race(&self.race) {
+            let first = self.first.values().filter_map(|(_, rows)| {
+                let mut present = rows.iter().filter(|(_, &n)| n > 0).map(|(p, _)| p);
+                present.next()
+            });
+            if let Err(e) = f.race(&self.race, first) {
                 self.write_error.get_or_insert_with(|| e.to_string());
             }
             if let Err(e) = f.finish(&summary) {

@@ -1,13 +1,14 @@
 //! The `--out` folder: `alerts.jsonl` (one line per ended episode), `windows.jsonl`,
 //! `dead_letters.jsonl`, the race views' `laps.jsonl`, `pit_stops.jsonl` and
-//! `predictions.jsonl` (their rows as they stand when the run ends, by driver and lap), and
+//! `predictions.jsonl` (their rows as they stand when the run ends, by driver and lap),
+//! `predictions_first.jsonl` (each prediction as first emitted, before any correction), and
 //! `summary.json`.
 
 use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use crate::report::Summary;
 use pitwall_dataflows::alert::Alert;
-use pitwall_dataflows::race::RaceBook;
+use pitwall_dataflows::race::{Prediction, RaceBook};
 use pitwall_dataflows::window::WindowStats;
 use pitwall_dataflows::DeadLetter;
 use serde::Serialize;
@@ -52,7 +53,12 @@ impl OutFiles {
     }
 
     /// Writes the race views' current rows, each file sorted by driver, then lap.
-    pub fn race(&self, book: &RaceBook) -> std::io::Result<()> {
+    /// The race views' rows as they stand, and `first`, each prediction as first emitted.
+    pub fn race<'a>(
+        &self,
+        book: &RaceBook,
+        first: impl Iterator<Item = &'a Prediction>,
+    ) -> std::io::Result<()> {
         let create = |name: &str| -> std::io::Result<BufWriter<File>> {
             Ok(BufWriter::new(File::create(self.dir.join(name))?))
         };
@@ -68,9 +74,14 @@ impl OutFiles {
         for p in book.predictions() {
             write_line(&mut predictions, &PredictionMessage::new(p))?;
         }
+        let mut first_file = create("predictions_first.jsonl")?;
+        for p in first {
+            write_line(&mut first_file, &PredictionMessage::new(p))?;
+        }
         laps.flush()?;
         stops.flush()?;
-        predictions.flush()
+        predictions.flush()?;
+        first_file.flush()
     }
 
     /// Flushes the jsonl files and writes `summary.json` beside them.
