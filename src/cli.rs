@@ -182,7 +182,7 @@ pub struct WeakScalingArgs {
     /// Process counts of one-worker-per-process scenarios on localhost (e.g. 2).
     #[arg(long, value_delimiter = ',')]
     pub processes: Vec<usize>,
-    /// `sim`, or a merged FastF1 file that every worker reads, its drivers cloned per worker.
+    /// `sim` (every worker runs its own copy of the race) or a merged FastF1 file that every worker reads, its drivers cloned per worker.
     #[arg(long, default_value = "sim")]
     pub input: String,
     /// Simulator: drivers per worker (default: simulator.cars of the configuration).
@@ -404,8 +404,8 @@ pub struct RunArgs {
     /// Write summary.json to this file (without the other files of --out).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
-    /// Benchmarks (weak scaling): every worker reads the file and analyses its own copy of the
-    /// race, its drivers renamed CODE#worker.
+    /// Benchmarks (weak scaling): every worker reads the file (or runs the simulator's race)
+    /// and analyses its own copy of the race, its drivers renamed CODE#worker.
     #[arg(long)]
     pub clone_drivers: bool,
     /// Print only the final summary.

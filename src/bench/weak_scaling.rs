@@ -26,7 +26,6 @@ fn run_scenario(
     workers: usize,
     processes: usize,
 ) -> Result<Summary, BenchError> {
-    let peers = workers * processes;
     let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let summary = dir.path().join("summary.json");
     let mut run = RunCommand::new(exe)
@@ -35,16 +34,17 @@ fn run_scenario(
         .http_off()
         .quiet()
         .stdout(Capture::Null);
-    run = if ws.input == "sim" {
-        run.args([
+    // Every worker runs its own copy of the race: the simulator's (each steps one field of
+    // `drivers_per_worker` cars) or the file's.
+    run = run.arg("--clone-drivers");
+    if ws.input == "sim" {
+        run = run.args([
             "--cars".to_string(),
-            (ws.drivers_per_worker * peers).to_string(),
+            ws.drivers_per_worker.to_string(),
             "--laps".to_string(),
             ws.laps.to_string(),
-        ])
-    } else {
-        run.arg("--clone-drivers")
-    };
+        ]);
+    }
     if processes > 1 {
         let hosts = dir.path().join("hosts");
         write_local_hostfile(&hosts, processes).map_err(BenchError::Port)?;

@@ -1,9 +1,16 @@
-//! Weak-scaling benchmarks: every worker analyses its own copy of a file's race.
+//! Weak-scaling benchmarks: every worker analyses its own copy of a race (a file's, the
+//! simulator's).
 
 use crate::ingest::RecordSource;
 use pitwall_dataflows::{DriverId, Ingest};
 
-/// Every worker's own copy of a file's race, drivers renamed `CODE#worker`.
+/// Worker `worker`'s copy of `driver`: `CODE#worker` (the code itself when that is too long).
+pub fn cloned(driver: DriverId, worker: usize) -> DriverId {
+    DriverId::new(&format!("{driver}#{worker}")).unwrap_or(driver)
+}
+
+/// Every worker's own copy of a race (a file's, the simulator's), drivers renamed
+/// `CODE#worker`.
 pub struct CloneDrivers<S> {
     inner: S,
     worker: usize,
@@ -27,9 +34,10 @@ impl<S: RecordSource> RecordSource for CloneDrivers<S> {
         for item in &mut out[start..] {
             if let Ingest::Record(s) = item {
                 let worker = self.worker;
-                s.driver = *self.names.entry(s.driver).or_insert_with(|| {
-                    DriverId::new(&format!("{}#{worker}", s.driver)).unwrap_or(s.driver)
-                });
+                s.driver = *self
+                    .names
+                    .entry(s.driver)
+                    .or_insert_with(|| cloned(s.driver, worker));
             }
         }
         more

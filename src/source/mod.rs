@@ -7,7 +7,7 @@ pub mod fastf1;
 pub mod sim;
 
 use crate::ingest::{InputError, RecordSource, SourceStats};
-use clone_drivers::CloneDrivers;
+use clone_drivers::{cloned, CloneDrivers};
 use pitwall_dataflows::placement::Placement;
 use pitwall_dataflows::DriverId;
 use sim::{SimConfig, Simulator};
@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 /// What `--input` names, checked before the dataflow starts.
 pub enum InputSpec {
     Sim(SimConfig),
+    /// The simulator's race run by every worker, each renaming its cars `SIM01#w` (for
+    /// weak-scaling benchmarks: the work per worker stays that of one race).
+    SimCloned(SimConfig),
     /// A merged FastF1 file with a `Driver` column, dealt to the workers by driver and parsed
     /// by each ([`fastf1::MergedFile`]).
     Dealt(fastf1::MergedFile),
@@ -40,7 +43,8 @@ impl InputSpec {
         Self::resolve_cloned(input, sim, filter, stats, false)
     }
 
-    /// [`InputSpec::resolve`]; with `clone`, a merged file is read by every worker.
+    /// [`InputSpec::resolve`]; with `clone`, a merged file is read (the simulator's race run)
+    /// by every worker.
     pub fn resolve_cloned(
         input: &str,
         sim: &SimConfig,
@@ -49,7 +53,10 @@ impl InputSpec {
         clone: bool,
     ) -> Result<InputSpec, InputError> {
         if input == "sim" {
-            return Ok(InputSpec::Sim(sim.clone()));
+            return Ok(match clone {
+                true => InputSpec::SimCloned(sim.clone()),
+                false => InputSpec::Sim(sim.clone()),
+            });
         }
         let path = Path::new(input);
         let meta = std::fs::metadata(path)
@@ -101,6 +108,16 @@ impl InputSpec {
                 }
                 placement
             }
+            InputSpec::SimCloned(cfg) => {
+                // Each worker's copy of the race stays on that worker.
+                let placement = Placement::table();
+                for worker in 0..peers {
+                    for car in 0..cfg.cars {
+                        placement.place(cloned(cfg.driver(car), worker), worker);
+                    }
+                }
+                placement
+            }
             _ => Placement::hashed(),
         }
     }
@@ -123,6 +140,12 @@ impl InputSpec {
                         && filter.as_ref().is_none_or(|f| f.contains(&cfg.driver(car)))
                 }))))
             }
+            InputSpec::SimCloned(cfg) => Ok(Some(Box::new(CloneDrivers::new(
+                Simulator::new(cfg, |car| {
+                    filter.as_ref().is_none_or(|f| f.contains(&cfg.driver(car)))
+                }),
+                worker,
+            )))),
             InputSpec::Dealt(file) if worker == 0 => Ok(Some(Box::new(fastf1::CsvFile::open(
                 file.path(),
                 None,
@@ -157,6 +180,16 @@ impl InputSpec {
                 let track = cfg.track();
                 format!(
                     "sim ({}, {} cars, {} laps, seed {})",
+                    cfg.circuit,
+                    cfg.cars,
+                    cfg.race_laps(&track),
+                    cfg.seed
+                )
+            }
+            InputSpec::SimCloned(cfg) => {
+                let track = cfg.track();
+                format!(
+                    "sim ({}, {} cars, {} laps, seed {}; cloned per worker)",
                     cfg.circuit,
                     cfg.cars,
                     cfg.race_laps(&track),
