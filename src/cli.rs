@@ -372,6 +372,10 @@ pub struct RunArgs {
     /// Wheel-spin mode, overriding the configuration.
     #[arg(long, value_parser = ["fixed", "calibrated"])]
     pub wheel_spin: Option<String>,
+    /// A feed without lap numbers: count laps from the distance each car covers, one every
+    /// METRES (the circuit's length, e.g. 3337 at Monaco); overrides race.lap_length_m.
+    #[arg(long, value_name = "METRES")]
+    pub lap_length: Option<f64>,
     /// Simulator: laps per car (0 = no end).
     #[arg(long)]
     pub laps: Option<u32>,

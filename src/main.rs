@@ -114,6 +114,9 @@ fn run_options(args: RunArgs) -> Result<(PitwallConfig, RunOptions), Error> {
             WheelSpinMode::Calibrated
         };
     }
+    if let Some(metres) = args.lap_length {
+        cfg.race.lap_length_m = metres;
+    }
     let sim = &mut cfg.simulator;
     sim.laps = args.laps.or(sim.laps);
     if let Some(circuit) = &args.circuit {

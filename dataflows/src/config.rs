@@ -259,6 +259,15 @@ impl DetectorConfig {
                 format!("= {} must be 1..=120000", r.pit_loss_prior_ms),
             ));
         }
+        if !(r.lap_length_m == 0.0 || (100.0..=100_000.0).contains(&r.lap_length_m)) {
+            return Err(Invalid::new(
+                "race.lap_length_m",
+                format!(
+                    "= {} must be 0 (off) or a circuit's length, 100..=100000 m",
+                    r.lap_length_m
+                ),
+            ));
+        }
         if r.neutralised_exit_pace_permille > r.neutralised_pace_permille {
             return Err(Invalid::new(
                 "race.neutralised_exit_pace_permille",

@@ -10,6 +10,9 @@
 //!   number: it is closed when the car has covered a lap's distance (integrated from speed,
 //!   against the median of its own previous laps) and goes on well past it without a new lap
 //!   number, at the moment it covered that distance.
+//! - A feed without lap numbers, given the circuit's length (`lap_length_m`), has its laps
+//!   counted from the distance covered since the car moved off the grid, each closed by
+//!   distance (so the chequered flag is found as for a last lap). It drifts: see docs/race.md.
 //! - A pit stop is a passage through the pit lane: the car runs on its speed limiter (a flat
 //!   plateau of speed under load, whatever the circuit's limit is) and stands still in it. The
 //!   stop belongs to the lap the car was on when it entered (FastF1's in-lap), and is reported
@@ -21,6 +24,9 @@ use crate::record::{DriverId, Telemetry};
 
 /// Completed laps whose distances estimate the length of the next one.
 const LAP_DISTANCES: usize = 5;
+/// A feed without lap numbers: the standstill on the grid (ms) after which moving off is the
+/// start.
+const GRID_STANDSTILL_MS: i64 = 3_000;
 /// Longest gap between two samples over which distance is integrated: a car that vanishes from
 /// the feed must not be credited with distance it may not have covered.
 const MAX_INTEGRATION_GAP_MS: i64 = 2_000;
@@ -106,6 +112,11 @@ pub struct LapTracker {
     plateau: Plateau,
     slow: Option<SlowStretch>,
     passage: Option<Passage>,
+    /// A feed without lap numbers (`lap_length_m` set): metres covered since the start,
+    /// `None` until the car has moved off after standing on the grid, whose standstill so far
+    /// is `grid_ms`.
+    counted_m: Option<f64>,
+    grid_ms: i64,
 }
 
 impl LapTracker {
@@ -126,7 +137,38 @@ impl LapTracker {
             plateau: Plateau::default(),
             slow: None,
             passage: None,
+            counted_m: None,
+            grid_ms: 0,
         }
+    }
+
+    /// The lap number of a sample that carries none, counted from distance when the
+    /// configuration gives the circuit's length: lap 1 from the first time the car moves off
+    /// after standing [`GRID_STANDSTILL_MS`] (the grid: a feed that begins during the
+    /// formation lap waits for it), then one more each `lap_length_m`.
+    fn counted_lap(&mut self, speed: f32, dt: i64) -> Option<u16> {
+        let length = self.cfg.lap_length_m;
+        if length <= 0.0 {
+            return None;
+        }
+        let integrable = (1..=MAX_INTEGRATION_GAP_MS).contains(&dt);
+        let moving = speed >= self.cfg.stationary_kmh;
+        let covered = match (self.counted_m, self.last) {
+            (Some(m), Some((_, prev))) if integrable => {
+                m + (speed + prev) as f64 / 2.0 / 3.6 * dt as f64 / 1000.0
+            }
+            (Some(m), _) => m,
+            (None, _) if moving && self.grid_ms >= GRID_STANDSTILL_MS => 0.0,
+            (None, _) => {
+                self.grid_ms = match moving {
+                    true => 0,
+                    false => self.grid_ms + if integrable { dt } else { 0 },
+                };
+                return None;
+            }
+        };
+        self.counted_m = Some(covered);
+        Some((covered / length).min(u16::MAX as f64 - 1.0) as u16 + 1)
     }
 
     /// The lap the car is on, as far as the tracker follows it.
@@ -158,7 +200,11 @@ impl LapTracker {
         let integrable = (1..=MAX_INTEGRATION_GAP_MS).contains(&dt);
 
         let mut anomaly = None;
-        self.follow_lap_number(s, &mut lap_done, &mut |a| anomaly = Some(a));
+        let lap = match s.lap {
+            Some(l) => Some(l),
+            None => self.counted_lap(speed, dt),
+        };
+        self.follow_lap_number(lap, s.ts_ms, &mut lap_done, &mut |a| anomaly = Some(a));
 
         if integrable {
             if let Some((_, prev)) = self.last {
@@ -195,22 +241,25 @@ impl LapTracker {
 
     fn follow_lap_number(
         &mut self,
-        s: &Telemetry,
+        lap: Option<u16>,
+        ts_ms: i64,
         lap_done: &mut impl FnMut(LapDone),
         anomaly: &mut impl FnMut(LapAnomaly),
     ) {
-        let Some(now) = s.lap else { return };
+        let Some(now) = lap else { return };
+        // A counted lap ends where the car covered the circuit's length: closed by distance.
+        let counted = self.counted_m.is_some();
         let repeated = self.raw_lap == Some(now);
         self.raw_lap = Some(now);
         match self.lap {
-            None => self.start_lap(now, s.ts_ms),
+            None => self.start_lap(now, ts_ms),
             Some(cur) if now == cur => {}
             Some(cur) if now == cur + 1 => {
                 if self.closed_by_distance != Some(cur) {
-                    lap_done(self.lap_done(cur, s.ts_ms, false));
+                    lap_done(self.lap_done(cur, ts_ms, counted));
                     self.remember_distance();
                 }
-                self.start_lap(now, s.ts_ms);
+                self.start_lap(now, ts_ms);
             }
             Some(cur) if now < cur => {
                 if !repeated {
@@ -219,7 +268,7 @@ impl LapTracker {
             }
             Some(cur) => {
                 anomaly(LapAnomaly::Skipped { from: cur, to: now });
-                self.start_lap(now, s.ts_ms);
+                self.start_lap(now, ts_ms);
             }
         }
     }
@@ -330,14 +379,14 @@ impl LapTracker {
         }
         let slow = self.slow.get_or_insert(SlowStretch {
             start_ms: s.ts_ms,
-            start_lap: s.lap,
+            start_lap: self.lap,
             stop_lap: None,
             stationary_ms: 0,
         });
         if speed < c.stationary_kmh {
             slow.stationary_ms += dt;
             if slow.stop_lap.is_none() {
-                slow.stop_lap = s.lap;
+                slow.stop_lap = self.lap;
             }
         }
 
@@ -352,7 +401,7 @@ impl LapTracker {
         if pl.samples == 0 || speed.max(pl.max) - speed.min(pl.min) > c.limiter_band_kmh {
             *pl = Plateau {
                 start_ms: s.ts_ms,
-                lap: s.lap,
+                lap: self.lap,
                 min: speed,
                 max: speed,
                 samples: 1,
@@ -393,7 +442,11 @@ mod tests {
 
     /// Feeds (speed, throttle, lap) samples at 4 Hz.
     fn run(samples: &[(f32, f32, Option<u16>)]) -> Run {
-        let mut t = LapTracker::new(DriverId::new("PER").unwrap(), &RaceConfig::default());
+        run_with(samples, &RaceConfig::default())
+    }
+
+    fn run_with(samples: &[(f32, f32, Option<u16>)], cfg: &RaceConfig) -> Run {
+        let mut t = LapTracker::new(DriverId::new("PER").unwrap(), cfg);
         let mut r = Run {
             laps: vec![],
             pits: vec![],
@@ -440,6 +493,38 @@ mod tests {
             vec![(1, 0, 60_000), (2, 60_000, 120_000), (3, 120_000, 180_000)]
         );
         assert!(r.pits.is_empty());
+    }
+
+    #[test]
+    fn without_lap_numbers_laps_are_counted_from_the_grid_by_distance() {
+        let cfg = RaceConfig {
+            lap_length_m: 3_000.0,
+            ..RaceConfig::default()
+        };
+        // The end of the formation lap (moving, then 10 s on the grid), then 3 laps' distance
+        // at 180 km/h (60 s each) and half a lap more; no sample carries a lap number.
+        let mut s: Vec<_> = vec![(100.0, 50.0, None); 40];
+        s.extend(vec![(0.0, 0.0, None); 40]);
+        s.extend(vec![(180.0, 100.0, None); 3 * 240 + 120]);
+        let r = run_with(&s, &cfg);
+        let laps: Vec<_> = r
+            .laps
+            .iter()
+            .map(|l| (l.lap, l.start_ms, l.end_ms, l.by_distance))
+            .collect();
+        // The start at 20 s (the first sample moving off the grid); a crossing each 3 km,
+        // within a sample of it.
+        let start = 80 * 250;
+        assert_eq!(laps.len(), 3, "{laps:?}");
+        for (i, &(lap, from, to, by_distance)) in laps.iter().enumerate() {
+            assert_eq!(lap, i as u16 + 1);
+            assert!(by_distance);
+            let end = start + (i as i64 + 1) * 60_000;
+            assert!((to - end).abs() <= 250, "{laps:?}");
+            assert!((from - (end - 60_000)).abs() <= 250, "{laps:?}");
+        }
+        // Off (the default), the same feed makes no lap.
+        assert!(run(&s).laps.is_empty());
     }
 
     #[test]

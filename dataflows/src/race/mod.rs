@@ -111,6 +111,10 @@ pub struct RaceConfig {
     /// and its share under a neutralisation before it has shown a neutralised one.
     pub pit_loss_prior_ms: i64,
     pub pit_loss_neutralised_share: f64,
+    /// A feed without lap numbers: laps counted from the distance integrated from speed since
+    /// the car first moved, one every this many metres (the circuit's length); 0 = off (such
+    /// samples make no laps).
+    pub lap_length_m: f64,
 }
 
 impl Default for RaceConfig {
@@ -128,6 +132,7 @@ impl Default for RaceConfig {
             min_limiter_ms: 8_000,
             min_stationary_ms: 1_000,
             last_lap_overrun: 1.15,
+            lap_length_m: 0.0,
             hard_decel_mps2: 60.0,
             neutralised_pace_permille: 1_250,
             neutralised_exit_pace_permille: 1_150,
