@@ -217,10 +217,11 @@ impl DriverAnalysis {
         if let Some(stop) = race.pit {
             self.facts.push(RaceFact::PitStop(stop));
         }
-        match self
-            .retirement
-            .observe(s, self.race.in_pit_lane(), self.race.racing())
-        {
+        match self.retirement.observe(
+            s,
+            self.race.in_pit_lane(),
+            self.race.lap().filter(|_| self.race.racing()),
+        ) {
             Some(StopChange::Stopped(stop)) => self.facts.push(RaceFact::CarStop(stop, 1)),
             Some(StopChange::DroveOff(stop, at_ms)) => {
                 // The standing stop is withdrawn and kept as one that ended.

@@ -24,6 +24,9 @@ use crate::record::{DriverId, Telemetry};
 
 /// Completed laps whose distances estimate the length of the next one.
 const LAP_DISTANCES: usize = 5;
+/// Distance (m) on lap 1 after which a car has left its grid slot: a few car lengths, more
+/// than any creep while waiting for the lights.
+const MOVED_OFF_M: f64 = 50.0;
 /// A feed without lap numbers: the standstill on the grid (ms) after which moving off is the
 /// start.
 const GRID_STANDSTILL_MS: i64 = 3_000;
@@ -177,11 +180,13 @@ impl LapTracker {
     }
 
     /// Whether the car is racing rather than waiting on the grid: it is on a lap and, on lap 1,
-    /// has covered a kilometre. (Whether the race is over is for the race views to say.)
+    /// has moved off the grid ([`MOVED_OFF_M`]), so that a car stopped in a first-corner crash
+    /// is racing (and may retire) while one waiting for the lights with lap 1 shown is not.
+    /// (Whether the race is over is for the race views to say.)
     pub fn racing(&self) -> bool {
         match self.lap {
             None => false,
-            Some(1) => self.distance_m >= 1_000.0,
+            Some(1) => self.distance_m >= MOVED_OFF_M,
             Some(_) => true,
         }
     }
@@ -525,6 +530,29 @@ mod tests {
         }
         // Off (the default), the same feed makes no lap.
         assert!(run(&s).laps.is_empty());
+    }
+
+    #[test]
+    fn a_car_is_racing_once_it_has_left_its_grid_slot() {
+        let mut t = LapTracker::new(DriverId::new("PER").unwrap(), &RaceConfig::default());
+        let mut at = |i: i64, speed: f32, lap: Option<u16>| {
+            let s = Telemetry {
+                speed,
+                lap,
+                ..Telemetry::at(DriverId::new("PER").unwrap(), i * 250)
+            };
+            t.observe(&s, false);
+            t.racing()
+        };
+        // On the grid, before and after lap 1 is shown: not racing.
+        assert!(!at(0, 0.0, None));
+        assert!(!at(1, 0.0, Some(1)));
+        assert!(!at(2, 0.0, Some(1)));
+        // Moving off: about 60 m at 100 km/h after 2 s, racing; a first-corner crash at
+        // 300 m is a stop of a racing car.
+        let racing: Vec<bool> = (3..11).map(|i| at(i, 100.0, Some(1))).collect();
+        assert!(!racing[0] && racing[7], "{racing:?}");
+        assert!(at(11, 0.0, Some(1)));
     }
 
     #[test]

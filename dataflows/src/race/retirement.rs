@@ -6,7 +6,8 @@
 //! on (a spin, a stall it recovers from): it is a retirement after `retire_on_track_ms` on
 //! track, `retire_in_pit_ms` in the pit lane, where standing is what a stop is. A car that has
 //! finished (its last lap closed and a cool-down lap driven) is parked, not retired; a car that
-//! has not yet raced a kilometre is on the grid. If the car drives off again, the alert is
+//! has not yet left its grid slot (lap 1, 50 m) is on the grid, so a car stopped in a
+//! first-corner crash retires. If the car drives off again, the alert is
 //! cleared then, so the feed says it was a stop and not the end.
 
 use super::RaceConfig;
@@ -89,12 +90,13 @@ impl Retirement {
         }
     }
 
-    /// `in_pit_lane` and `racing` (not waiting on the grid) come from the driver's lap tracker.
+    /// `in_pit_lane` and `racing_lap` (the lap the car races on; `None` while it waits on the
+    /// grid) come from the driver's lap tracker.
     pub fn observe(
         &mut self,
         s: &Telemetry,
         in_pit_lane: bool,
-        racing: bool,
+        racing_lap: Option<u16>,
     ) -> Option<StopChange> {
         let engine_off = s.rpm < 500.0;
         let standing = s.speed < self.stationary_kmh && (s.gear == 0 || engine_off);
@@ -107,7 +109,7 @@ impl Retirement {
                 .map(|stop| StopChange::DroveOff(stop, s.ts_ms));
         }
         let Some((since, lap, pit, off)) = self.stopped.as_mut() else {
-            if let (true, Some(lap), true) = (standing, s.lap, racing) {
+            if let (true, Some(lap)) = (standing, racing_lap) {
                 self.stopped = Some((s.ts_ms, lap, in_pit_lane, engine_off.then_some(s.ts_ms)));
             }
             return None;
@@ -159,7 +161,7 @@ mod tests {
         let mut r = Retirement::new(DriverId::new("MAG").unwrap(), &RaceConfig::default());
         samples
             .iter()
-            .filter_map(|x| r.observe(x, in_pit, true))
+            .filter_map(|x| r.observe(x, in_pit, x.lap))
             .collect()
     }
 
