@@ -11,8 +11,10 @@ use pitwall::models::truth::{load_track_status, Truth};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// A seed whose race has a red flag on every circuit (a crash, the field queued in the pit lane).
+/// Seeds whose race has a red flag on every circuit (the field queued in the pit lane): after a
+/// first-lap pile-up of three cars, and after a crash mid-race.
 const RED_FLAG_SEED: u64 = 8;
+const MID_RACE_RED_FLAG_SEED: u64 = 9;
 
 /// `pitwall run` of the simulator on `circuit` with `seed` into `dir/run`, its truth into
 /// `dir/truth`.
@@ -43,12 +45,13 @@ fn alert_counts(run: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Four seeds on each circuit (`scripts/sim_truth.sh 20` runs twenty), seed 8 with a red flag:
+/// Five seeds on each circuit (`scripts/sim_truth.sh 20` runs twenty), seeds 8 and 9 with a
+/// red flag (8 after a first-lap pile-up):
 /// every pit stop found and none invented (precision and recall >= 0.98), positions >= 98 % of
 /// driver-laps, every retirement and car-health event raised within 2 laps and no retirement
 /// raised for a car that finished (under the red flag the whole field stands with engines
 /// off), the red flag found, and the laps run wholly under a safety car or red flag found with
-/// precision and recall >= 0.95 over the twelve races (the first lap behind a safety car of the
+/// precision and recall >= 0.95 over the fifteen races (the first lap behind a safety car of the
 /// cars ahead is often missed: docs/simulator.md).
 #[test]
 fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
@@ -56,7 +59,7 @@ fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
     // Neutralised driver-laps: run wholly under SC/VSC, of them found; judged, of them right.
     let (mut whole, mut found, mut judged, mut right) = (0, 0, 0, 0);
     for circuit in ["monaco", "monza", "silverstone"] {
-        for seed in [1, 2, 3, RED_FLAG_SEED] {
+        for seed in [1, 2, 3, RED_FLAG_SEED, MID_RACE_RED_FLAG_SEED] {
             let dir = tempfile::tempdir().unwrap();
             simulate(dir.path(), circuit, seed, 2);
             let truth = Truth::load(&dir.path().join("truth/laps.csv")).unwrap();
@@ -89,7 +92,17 @@ fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
             let taken_back = &summary["race"]["retirements_taken_back"];
             assert_eq!(taken_back, &serde_json::json!([]), "{what}");
             let red: Vec<_> = e.periods.iter().filter(|p| p.0 == "red flag").collect();
-            assert_eq!(red.len(), usize::from(seed == RED_FLAG_SEED), "{what}");
+            let red_seed = [RED_FLAG_SEED, MID_RACE_RED_FLAG_SEED].contains(&seed);
+            assert_eq!(red.len(), usize::from(red_seed), "{what}");
+            // The pile-up's cars retire on lap 1, though the whole field stood after them.
+            if seed == RED_FLAG_SEED {
+                let first_lap = files
+                    .alerts
+                    .iter()
+                    .filter(|a| a.alert_type == "retirement" && a.lap == Some(1))
+                    .count();
+                assert_eq!(first_lap, 3, "{what}");
+            }
             assert!(red.iter().all(|p| p.3), "{what}");
             whole += e.neutral_laps_true;
             found += e.neutral_laps_found;

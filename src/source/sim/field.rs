@@ -462,6 +462,17 @@ impl Field {
             let sc_laps = 1.0 + red_rng.chance(0.5) as u32 as f64;
             (lap, share, length_s, sc_laps)
         });
+        // On a third of them the crash is on the first lap and takes one or two cars with it (a
+        // first-corner pile-up); drawn after the rest, so the other red flags stay as they were.
+        let pileup = red_flag.and_then(|_| {
+            red_rng
+                .chance(1.0 / 3.0)
+                .then(|| 1 + red_rng.chance(0.5) as usize)
+        });
+        let red_flag = red_flag.map(|(lap, share, length_s, sc_laps)| match pileup {
+            Some(_) => (1, 0.05 + 0.25 * share, length_s, sc_laps),
+            None => (lap, share, length_s, sc_laps),
+        });
         if let Some((red_lap, ..)) = red_flag {
             // No safety car or VSC of the plan running into it or out of it.
             plan.retain(|n| n.leader_lap + 10 < red_lap || n.leader_lap > red_lap + 7);
@@ -490,7 +501,8 @@ impl Field {
                 };
                 cars[car].plan.retire = Some((lap, how));
             }
-            // The red flag's crash is the first retirement; the second keeps clear of it.
+            // The red flag's crash is the first retirement; the second keeps clear of it; a
+            // pile-up's cars (the crashing car's neighbours on the grid) stop with it.
             if let Some((red_lap, share, ..)) = red_flag {
                 cars[first].plan.retire = Some((red_lap, Retire::Crash(share)));
                 if let Some(&second) = retirers.get(1) {
@@ -498,6 +510,14 @@ impl Field {
                         if red_busy(*lap) {
                             *lap = red_lap + 9;
                         }
+                    }
+                }
+                for k in 1..=pileup.unwrap_or(0) {
+                    let other = (first + k) % n;
+                    let at = share + 0.002 * k as f64;
+                    cars[other].plan.retire = Some((red_lap, Retire::Crash(at)));
+                    if !retirers.contains(&other) {
+                        retirers.push(other);
                     }
                 }
             }
