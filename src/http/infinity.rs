@@ -453,6 +453,7 @@ mod tests {
                     stationary_ms: 0,
                     hard_decels: 0,
                     glitch_gears: 0,
+                    drs_samples: 0,
                 },
                 lap_time_ms: 80_000,
                 pit_in: false,

@@ -3,7 +3,8 @@
 //! Judged on eligible laps only — green, clean (no pit lane, not lap 1) and in free air (no car
 //! within `traffic_ms` ahead at the line, or leading) — so rain, a neutralisation, traffic and
 //! pit laps explain nothing away by accident. On such a lap the car's top speed is compared
-//! with the field's median top speed on the same lap; its usual gap is the median over its
+//! with the field's median top speed on the same lap (green, clean laps without DRS: a car in a
+//! DRS train tops out higher than one alone); its usual gap is the median over its
 //! earlier eligible laps. A lap is a deficit when the top speed is down against that usual gap
 //! by `strong_kmh` or more, or by `speed_kmh` or more together with a second sign: a gear it
 //! reached on nearly every lap no longer reached, or its RPM ceiling `rpm` below its usual.
@@ -363,9 +364,15 @@ pub fn car_health<'scope>(
             && r.field.state == FieldState::Green
             && (r.standing.position == 1 || r.standing.interval_ms > traffic_ms)
     };
+    // A lap on which a car opened its DRS flap tops out higher than one alone: the field's
+    // median leaves it out (after a restart most of a fast circuit's field runs in DRS
+    // trains, 15-20 km/h faster on the straight than a car in free air, whose eligible laps
+    // are the ones judged).
     let field_top = rows
         .clone()
-        .filter(|r| r.lap.clean && r.field.state == FieldState::Green)
+        .filter(|r| {
+            r.lap.clean && r.field.state == FieldState::Green && r.lap.done.drs_samples == 0
+        })
         .map(|r| (r.lap.done.lap, r.lap.done.max_speed_kmh as i32))
         .reduce_named("FieldTopSpeed", |_lap, input, output| {
             let speeds: Vec<i32> = input

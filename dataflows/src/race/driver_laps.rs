@@ -286,6 +286,7 @@ mod tests {
             stationary_ms: 0,
             hard_decels: 0,
             glitch_gears: 0,
+            drs_samples: 0,
         }
     }
 

@@ -45,6 +45,7 @@ struct LapStats {
     stationary_ms: i64,
     hard_decels: u32,
     glitch_gears: u32,
+    drs_samples: u32,
 }
 
 /// The plateau of a speed limiter: samples whose speeds stay within a narrow band.
@@ -225,6 +226,7 @@ impl LapTracker {
         }
         self.stats.samples += 1;
         self.stats.spin_samples += spinning as u32;
+        self.stats.drs_samples += s.drs_open() as u32;
         self.stats.max_speed = self.stats.max_speed.max(speed);
         if s.gear_is_valid() {
             self.stats.top_gear = self.stats.top_gear.max(s.gear);
@@ -338,6 +340,7 @@ impl LapTracker {
             stationary_ms: st.stationary_ms,
             hard_decels: st.hard_decels,
             glitch_gears: st.glitch_gears,
+            drs_samples: st.drs_samples,
         }
     }
 

@@ -179,6 +179,8 @@ pub struct LapDone {
     pub hard_decels: u32,
     /// Gear values the feed sent that no car has.
     pub glitch_gears: u32,
+    /// Samples with the DRS flap open (its top speed is not a car alone's).
+    pub drs_samples: u32,
 }
 
 impl LapDone {
