@@ -179,12 +179,17 @@ impl RaceStory {
                 periods.join(" · ")
             }
         );
-        for (title, events) in [
-            ("retirements", &self.retirements),
-            ("retirements taken back", &self.retirements_taken_back),
-            ("car health", &self.car_health),
+        // (title, events, printed when there are none)
+        for (title, events, always) in [
+            ("retirements", &self.retirements, true),
+            (
+                "retirements taken back",
+                &self.retirements_taken_back,
+                false,
+            ),
+            ("car health", &self.car_health, true),
         ] {
-            if title == "retirements taken back" && events.is_empty() {
+            if events.is_empty() && !always {
                 continue;
             }
             let _ = writeln!(out, "  {title}: {}", events.len());

@@ -176,24 +176,16 @@ impl InputSpec {
 
     pub fn describe(&self) -> String {
         match self {
-            InputSpec::Sim(cfg) => {
+            InputSpec::Sim(cfg) | InputSpec::SimCloned(cfg) => {
                 let track = cfg.track();
+                let cloned = matches!(self, InputSpec::SimCloned(_));
                 format!(
-                    "sim ({}, {} cars, {} laps, seed {})",
+                    "sim ({}, {} cars, {} laps, seed {}{})",
                     cfg.circuit,
                     cfg.cars,
                     cfg.race_laps(&track),
-                    cfg.seed
-                )
-            }
-            InputSpec::SimCloned(cfg) => {
-                let track = cfg.track();
-                format!(
-                    "sim ({}, {} cars, {} laps, seed {}; cloned per worker)",
-                    cfg.circuit,
-                    cfg.cars,
-                    cfg.race_laps(&track),
-                    cfg.seed
+                    cfg.seed,
+                    if cloned { "; cloned per worker" } else { "" }
                 )
             }
             InputSpec::Dealt(file) => file.path().display().to_string(),

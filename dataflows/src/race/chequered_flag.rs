@@ -60,8 +60,9 @@ struct Retirements {
     stops: Counts<CarStop>,
     /// (lap number, closed by distance, end) of every lap.
     laps: Counts<(u16, bool, i64)>,
-    /// Every lap's start.
+    /// Every lap's start and end.
     starts: Counts<i64>,
+    ends: Counts<i64>,
     reported: BTreeSet<CarStop>,
 }
 
@@ -82,7 +83,7 @@ impl Retirements {
     fn retired(&self) -> BTreeSet<CarStop> {
         let flag = self.flag();
         let last_start = self.starts.present().next_back().copied();
-        let last_end = self.laps.present().map(|&(_, _, end)| end).max();
+        let last_end = self.ends.present().next_back().copied();
         self.stops
             .present()
             .filter(|s| s.ended_ms.is_none() && s.since_ms < flag)
@@ -114,6 +115,7 @@ impl KeyedState for Retirements {
                 RaceMark::Lap(lap, by_distance, end, start) => {
                     self.laps.apply(&(*lap, *by_distance, *end), *diff);
                     self.starts.apply(start, *diff);
+                    self.ends.apply(end, *diff);
                 }
             }
         }

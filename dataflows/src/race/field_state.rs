@@ -228,16 +228,15 @@ pub fn field_views(
             }
             None => FieldState::Green,
         };
-        narrow.clear();
-        for w in entries[..=i].iter().rev() {
-            if w.end_ms <= e.end_ms - typical_ms {
-                break;
-            }
-            if !narrow.iter().any(|l| l.driver == w.driver) {
-                narrow.push(w);
-            }
-        }
-        let state = if red(&latest) || red(&narrow) {
+        // When the window was widened, the lap's own window is judged for red too.
+        let widened = entries[window_start].end_ms <= e.end_ms - typical_ms;
+        let red_narrow = widened && {
+            let from =
+                entries[window_start..=i].partition_point(|l| l.end_ms <= e.end_ms - typical_ms);
+            latest_of_each_car(&entries[window_start + from..=i], &mut narrow);
+            red(&narrow)
+        };
+        let state = if red(&latest) || red_narrow {
             FieldState::Red
         } else {
             match judge(
@@ -298,12 +297,7 @@ fn judge_window<'a>(
         while start > 0 && entries[start - 1].end_ms > end_ms - window_ms {
             start -= 1;
         }
-        latest.clear();
-        for w in entries[start..].iter().rev() {
-            if !latest.iter().any(|l| l.driver == w.driver) {
-                latest.push(w);
-            }
-        }
+        latest_of_each_car(&entries[start..], latest);
         paces.clear();
         paces.extend(
             latest
@@ -315,6 +309,16 @@ fn judge_window<'a>(
         }
     }
     start
+}
+
+/// The latest lap of each car among `entries` (sorted by end time), into `latest`.
+fn latest_of_each_car<'a>(entries: &[&'a FieldEntry], latest: &mut Vec<&'a FieldEntry>) {
+    latest.clear();
+    for w in entries.iter().rev() {
+        if !latest.iter().any(|l| l.driver == w.driver) {
+            latest.push(w);
+        }
+    }
 }
 
 /// The field's state from its window's median pace and wheel spin (red aside), given the state
@@ -389,8 +393,9 @@ const SPIN_REACH: u16 = 150;
 ///
 /// Keyed by lap number, so that a lap completed recomputes one or two small groups and not the
 /// whole race: the group of lap `n` holds the laps numbered `n` to `n - 2`, which is the field
-/// a lap back from any lap `n` and a lap before that (a car lapped twice is missing from it), and the race's wheel
-/// spin on clean laps at normal pace on every earlier lap number, the rain baseline.
+/// a lap back from any lap `n` and a lap before that (a car lapped twice is missing from it),
+/// and the race's wheel spin on clean laps at normal pace on every earlier lap number, the rain
+/// baseline.
 pub fn field_state<'scope>(
     laps: VecCollection<'scope, Epoch, DriverLap, isize>,
     cfg: &RaceConfig,

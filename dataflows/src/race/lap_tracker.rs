@@ -150,24 +150,18 @@ impl LapTracker {
     /// configuration gives the circuit's length: lap 1 from the first time the car moves off
     /// after standing [`GRID_STANDSTILL_MS`] (the grid: a feed that begins during the
     /// formation lap waits for it), then one more each `lap_length_m`.
-    fn counted_lap(&mut self, speed: f32, dt: i64) -> Option<u16> {
+    /// `step_m` and `dt` are the distance and time since the previous sample (0 over a gap).
+    fn counted_lap(&mut self, speed: f32, step_m: f64, dt: i64) -> Option<u16> {
         let length = self.cfg.lap_length_m;
         if length <= 0.0 {
             return None;
         }
-        let integrable = (1..=MAX_INTEGRATION_GAP_MS).contains(&dt);
         let moving = speed >= self.cfg.stationary_kmh;
-        let covered = match (self.counted_m, self.last) {
-            (Some(m), Some((_, prev))) if integrable => {
-                m + (speed + prev) as f64 / 2.0 / 3.6 * dt as f64 / 1000.0
-            }
-            (Some(m), _) => m,
-            (None, _) if moving && self.grid_ms >= GRID_STANDSTILL_MS => 0.0,
-            (None, _) => {
-                self.grid_ms = match moving {
-                    true => 0,
-                    false => self.grid_ms + if integrable { dt } else { 0 },
-                };
+        let covered = match self.counted_m {
+            Some(m) => m + step_m,
+            None if moving && self.grid_ms >= GRID_STANDSTILL_MS => 0.0,
+            None => {
+                self.grid_ms = if moving { 0 } else { self.grid_ms + dt };
                 return None;
             }
         };
@@ -204,17 +198,22 @@ impl LapTracker {
         let speed = s.speed.max(0.0);
         let dt = self.last.map_or(0, |(ts, _)| s.ts_ms - ts);
         let integrable = (1..=MAX_INTEGRATION_GAP_MS).contains(&dt);
+        // Distance since the previous sample (m), 0 over a gap too long to integrate.
+        let step_m = match self.last {
+            Some((_, prev)) if integrable => (speed + prev) as f64 / 2.0 / 3.6 * dt as f64 / 1000.0,
+            _ => 0.0,
+        };
 
         let mut anomaly = None;
         let lap = match s.lap {
             Some(l) => Some(l),
-            None => self.counted_lap(speed, dt),
+            None => self.counted_lap(speed, step_m, if integrable { dt } else { 0 }),
         };
         self.follow_lap_number(lap, s.ts_ms, &mut lap_done, &mut |a| anomaly = Some(a));
 
         if integrable {
+            self.distance_m += step_m;
             if let Some((_, prev)) = self.last {
-                self.distance_m += (speed + prev) as f64 / 2.0 / 3.6 * dt as f64 / 1000.0;
                 let decel_mps2 = (prev - speed) as f64 / 3.6 / (dt as f64 / 1000.0);
                 if decel_mps2 > self.cfg.hard_decel_mps2 {
                     self.stats.hard_decels += 1;
