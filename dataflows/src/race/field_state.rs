@@ -192,14 +192,7 @@ pub fn field_views(
         // over the widened window (the cars that queued ahead of the line complete their lap
         // standing together at the restart, and the widened window reaches back to the laps
         // the others completed at racing pace before the flag).
-        let red = |cars: &[&FieldEntry]| {
-            let stood = cars
-                .iter()
-                .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
-                .count();
-            cars.len() >= cfg.min_field_cars
-                && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars.len() as u64
-        };
+        let red = |cars: &[&FieldEntry]| red_flag(cars, cfg);
         // The field a lap before (a lap's window back), judged alone: a neutralisation holds
         // until the field's pace is back near racing pace, not merely under the threshold that
         // called it (at the back of a safety car's train cars run laps only a fifth slower;
@@ -239,25 +232,52 @@ pub fn field_views(
         let state = if red(&latest) || red_narrow {
             FieldState::Red
         } else {
-            match judge(
+            judge(
                 judged,
                 pace,
                 spin_per_10k,
                 baseline,
                 Some(state_before),
                 cfg,
-            ) {
-                // A clean lap of its own at racing pace was not run behind a safety car or to
-                // a delta, whatever the laps of the field still behind it say (at a restart).
-                FieldState::Neutralised
-                    if e.clean
-                        && e.pace_permille > 0
-                        && e.pace_permille < cfg.rain_pace_permille =>
-                {
-                    FieldState::Green
-                }
-                state => state,
-            }
+            )
+        };
+        // A clean lap of its own at racing pace was not run behind a safety car, to a delta or
+        // under a red flag, whatever the laps of the field still behind it say (at a restart;
+        // the laps the queue completes standing at a restart from a red flag).
+        let racing = e.clean && e.pace_permille > 0 && e.pace_permille < cfg.rain_pace_permille;
+        let state = match state {
+            FieldState::Neutralised | FieldState::Red if racing => FieldState::Green,
+            state => state,
+        };
+        // Settled within a lap: a lap of its own as slow as a neutralisation, ended before the
+        // field had shown one (the first cars round behind the safety car, or to stand out a
+        // red flag, while the others' latest laps were still green), is neutralised when the
+        // field's laps half a lap or a lap later say so, or when the car stood its next lap out
+        // with the field (the drive to the pit lane's queue after a red flag; the field shows
+        // it only at the restart). Its row is written as judged at its end, then corrected.
+        let state = if state == FieldState::Green
+            && e.pace_permille >= cfg.neutralised_pace_permille
+            && (settled(
+                entries,
+                i,
+                [typical_ms / 2, typical_ms],
+                own_ms,
+                (lane_ms, baseline),
+                cfg,
+                &mut before,
+                &mut before_paces,
+            ) || stood_next(
+                entries,
+                i,
+                typical_ms,
+                lane_ms,
+                cfg,
+                &mut before,
+                &mut before_paces,
+            )) {
+            FieldState::Neutralised
+        } else {
+            state
         };
         let rivals_pitted = entries[window_start..=i]
             .iter()
@@ -277,6 +297,91 @@ pub fn field_views(
         ));
     }
     out
+}
+
+/// Whether a red flag's share of `cars` stood still a red flag's time on their laps.
+fn red_flag(cars: &[&FieldEntry], cfg: &RaceConfig) -> bool {
+    let stood = cars
+        .iter()
+        .filter(|l| l.stationary_ms >= cfg.red_stationary_ms)
+        .count();
+    cars.len() >= cfg.min_field_cars
+        && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars.len() as u64
+}
+
+/// Whether the field, judged alone `after` (ms) the end of lap `entries[i]`, was neutralised or
+/// stood for a red flag at either point (`baseline`: the race's wheel-spin rate, for rain).
+#[allow(clippy::too_many_arguments)]
+fn settled<'a>(
+    entries: &[&'a FieldEntry],
+    i: usize,
+    after: [i64; 2],
+    own_ms: i64,
+    (lane_ms, baseline): (i64, u32),
+    cfg: &RaceConfig,
+    latest: &mut Vec<&'a FieldEntry>,
+    paces: &mut Vec<u32>,
+) -> bool {
+    let e = entries[i];
+    let typical_ms = after[1];
+    after.iter().any(|after_ms| {
+        let at_ms = e.end_ms + after_ms;
+        let k = i + entries[i..].partition_point(|l| l.end_ms <= at_ms);
+        judge_window(
+            &entries[..k],
+            at_ms,
+            [typical_ms, typical_ms.max(own_ms)],
+            lane_ms,
+            cfg,
+            latest,
+            paces,
+        );
+        let judged = paces.len() >= cfg.min_field_cars;
+        red_flag(latest, cfg)
+            || judge(
+                judged,
+                median(paces),
+                spin_rate(latest),
+                baseline,
+                None,
+                cfg,
+            ) == FieldState::Neutralised
+    })
+}
+
+/// Whether the car of lap `entries[i]` stood its next lap out with the field under a red flag.
+fn stood_next<'a>(
+    entries: &[&'a FieldEntry],
+    i: usize,
+    typical_ms: i64,
+    lane_ms: i64,
+    cfg: &RaceConfig,
+    latest: &mut Vec<&'a FieldEntry>,
+    paces: &mut Vec<u32>,
+) -> bool {
+    let e = entries[i];
+    let Some(j) = entries[i + 1..]
+        .iter()
+        .position(|l| l.driver == e.driver && l.lap == e.lap + 1)
+        .map(|j| i + 1 + j)
+    else {
+        return false;
+    };
+    let next = entries[j];
+    if next.stationary_ms < cfg.red_stationary_ms {
+        return false;
+    }
+    let next_ms = next.pace_permille as i64 * next.best_ms / 1000;
+    judge_window(
+        &entries[..=j],
+        next.end_ms,
+        [typical_ms, typical_ms.max(next_ms)],
+        lane_ms,
+        cfg,
+        latest,
+        paces,
+    );
+    red_flag(latest, cfg)
 }
 
 /// The latest lap of each car among `entries` (sorted by end time, the last ending at or
@@ -426,6 +531,7 @@ pub fn field_state<'scope>(
         .flat_map(|e| {
             let lap = e.lap;
             [
+                (lap.saturating_sub(1), FieldInput::Lap(e.clone())),
                 (lap, FieldInput::Lap(e.clone())),
                 (lap + 1, FieldInput::Lap(e.clone())),
                 (lap + 2, FieldInput::Lap(e)),
@@ -510,10 +616,14 @@ mod tests {
     }
 
     fn states(v: &[FieldEntry]) -> Vec<(u16, FieldState)> {
+        states_of(v, "SAI")
+    }
+
+    fn states_of(v: &[FieldEntry], car: &str) -> Vec<(u16, FieldState)> {
         let refs: Vec<_> = v.iter().collect();
         let mut s: Vec<_> = field_views(&refs, None, 0, &RaceConfig::default())
             .into_iter()
-            .filter(|(d, _, _)| d.as_str() == "SAI")
+            .filter(|(d, _, _)| d.as_str() == car)
             .map(|(_, lap, v)| (lap, v.state))
             .collect();
         s.dedup_by_key(|x| x.1);
@@ -531,6 +641,56 @@ mod tests {
                 (8, FieldState::Green)
             ]
         );
+    }
+
+    #[test]
+    fn the_first_car_round_behind_the_safety_car_is_neutralised_once_the_field_shows_it() {
+        // When the leader completes lap 5, the first lap behind the safety car, the others'
+        // latest laps are all green: judged alone at its end its lap is green; the laps the
+        // field completes in the next lap settle it.
+        let v = race(12, 5..=7, 1_450);
+        let refs: Vec<_> = v.iter().collect();
+        let cut = v.iter().position(|e| e.lap == 5).unwrap();
+        let at_its_end = field_views(&refs[..=cut], Some(5), 0, &RaceConfig::default());
+        assert_eq!(at_its_end[0].2.state, FieldState::Green);
+        assert_eq!(
+            states_of(&v, "VER"),
+            vec![
+                (1, FieldState::Green),
+                (5, FieldState::Neutralised),
+                (8, FieldState::Green)
+            ]
+        );
+    }
+
+    /// Every car stands 15 minutes on lap 4 (a red flag), then races again.
+    fn red_flag_on_lap_4() -> Vec<FieldEntry> {
+        let mut v = race(8, 0..=0, 1000);
+        for e in v.iter_mut().filter(|e| e.lap >= 4) {
+            e.end_ms += 900_000;
+            if e.lap == 4 {
+                e.stationary_ms = 900_000;
+                e.clean = false;
+                e.pace_permille = (980_000 * 1000 / e.best_ms) as u32;
+            }
+        }
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_lap_at_racing_pace_is_green_at_a_restart_from_a_red_flag() {
+        // VER restarts first and runs lap 5 at racing pace while the others' latest laps are
+        // still the standing ones; its own standing lap is settled by theirs.
+        let v = red_flag_on_lap_4();
+        let refs: Vec<_> = v.iter().collect();
+        let s = states_of(&red_flag_on_lap_4(), "VER");
+        assert_eq!(s[0], (1, FieldState::Green), "{s:?}");
+        assert!(
+            matches!(s[1], (4, FieldState::Neutralised | FieldState::Red)),
+            "{s:?}"
+        );
+        assert_eq!(s[2..], [(5, FieldState::Green)], "{s:?}");
     }
 
     /// Cars 1..=4 stop at the end of lap `lap` (in-lap 8 s and out-lap 9 s longer, 2.5 s in
@@ -564,9 +724,14 @@ mod tests {
         // are all the field shows of laps 5 and 6.
         let mut v = race(12, 5..=7, 1_600);
         stop_four(&mut v, 5);
-        let s = states(&v);
-        assert!(s.contains(&(6, FieldState::Neutralised)), "{s:?}");
-        assert_eq!(s.last(), Some(&(8, FieldState::Green)), "{s:?}");
+        assert_eq!(
+            states(&v),
+            vec![
+                (1, FieldState::Green),
+                (5, FieldState::Neutralised),
+                (8, FieldState::Green)
+            ]
+        );
     }
 
     #[test]
@@ -590,11 +755,13 @@ mod tests {
 
     #[test]
     fn a_field_standing_still_is_a_red_flag() {
-        let mut v = race(6, 0..=0, 1000);
-        for e in v.iter_mut().filter(|e| e.lap == 4) {
-            e.stationary_ms = 900_000;
-        }
-        let s = states(&v);
-        assert!(s.contains(&(4, FieldState::Red)), "{s:?}");
+        assert_eq!(
+            states(&red_flag_on_lap_4()),
+            vec![
+                (1, FieldState::Green),
+                (4, FieldState::Red),
+                (5, FieldState::Green)
+            ]
+        );
     }
 }

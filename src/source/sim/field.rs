@@ -790,12 +790,13 @@ impl Field {
         let dt = self.dt;
         let lap_m = self.track.lap_m;
         let status = self.status;
-        let (ahead_state, ahead_distance) = match ahead {
+        let (ahead_state, ahead_distance, ahead_failed) = match ahead {
             Some(j) if j != i => (
                 Some((self.cars[j].s, self.cars[j].v)),
                 self.race_distance(j),
+                self.cars[j].failed.is_some(),
             ),
-            _ => (None, 0.0),
+            _ => (None, 0.0, false),
         };
         let my_distance = self.race_distance(i);
         let overtake_p =
@@ -987,7 +988,8 @@ impl Field {
                     let cap = self.kmh_per_rpm[c.max_gear as usize - 1] * REV_LIMIT_RPM / 3.6;
                     target = target.min(cap * 0.995);
                 }
-                // Held up by the car ahead, unless passing it or lapping it.
+                // Held up by the car ahead, unless passing it or lapping it. A car that lost
+                // power or gears is passed on the first straight behind it.
                 c.held = false;
                 if let Some((s_ahead, v_ahead)) = ahead_state {
                     let gap = (s_ahead - c.s).rem_euclid(lap_m);
@@ -1013,7 +1015,7 @@ impl Field {
                     && status == Status::Green
                     && c.lap >= 2
                     && self.track.speed_at(Profile::Normal, c.s) >= 0.8 * profile_top
-                    && rng_roll < overtake_p
+                    && (rng_roll < overtake_p || ahead_failed)
                 {
                     c.passing = ahead;
                     c.pass_left_s = 8.0;
