@@ -41,11 +41,17 @@ pub struct LapMessage {
     pub field_spin_per_10k: u32,
     pub rivals_pitted: u16,
     /// The position the car would hold after a stop on the next lap, under this lap's field
-    /// state, and the pit loss (ms) that assumes: learned from this race's stops, or the prior.
+    /// state, and the pit loss (ms) that assumes (the configured prior).
     #[serde(default)]
     pub rejoin_position_if_pit: u16,
     #[serde(default)]
     pub pit_loss_ms: i64,
+    /// The same position for a stop under green and under a SC/VSC, whatever this lap's state
+    /// (a safety car called during the next lap makes the second the one to read).
+    #[serde(default)]
+    pub rejoin_position_if_pit_green: u16,
+    #[serde(default)]
+    pub rejoin_position_if_pit_neutralised: u16,
     pub message_type: String,
 }
 
@@ -85,6 +91,8 @@ impl LapMessage {
             rivals_pitted: r.field.rivals_pitted,
             rejoin_position_if_pit: r.rejoin_if_pit().0,
             pit_loss_ms: r.rejoin_if_pit().1,
+            rejoin_position_if_pit_green: r.standing.rejoin_green,
+            rejoin_position_if_pit_neutralised: r.standing.rejoin_neutralised,
             message_type: "lap".into(),
         }
     }

@@ -147,7 +147,8 @@ fn wanted(drivers: &Option<Vec<DriverId>>, driver: DriverId) -> bool {
 /// first), `laps_down` is laps behind the leader, the gap and interval are those measured at
 /// the line on the driver's latest lap (`position_on_lap` is where it crossed that line);
 /// `retired` once the race views judged the car retired; `rejoin_position_if_pit` where it would
-/// cross the line after a stop on the next lap, losing `pit_loss_ms` (under the field's state).
+/// cross the line after a stop on the next lap, losing `pit_loss_ms` (under the field's state;
+/// `_green` and `_neutralised` under either).
 pub fn standings(store: &Store) -> Result<Value, Response> {
     let (rows, retired): (Vec<LapRow>, BTreeMap<DriverId, u16>) = race_copy(store, |b| {
         (
@@ -181,6 +182,8 @@ pub fn standings(store: &Store) -> Result<Value, Response> {
                     "retired_on_lap": retired.get(&d.driver),
                     "rejoin_position_if_pit": r.rejoin_if_pit().0,
                     "pit_loss_ms": r.rejoin_if_pit().1,
+                    "rejoin_position_if_pit_green": r.standing.rejoin_green,
+                    "rejoin_position_if_pit_neutralised": r.standing.rejoin_neutralised,
                 })
             })
             .collect(),

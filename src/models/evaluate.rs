@@ -414,7 +414,25 @@ fn rejoin(
         })
         .map(|l| (l.driver, l.lap))
         .collect();
+    // In-laps run partly or wholly under a SC/VSC: the pit wall knows the track status when it
+    // calls the stop, and can read the projection for a stop under one.
+    let neutralised: BTreeSet<(DriverId, u16)> = truth
+        .laps
+        .iter()
+        .filter(|l| {
+            let (Some(from), Some(to)) = (l.start_ms, l.end_ms) else {
+                return false;
+            };
+            status
+                .iter()
+                .any(|p| matches!(p.status, 4 | 6 | 7) && p.start_ms < to && p.end_ms > from)
+        })
+        .map(|l| (l.driver, l.lap))
+        .collect();
     let mut red_stops = 0;
+    // The stops made under a SC/VSC, read with the projection for a stop under one: (scored,
+    // within one, exact).
+    let mut under_sc = (0usize, 0usize, 0usize);
     let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
     stops.sort();
     let mut misses = Vec::new();
@@ -442,6 +460,13 @@ fn rejoin(
         if projected == after {
             e.rejoin_exact += 1;
         }
+        // A run written before the rows carried it has none (0).
+        let sc = ours.rejoin_position_if_pit_neutralised;
+        if neutralised.contains(&(d, in_lap)) && sc > 0 {
+            under_sc.0 += 1;
+            under_sc.1 += (sc.abs_diff(after) <= 1) as usize;
+            under_sc.2 += (sc == after) as usize;
+        }
     }
     let share = |n: usize| 100.0 * n as f64 / e.rejoin_scored.max(1) as f64;
     let _ = writeln!(
@@ -451,6 +476,13 @@ fn rejoin(
         share(e.rejoin_within_one),
         share(e.rejoin_exact)
     );
+    if under_sc.0 > 0 {
+        let _ = writeln!(
+            out,
+            "  the {} stops made under a SC/VSC, read with the projection for a stop under one: within one {}, exact {}",
+            under_sc.0, under_sc.1, under_sc.2
+        );
+    }
     if red_stops > 0 {
         let _ = writeln!(
             out,
