@@ -11,14 +11,20 @@
 //!   safety car, its pit laps are all the field shows of that lap);
 //!   once called, it holds while the pace stays above a lower threshold (the back of a safety
 //!   car's train runs laps only a fifth slower than racing);
-//! - red flag: a large share of the field stood still for a long time on that lap;
+//! - red flag: a large share of the field stood still for a long time on that lap (never a
+//!   car's own clean lap at racing pace: at a restart the queue behind completes its standing
+//!   laps);
+//! - settled within a lap: a car's own lap as slow as a neutralisation that ended before the
+//!   field showed one (the first cars round behind a safety car) is corrected to neutralised
+//!   once the field half a lap or a lap later is, or the car stood its next lap out with the
+//!   field under a red flag;
 //! - rain: the pace drops less than under a neutralisation while wheel spin across the field
 //!   rises well above the race's own rate on earlier laps run at normal pace; once called, it
 //!   holds at the lower spin factor however slow the field (heavy rain slows it as much as a
 //!   safety car).
 //!
-//! A reduce keyed by lap number (see [`field_state`]): a lap completed recomputes one or two
-//! small groups, and a late lap updates the answers it changes.
+//! A reduce keyed by lap number (see [`field_state`]): a lap completed recomputes a few small
+//! groups, and a late lap updates the answers it changes.
 
 use super::rejoin::STANDSTILL_MS;
 use super::{DriverLap, RaceConfig};
@@ -483,7 +489,8 @@ fn median(paces: &mut [u32]) -> u32 {
 
 /// What a lap's group of the field view holds: the laps of that number, those of the two
 /// numbers before (the field a lap ago, and the lap before that for whether a neutralisation
-/// holds), and every earlier lap number's wheel spin at normal pace.
+/// holds) and of the number after (the field a lap later, which settles it), and every earlier
+/// lap number's wheel spin at normal pace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum FieldInput {
     Lap(FieldEntry),
@@ -497,8 +504,9 @@ const SPIN_REACH: u16 = 150;
 /// All laps in, `((driver, lap), view)` out.
 ///
 /// Keyed by lap number, so that a lap completed recomputes one or two small groups and not the
-/// whole race: the group of lap `n` holds the laps numbered `n` to `n - 2`, which is the field
-/// a lap back from any lap `n` and a lap before that (a car lapped twice is missing from it),
+/// whole race: the group of lap `n` holds the laps numbered `n + 1` to `n - 2`, which is the
+/// field a lap back from any lap `n`, a lap before that and a lap after it (a car lapped twice
+/// is missing from it),
 /// and the race's wheel spin on clean laps at normal pace on every earlier lap number, the rain
 /// baseline.
 pub fn field_state<'scope>(
