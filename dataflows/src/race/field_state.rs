@@ -690,8 +690,6 @@ mod tests {
     fn a_lap_at_racing_pace_is_green_at_a_restart_from_a_red_flag() {
         // VER restarts first and runs lap 5 at racing pace while the others' latest laps are
         // still the standing ones; its own standing lap is settled by theirs.
-        let v = red_flag_on_lap_4();
-        let refs: Vec<_> = v.iter().collect();
         let s = states_of(&red_flag_on_lap_4(), "VER");
         assert_eq!(s[0], (1, FieldState::Green), "{s:?}");
         assert!(
