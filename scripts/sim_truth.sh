@@ -20,13 +20,16 @@ for circuit in monaco monza silverstone; do
       /neutralised driver-laps/ { match($0, /recall [0-9.]+/); r=substr($0, RSTART+7, RLENGTH-7);
                                   match($0, /precision [0-9.]+/); p=substr($0, RSTART+10, RLENGTH-10);
                                   split($0, w, " "); nf=w[3]; nt=w[5]; jc=w[13]; jt=w[15] }
+      /as first written/ { split($0, w, " "); ff=w[8]; ft=w[10]; fc=w[14]; fj=w[16] }
       /^incidents/ { inc=$2 "/" $4 }
       END { printf "%-12s %5s %9s %9s %9s %9s %9s %9s\n", c, s, sp, sr, pos, p, r, inc;
-            printf "%s %s %s %s\n", nf, nt, jc, jt > "/dev/stderr" }' "$out/eval.txt" 2>> "$dir/neutral"
+            printf "%s %s %s %s %s %s %s %s\n", nf, nt, jc, jt, ff, ft, fc, fj > "/dev/stderr" }' "$out/eval.txt" 2>> "$dir/neutral"
   done
 done
 # Pooled over every race: neutralised driver-laps found of those run wholly under SC/VSC/red,
-# and of those judged so, how many saw one.
-awk '{ f += $1; t += $2; c += $3; j += $4 }
+# and of those judged so, how many saw one; settled, and as each lap row was first written.
+awk '{ f += $1; t += $2; c += $3; j += $4; ff += $5; ft += $6; fc += $7; fj += $8 }
      END { printf "neutralised driver-laps, all races: recall %d/%d = %.3f, precision %d/%d = %.3f\n",
-                  f, t, t ? f / t : 0, c, j, j ? c / j : 0 }' "$dir/neutral"
+                  f, t, t ? f / t : 0, c, j, j ? c / j : 0;
+           printf "as first written at each lap'"'"'s end: recall %d/%d = %.3f, precision %d/%d = %.3f\n",
+                  ff, ft, ft ? ff / ft : 0, fc, fj, fj ? fc / fj : 0 }' "$dir/neutral"

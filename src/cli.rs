@@ -362,8 +362,8 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub drivers: Vec<String>,
     /// Write alerts.jsonl, windows.jsonl, dead_letters.jsonl, laps.jsonl, pit_stops.jsonl,
-    /// predictions.jsonl, predictions_first.jsonl (as first emitted) and summary.json to this
-    /// folder (the race views keep their live step).
+    /// predictions.jsonl, predictions_first.jsonl and laps_first.jsonl (as first emitted) and
+    /// summary.json to this folder (the race views keep their live step).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Pit-stop model written by `pitwall train` (default: the embedded config/pit_model.toml).

@@ -188,13 +188,14 @@ fn alerts_are_well_formed_episodes_with_unique_ids() {
 }
 
 /// The outputs that must not depend on workers or processes.
-const COMPARED: [&str; 6] = [
+const COMPARED: [&str; 7] = [
     "alerts.jsonl",
     "windows.jsonl",
     "laps.jsonl",
     "pit_stops.jsonl",
     "predictions.jsonl",
     "predictions_first.jsonl",
+    "laps_first.jsonl",
 ];
 
 #[test]

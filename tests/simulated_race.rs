@@ -111,6 +111,8 @@ fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
                 e.neutral_recall >= 0.95 && e.neutral_precision >= 0.95,
                 "{what}"
             );
+            // Scored apart as each lap row was first written (laps_first.jsonl).
+            assert!(e.neutral_first.is_some(), "{what}");
         }
     }
 }
@@ -197,6 +199,7 @@ fn a_seed_gives_the_same_race_on_one_or_two_workers() {
         "pit_stops.jsonl",
         "predictions.jsonl",
         "predictions_first.jsonl",
+        "laps_first.jsonl",
     ] {
         let a = read("a/run", file);
         assert!(!a.is_empty(), "{file}");

@@ -37,6 +37,9 @@ pub struct RunFiles {
     /// Each prediction as first emitted at its lap's end (`predictions_first.jsonl`; empty
     /// for a run that did not write it).
     pub first_predictions: Vec<PredictionMessage>,
+    /// Each lap row as first written at its lap's end (`laps_first.jsonl`; empty for a run that
+    /// did not write it).
+    pub first_laps: Vec<LapMessage>,
     pub alerts: Vec<AlertLine>,
 }
 
@@ -70,6 +73,7 @@ impl RunFiles {
             stops: read_jsonl(&dir.join("pit_stops.jsonl"), true)?,
             predictions: read_jsonl(&dir.join("predictions.jsonl"), true)?,
             first_predictions: read_jsonl(&dir.join("predictions_first.jsonl"), false)?,
+            first_laps: read_jsonl(&dir.join("laps_first.jsonl"), false)?,
             alerts: read_jsonl(&dir.join("alerts.jsonl"), false)?,
         })
     }
@@ -125,6 +129,9 @@ pub struct Evaluation {
     pub neutral_laps_right: usize,
     pub neutral_recall: f64,
     pub neutral_precision: f64,
+    /// The same as each lap row was first written (`laps_first.jsonl`): found of run wholly
+    /// under one, right of judged.
+    pub neutral_first: Option<(usize, usize, usize, usize)>,
     /// Incidents of the truth (simulated races) and those the run raised within
     /// [`INCIDENT_LAPS`] laps, by the same driver and alert type.
     pub incidents_true: usize,
@@ -628,24 +635,26 @@ fn field_state(
         .iter()
         .filter(|p| matches!(p.status, 4..=7))
         .collect();
-    let mut judged = 0;
-    let mut right = 0;
-    let mut whole = 0;
-    let mut found = 0;
-    for l in &truth.laps {
-        let (Some(s), Some(end)) = (l.start_ms, l.end_ms) else {
-            continue;
-        };
-        let inside = neutral.iter().any(|p| p.start_ms <= s && end <= p.end_ms);
-        let touched = neutral.iter().any(|p| p.start_ms < end && s < p.end_ms);
-        let ours = state_of
-            .get(&(l.driver, l.lap))
-            .is_some_and(|s| *s == "neutralised" || *s == "red");
-        whole += inside as usize;
-        found += (inside && ours) as usize;
-        judged += ours as usize;
-        right += (ours && touched) as usize;
-    }
+    // (run wholly under one, of them found, judged neutralised, of them touching one)
+    let score = |state_of: &HashMap<(DriverId, u16), &str>| {
+        let (mut whole, mut found, mut judged, mut right) = (0, 0, 0, 0);
+        for l in &truth.laps {
+            let (Some(s), Some(end)) = (l.start_ms, l.end_ms) else {
+                continue;
+            };
+            let inside = neutral.iter().any(|p| p.start_ms <= s && end <= p.end_ms);
+            let touched = neutral.iter().any(|p| p.start_ms < end && s < p.end_ms);
+            let ours = state_of
+                .get(&(l.driver, l.lap))
+                .is_some_and(|s| *s == "neutralised" || *s == "red");
+            whole += inside as usize;
+            found += (inside && ours) as usize;
+            judged += ours as usize;
+            right += (ours && touched) as usize;
+        }
+        (whole, found, judged, right)
+    };
+    let (whole, found, judged, right) = score(&state_of);
     e.neutral_laps_true = whole;
     e.neutral_laps_found = found;
     e.neutral_laps_judged = judged;
@@ -658,6 +667,23 @@ fn field_state(
          {right} of {judged} judged so saw one (precision {:.3})",
         e.neutral_recall, e.neutral_precision
     );
+    if !run.first_laps.is_empty() {
+        // As each lap row was first written at its lap's end, before the field settled it.
+        let first: HashMap<(DriverId, u16), &str> = run
+            .first_laps
+            .iter()
+            .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l.field_state.as_str())))
+            .collect();
+        let (whole, found, judged, right) = score(&first);
+        e.neutral_first = Some((found, whole, right, judged));
+        let _ = writeln!(
+            out,
+            "  as first written at each lap's end: {found} of {whole} found (recall {:.3}); \
+             {right} of {judged} right (precision {:.3})",
+            ratio(found, whole),
+            ratio(right, judged)
+        );
+    }
     let mut states: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &run.laps {
         *states.entry(l.field_state.as_str()).or_default() += 1;

@@ -10,7 +10,7 @@ use crate::ingest::EpochClock;
 use crate::report::{peak_rss_kb, DriverSummary, Percentiles, Summary};
 use pitwall_dataflows::alert::{AlertStatus, AlertType, Severity};
 use pitwall_dataflows::dataflow::Epoch;
-use pitwall_dataflows::race::{ModelType, Prediction, RaceBook, RaceItem, RaceUpdate};
+use pitwall_dataflows::race::{LapRow, ModelType, Prediction, RaceBook, RaceItem, RaceUpdate};
 use pitwall_dataflows::{DriverId, Output};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -138,6 +138,8 @@ pub struct Collector {
     /// With `--out`: each prediction's earliest epoch and its rows' counts at that epoch, the
     /// row as it was first emitted (later epochs correct it after the fact).
     first: BTreeMap<PredictionKey, (Epoch, BTreeMap<Prediction, i64>)>,
+    /// The same for each driver's lap rows.
+    first_laps: BTreeMap<(DriverId, u16), (Epoch, BTreeMap<LapRow, i64>)>,
 }
 
 type PredictionKey = (DriverId, u16, ModelType);
@@ -172,22 +174,29 @@ impl Collector {
             latencies_ms: Vec::new(),
             race: RaceBook::default(),
             first: BTreeMap::new(),
+            first_laps: BTreeMap::new(),
         })
     }
 
-    /// Keeps a prediction's rows at the earliest epoch it was emitted at (`--out` only).
+    /// Keeps a prediction's or a lap's rows at the earliest epoch it was emitted at (`--out`
+    /// only).
     pub fn first_emitted(&mut self, u: &RaceUpdate, epoch: Epoch) {
-        let (RaceItem::Prediction(p), true) = (&u.item, self.files.is_some()) else {
+        if self.files.is_none() {
             return;
-        };
-        let key = (p.driver, p.lap, p.model);
-        match self.first.get_mut(&key) {
-            Some((e, rows)) if *e == epoch => *rows.entry(p.clone()).or_default() += u.diff,
-            Some((e, _)) if *e < epoch => {}
-            _ => {
-                self.first
-                    .insert(key, (epoch, BTreeMap::from([(p.clone(), u.diff)])));
+        }
+        match &u.item {
+            RaceItem::Prediction(p) => keep_first(
+                &mut self.first,
+                (p.driver, p.lap, p.model),
+                p,
+                u.diff,
+                epoch,
+            ),
+            RaceItem::Lap(l) => {
+                let key = (l.lap.done.driver, l.lap.done.lap);
+                keep_first(&mut self.first_laps, key, l, u.diff, epoch)
             }
+            _ => {}
         }
     }
 
@@ -356,11 +365,12 @@ impl Collector {
         }
         if let Some(f) = self.files.take() {
             let dir = f.dir().to_path_buf();
-            let first = self.first.values().filter_map(|(_, rows)| {
-                let mut present = rows.iter().filter(|(_, &n)| n > 0).map(|(p, _)| p);
-                present.next()
-            });
-            if let Err(e) = f.race(&self.race, first) {
+            let first = self.first.values().filter_map(|(_, rows)| present(rows));
+            let first_laps = self
+                .first_laps
+                .values()
+                .filter_map(|(_, rows)| present(rows));
+            if let Err(e) = f.race(&self.race, first, first_laps) {
                 self.write_error.get_or_insert_with(|| e.to_string());
             }
             if let Err(e) = f.finish(&summary) {
@@ -376,4 +386,26 @@ impl Collector {
 
 fn owned_keys(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
     counts.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Counts a row of `key` at `epoch` when it is the earliest epoch seen for that key.
+fn keep_first<K: Ord, T: Ord + Clone>(
+    first: &mut BTreeMap<K, (Epoch, BTreeMap<T, i64>)>,
+    key: K,
+    row: &T,
+    diff: i64,
+    epoch: Epoch,
+) {
+    match first.get_mut(&key) {
+        Some((e, rows)) if *e == epoch => *rows.entry(row.clone()).or_default() += diff,
+        Some((e, _)) if *e < epoch => {}
+        _ => {
+            first.insert(key, (epoch, BTreeMap::from([(row.clone(), diff)])));
+        }
+    }
+}
+
+/// The row present at its first epoch (inserted there and not retracted).
+fn present<T>(rows: &BTreeMap<T, i64>) -> Option<&T> {
+    rows.iter().find(|(_, &n)| n > 0).map(|(r, _)| r)
 }

@@ -1,14 +1,14 @@
 //! The `--out` folder: `alerts.jsonl` (one line per ended episode), `windows.jsonl`,
 //! `dead_letters.jsonl`, the race views' `laps.jsonl`, `pit_stops.jsonl` and
 //! `predictions.jsonl` (their rows as they stand when the run ends, by driver and lap),
-//! `predictions_first.jsonl` (each prediction as first emitted, before any correction), and
-//! `summary.json`.
+//! `predictions_first.jsonl` and `laps_first.jsonl` (each prediction and lap row as first
+//! emitted, before any correction), and `summary.json`.
 
 use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use crate::report::Summary;
 use pitwall_dataflows::alert::Alert;
-use pitwall_dataflows::race::{Prediction, RaceBook};
+use pitwall_dataflows::race::{LapRow, Prediction, RaceBook};
 use pitwall_dataflows::window::WindowStats;
 use pitwall_dataflows::DeadLetter;
 use serde::Serialize;
@@ -52,12 +52,13 @@ impl OutFiles {
         write_line(&mut self.dead_letters, dead)
     }
 
-    /// Writes the race views' current rows, each file sorted by driver, then lap.
-    /// The race views' rows as they stand, and `first`, each prediction as first emitted.
+    /// Writes the race views' rows as they stand, each file sorted by driver, then lap, and
+    /// `first` and `first_laps`, each prediction and lap row as first emitted.
     pub fn race<'a>(
         &self,
         book: &RaceBook,
         first: impl Iterator<Item = &'a Prediction>,
+        first_laps: impl Iterator<Item = &'a LapRow>,
     ) -> std::io::Result<()> {
         let create = |name: &str| -> std::io::Result<BufWriter<File>> {
             Ok(BufWriter::new(File::create(self.dir.join(name))?))
@@ -78,10 +79,15 @@ impl OutFiles {
         for p in first {
             write_line(&mut first_file, &PredictionMessage::new(p))?;
         }
+        let mut first_laps_file = create("laps_first.jsonl")?;
+        for row in first_laps {
+            write_line(&mut first_laps_file, &LapMessage::new(row))?;
+        }
         laps.flush()?;
         stops.flush()?;
         predictions.flush()?;
-        first_file.flush()
+        first_file.flush()?;
+        first_laps_file.flush()
     }
 
     /// Flushes the jsonl files and writes `summary.json` beside them.
