@@ -129,8 +129,8 @@ pub struct Evaluation {
     pub neutral_laps_right: usize,
     pub neutral_recall: f64,
     pub neutral_precision: f64,
-    /// The same as each lap row was first written (`laps_first.jsonl`): found of run wholly
-    /// under one, right of judged.
+    /// The same as each lap row was first written (`laps_first.jsonl`): run wholly under one,
+    /// of them found, judged so, of them right.
     pub neutral_first: Option<(usize, usize, usize, usize)>,
     /// Incidents of the truth (simulated races) and those the run raised within
     /// [`INCIDENT_LAPS`] laps, by the same driver and alert type.
@@ -408,34 +408,10 @@ fn rejoin(
         .iter()
         .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
         .collect();
-    let under_red: BTreeSet<(DriverId, u16)> = truth
-        .laps
-        .iter()
-        .filter(|l| {
-            let (Some(from), Some(to)) = (l.start_ms, l.end_ms) else {
-                return false;
-            };
-            status
-                .iter()
-                .any(|p| p.status == 5 && p.start_ms < to && p.end_ms > from)
-        })
-        .map(|l| (l.driver, l.lap))
-        .collect();
+    let under_red = laps_touching(truth, status, |code| code == 5);
     // In-laps run partly or wholly under a SC/VSC: the pit wall knows the track status when it
     // calls the stop, and can read the projection for a stop under one.
-    let neutralised: BTreeSet<(DriverId, u16)> = truth
-        .laps
-        .iter()
-        .filter(|l| {
-            let (Some(from), Some(to)) = (l.start_ms, l.end_ms) else {
-                return false;
-            };
-            status
-                .iter()
-                .any(|p| matches!(p.status, 4 | 6 | 7) && p.start_ms < to && p.end_ms > from)
-        })
-        .map(|l| (l.driver, l.lap))
-        .collect();
+    let neutralised = laps_touching(truth, status, |code| matches!(code, 4 | 6 | 7));
     let mut red_stops = 0;
     // The stops made under a SC/VSC, read with the projection for a stop under one: (scored,
     // within one, exact).
@@ -499,6 +475,34 @@ fn rejoin(
     if !misses.is_empty() {
         let _ = writeln!(out, "  off by more: {}", misses.join("; "));
     }
+}
+
+/// The laps of the laps table that touch a track-status period whose code `of` picks.
+fn laps_touching(
+    truth: &Truth,
+    status: &[StatusPeriod],
+    of: impl Fn(u8) -> bool,
+) -> BTreeSet<(DriverId, u16)> {
+    truth
+        .laps
+        .iter()
+        .filter(|l| {
+            let (Some(from), Some(to)) = (l.start_ms, l.end_ms) else {
+                return false;
+            };
+            status
+                .iter()
+                .any(|p| of(p.status) && p.start_ms < to && p.end_ms > from)
+        })
+        .map(|l| (l.driver, l.lap))
+        .collect()
+}
+
+/// Each lap row's field state, by driver and lap.
+fn states_by_lap(laps: &[LapMessage]) -> HashMap<(DriverId, u16), &str> {
+    laps.iter()
+        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l.field_state.as_str())))
+        .collect()
 }
 
 /// A reliability table, one line a bin.
@@ -591,11 +595,7 @@ fn field_state(
         let first = laps.next().unwrap_or(0);
         laps.fold((first, first), |(lo, hi), l| (lo.min(l), hi.max(l)))
     };
-    let state_of: HashMap<(DriverId, u16), &str> = run
-        .laps
-        .iter()
-        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l.field_state.as_str())))
-        .collect();
+    let state_of = states_by_lap(&run.laps);
     for p in status {
         let overlapping: Vec<(DriverId, u16)> = truth
             .laps
@@ -669,13 +669,8 @@ fn field_state(
     );
     if !run.first_laps.is_empty() {
         // As each lap row was first written at its lap's end, before the field settled it.
-        let first: HashMap<(DriverId, u16), &str> = run
-            .first_laps
-            .iter()
-            .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l.field_state.as_str())))
-            .collect();
-        let (whole, found, judged, right) = score(&first);
-        e.neutral_first = Some((found, whole, right, judged));
+        let (whole, found, judged, right) = score(&states_by_lap(&run.first_laps));
+        e.neutral_first = Some((whole, found, judged, right));
         let _ = writeln!(
             out,
             "  as first written at each lap's end: {found} of {whole} found (recall {:.3}); \

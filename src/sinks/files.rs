@@ -60,34 +60,23 @@ impl OutFiles {
         first: impl Iterator<Item = &'a Prediction>,
         first_laps: impl Iterator<Item = &'a LapRow>,
     ) -> std::io::Result<()> {
-        let create = |name: &str| -> std::io::Result<BufWriter<File>> {
-            Ok(BufWriter::new(File::create(self.dir.join(name))?))
-        };
-        let mut laps = create("laps.jsonl")?;
-        for row in book.laps() {
-            write_line(&mut laps, &LapMessage::new(row))?;
+        self.rows("laps.jsonl", book.laps().map(LapMessage::new))?;
+        self.rows("pit_stops.jsonl", book.pit_stops().map(PitStopMessage::new))?;
+        self.rows(
+            "predictions.jsonl",
+            book.predictions().map(PredictionMessage::new),
+        )?;
+        self.rows("predictions_first.jsonl", first.map(PredictionMessage::new))?;
+        self.rows("laps_first.jsonl", first_laps.map(LapMessage::new))
+    }
+
+    /// Writes `rows` to the file `name` of the folder, a line each.
+    fn rows<T: Serialize>(&self, name: &str, rows: impl Iterator<Item = T>) -> std::io::Result<()> {
+        let mut file = BufWriter::new(File::create(self.dir.join(name))?);
+        for row in rows {
+            write_line(&mut file, &row)?;
         }
-        let mut stops = create("pit_stops.jsonl")?;
-        for row in book.pit_stops() {
-            write_line(&mut stops, &PitStopMessage::new(row))?;
-        }
-        let mut predictions = create("predictions.jsonl")?;
-        for p in book.predictions() {
-            write_line(&mut predictions, &PredictionMessage::new(p))?;
-        }
-        let mut first_file = create("predictions_first.jsonl")?;
-        for p in first {
-            write_line(&mut first_file, &PredictionMessage::new(p))?;
-        }
-        let mut first_laps_file = create("laps_first.jsonl")?;
-        for row in first_laps {
-            write_line(&mut first_laps_file, &LapMessage::new(row))?;
-        }
-        laps.flush()?;
-        stops.flush()?;
-        predictions.flush()?;
-        first_file.flush()?;
-        first_laps_file.flush()
+        file.flush()
     }
 
     /// Flushes the jsonl files and writes `summary.json` beside them.

@@ -161,6 +161,11 @@ pub fn field_views(
     let mut narrow: Vec<&FieldEntry> = Vec::with_capacity(32);
     // What a stop costs beyond its standstill under green: taken off a pit lap's time.
     let lane_ms = (cfg.pit_loss_prior_ms - STANDSTILL_MS).max(0);
+    let alone = Alone {
+        cfg,
+        lane_ms,
+        baseline,
+    };
     for (i, e) in entries.iter().enumerate() {
         if e.best_ms > 0 {
             bests[best_count % bests.len()] = e.best_ms;
@@ -194,11 +199,6 @@ pub fn field_views(
         let pace = median(&mut paces);
         let judged = paces.len() >= cfg.min_field_cars;
         let (spin_per_10k, cars) = (spin_rate(&latest), latest.len());
-        // A red flag: most of the field stood on the laps it completed over the last lap, or
-        // over the widened window (the cars that queued ahead of the line complete their lap
-        // standing together at the restart, and the widened window reaches back to the laps
-        // the others completed at racing pace before the flag).
-        let red = |cars: &[&FieldEntry]| red_flag(cars, cfg);
         // The field a lap before (a lap's window back), judged alone: a neutralisation holds
         // until the field's pace is back near racing pace, not merely under the threshold that
         // called it (at the back of a safety car's train cars run laps only a fifth slower;
@@ -207,35 +207,28 @@ pub fn field_views(
         // field runs as slowly as behind a safety car).
         let before_ms = e.end_ms - typical_ms;
         let state_before = match entries[..=i].iter().rposition(|l| l.end_ms <= before_ms) {
-            Some(j) => {
-                judge_window(
-                    &entries[..=j],
-                    before_ms,
-                    [typical_ms, 2 * typical_ms],
-                    lane_ms,
-                    cfg,
-                    &mut before,
-                    &mut before_paces,
-                );
-                let judged = before_paces.len() >= cfg.min_field_cars;
-                let pace = median(&mut before_paces);
-                if red(&before) {
-                    FieldState::Red
-                } else {
-                    judge(judged, pace, spin_rate(&before), baseline, None, cfg)
-                }
-            }
+            Some(j) => alone.judge(
+                &entries[..=j],
+                before_ms,
+                [typical_ms, 2 * typical_ms],
+                &mut before,
+                &mut before_paces,
+            ),
             None => FieldState::Green,
         };
-        // When the window was widened, the lap's own window is judged for red too.
+        // A red flag: most of the field stood on the laps it completed over the last lap, or
+        // over the widened window (the cars that queued ahead of the line complete their lap
+        // standing together at the restart, and the widened window reaches back to the laps
+        // the others completed at racing pace before the flag): when the window was widened,
+        // the lap's own window is judged for red too.
         let widened = entries[window_start].end_ms <= e.end_ms - typical_ms;
         let red_narrow = widened && {
             let from =
                 entries[window_start..=i].partition_point(|l| l.end_ms <= e.end_ms - typical_ms);
             latest_of_each_car(&entries[window_start + from..=i], &mut narrow);
-            red(&narrow)
+            red_flag(&narrow, cfg)
         };
-        let state = if red(&latest) || red_narrow {
+        let state = if red_flag(&latest, cfg) || red_narrow {
             FieldState::Red
         } else {
             judge(
@@ -263,24 +256,14 @@ pub fn field_views(
         // it only at the restart). Its row is written as judged at its end, then corrected.
         let state = if state == FieldState::Green
             && e.pace_permille >= cfg.neutralised_pace_permille
-            && (settled(
-                entries,
-                i,
-                [typical_ms / 2, typical_ms],
-                own_ms,
-                (lane_ms, baseline),
-                cfg,
-                &mut before,
-                &mut before_paces,
-            ) || stood_next(
+            && alone.settles(
                 entries,
                 i,
                 typical_ms,
-                lane_ms,
-                cfg,
+                own_ms,
                 &mut before,
                 &mut before_paces,
-            )) {
+            ) {
             FieldState::Neutralised
         } else {
             state
@@ -315,79 +298,77 @@ fn red_flag(cars: &[&FieldEntry], cfg: &RaceConfig) -> bool {
         && stood as u64 * 1000 >= cfg.red_share_permille as u64 * cars.len() as u64
 }
 
-/// Whether the field, judged alone `after` (ms) the end of lap `entries[i]`, was neutralised or
-/// stood for a red flag at either point (`baseline`: the race's wheel-spin rate, for rain).
-#[allow(clippy::too_many_arguments)]
-fn settled<'a>(
-    entries: &[&'a FieldEntry],
-    i: usize,
-    after: [i64; 2],
-    own_ms: i64,
-    (lane_ms, baseline): (i64, u32),
-    cfg: &RaceConfig,
-    latest: &mut Vec<&'a FieldEntry>,
-    paces: &mut Vec<u32>,
-) -> bool {
-    let e = entries[i];
-    let typical_ms = after[1];
-    after.iter().any(|after_ms| {
-        let at_ms = e.end_ms + after_ms;
-        let k = i + entries[i..].partition_point(|l| l.end_ms <= at_ms);
-        judge_window(
-            &entries[..k],
-            at_ms,
-            [typical_ms, typical_ms.max(own_ms)],
-            lane_ms,
-            cfg,
-            latest,
-            paces,
-        );
-        let judged = paces.len() >= cfg.min_field_cars;
-        red_flag(latest, cfg)
-            || judge(
-                judged,
-                median(paces),
-                spin_rate(latest),
-                baseline,
-                None,
-                cfg,
-            ) == FieldState::Neutralised
-    })
+/// The field judged alone at some time (no state before it to hold): what that needs.
+struct Alone<'c> {
+    cfg: &'c RaceConfig,
+    /// What a stop costs beyond its standstill under green (ms).
+    lane_ms: i64,
+    /// The race's wheel-spin rate at normal pace (per 10,000 samples; 0 while unknown).
+    baseline: u32,
 }
 
-/// Whether the car of lap `entries[i]` stood its next lap out with the field under a red flag.
-fn stood_next<'a>(
-    entries: &[&'a FieldEntry],
-    i: usize,
-    typical_ms: i64,
-    lane_ms: i64,
-    cfg: &RaceConfig,
-    latest: &mut Vec<&'a FieldEntry>,
-    paces: &mut Vec<u32>,
-) -> bool {
-    let e = entries[i];
-    let Some(j) = entries[i + 1..]
-        .iter()
-        .position(|l| l.driver == e.driver && l.lap == e.lap + 1)
-        .map(|j| i + 1 + j)
-    else {
-        return false;
-    };
-    let next = entries[j];
-    if next.stationary_ms < cfg.red_stationary_ms {
-        return false;
+impl Alone<'_> {
+    /// The field at `at_ms` over `entries` (sorted by end time, none after `at_ms`), in the
+    /// first of `windows` with enough laps to judge by: red when a red flag's share of it
+    /// stood, else as its pace and wheel spin say.
+    fn judge<'a>(
+        &self,
+        entries: &[&'a FieldEntry],
+        at_ms: i64,
+        windows: [i64; 2],
+        latest: &mut Vec<&'a FieldEntry>,
+        paces: &mut Vec<u32>,
+    ) -> FieldState {
+        let cfg = self.cfg;
+        judge_window(entries, at_ms, windows, self.lane_ms, cfg, latest, paces);
+        if red_flag(latest, cfg) {
+            return FieldState::Red;
+        }
+        let judged = paces.len() >= cfg.min_field_cars;
+        let pace = median(paces);
+        judge(judged, pace, spin_rate(latest), self.baseline, None, cfg)
     }
-    let next_ms = next.pace_permille as i64 * next.best_ms / 1000;
-    judge_window(
-        &entries[..=j],
-        next.end_ms,
-        [typical_ms, typical_ms.max(next_ms)],
-        lane_ms,
-        cfg,
-        latest,
-        paces,
-    );
-    red_flag(latest, cfg)
+
+    /// Whether lap `entries[i]` (`own_ms` its window's length) settles to neutralised: the
+    /// field half a lap or a lap after it was neutralised or stood for a red flag, or its car
+    /// stood its next lap out with the field under a red flag.
+    fn settles<'a>(
+        &self,
+        entries: &[&'a FieldEntry],
+        i: usize,
+        typical_ms: i64,
+        own_ms: i64,
+        latest: &mut Vec<&'a FieldEntry>,
+        paces: &mut Vec<u32>,
+    ) -> bool {
+        let e = entries[i];
+        let later = [typical_ms / 2, typical_ms].into_iter().any(|after_ms| {
+            let at_ms = e.end_ms + after_ms;
+            let k = i + entries[i..].partition_point(|l| l.end_ms <= at_ms);
+            let windows = [typical_ms, typical_ms.max(own_ms)];
+            matches!(
+                self.judge(&entries[..k], at_ms, windows, latest, paces),
+                FieldState::Neutralised | FieldState::Red
+            )
+        });
+        if later {
+            return true;
+        }
+        let next = entries[i + 1..]
+            .iter()
+            .position(|l| l.driver == e.driver && l.lap == e.lap + 1)
+            .map(|j| i + 1 + j);
+        next.is_some_and(|j| {
+            let next = entries[j];
+            let windows = [
+                typical_ms,
+                typical_ms.max(next.pace_permille as i64 * next.best_ms / 1000),
+            ];
+            next.stationary_ms >= self.cfg.red_stationary_ms
+                && self.judge(&entries[..=j], next.end_ms, windows, latest, paces)
+                    == FieldState::Red
+        })
+    }
 }
 
 /// The latest lap of each car among `entries` (sorted by end time, the last ending at or
@@ -623,6 +604,13 @@ mod tests {
         v
     }
 
+    /// Laps 5 to 7 neutralised, green before and after.
+    const NEUTRALISED_5_TO_7: [(u16, FieldState); 3] = [
+        (1, FieldState::Green),
+        (5, FieldState::Neutralised),
+        (8, FieldState::Green),
+    ];
+
     fn states(v: &[FieldEntry]) -> Vec<(u16, FieldState)> {
         states_of(v, "SAI")
     }
@@ -641,14 +629,7 @@ mod tests {
     #[test]
     fn a_field_that_slows_together_is_neutralised_and_green_again_after() {
         let v = race(12, 5..=7, 1_450);
-        assert_eq!(
-            states(&v),
-            vec![
-                (1, FieldState::Green),
-                (5, FieldState::Neutralised),
-                (8, FieldState::Green)
-            ]
-        );
+        assert_eq!(states(&v), NEUTRALISED_5_TO_7);
     }
 
     #[test]
@@ -661,14 +642,7 @@ mod tests {
         let cut = v.iter().position(|e| e.lap == 5).unwrap();
         let at_its_end = field_views(&refs[..=cut], Some(5), 0, &RaceConfig::default());
         assert_eq!(at_its_end[0].2.state, FieldState::Green);
-        assert_eq!(
-            states_of(&v, "VER"),
-            vec![
-                (1, FieldState::Green),
-                (5, FieldState::Neutralised),
-                (8, FieldState::Green)
-            ]
-        );
+        assert_eq!(states_of(&v, "VER"), NEUTRALISED_5_TO_7);
     }
 
     /// Every car stands 15 minutes on lap 4 (a red flag), then races again.
@@ -730,14 +704,7 @@ mod tests {
         // are all the field shows of laps 5 and 6.
         let mut v = race(12, 5..=7, 1_600);
         stop_four(&mut v, 5);
-        assert_eq!(
-            states(&v),
-            vec![
-                (1, FieldState::Green),
-                (5, FieldState::Neutralised),
-                (8, FieldState::Green)
-            ]
-        );
+        assert_eq!(states(&v), NEUTRALISED_5_TO_7);
     }
 
     #[test]
