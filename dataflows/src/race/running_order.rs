@@ -6,9 +6,10 @@
 //! Gap to the leader and interval to the car ahead are the differences of crossing times.
 //! With them, where the car would rejoin if it stopped on the next lap: behind every car that
 //! crossed less than the pit loss after it (`rejoin.rs`), under green and under a
-//! neutralisation.
+//! neutralisation, the loss learned from the stops of in-laps up to two laps before (their
+//! samples join each later lap's group).
 
-use super::rejoin::{rejoin_position, LossPrior};
+use super::rejoin::{learned_losses, rejoin_position, LossPrior, LossSample, Losses, LAST_LAP};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
@@ -24,14 +25,21 @@ pub struct Standing {
     /// The position after a stop on the next lap, green and under a neutralisation.
     pub rejoin_green: u16,
     pub rejoin_neutralised: u16,
-    /// The pit losses those were projected with (ms).
-    pub pit_loss_green_ms: i64,
-    pub pit_loss_neutralised_ms: i64,
+    /// The pit losses those were projected with, and the stops they were learned from.
+    pub pit_loss: Losses,
+}
+
+/// What a lap's group holds: the cars that completed it, and the loss samples of the stops
+/// made up to two laps before it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OrderInput {
+    Crossing(i64, DriverId),
+    Sample(LossSample),
 }
 
 /// Standings of the cars that completed one lap, from their crossing times in any order, and
-/// where each would rejoin after a stop losing `loss` (green, neutralised ms).
-pub fn standings(crossings: &[(i64, DriverId)], loss: (i64, i64)) -> Vec<(DriverId, Standing)> {
+/// where each would rejoin after a stop losing `loss`.
+pub fn standings(crossings: &[(i64, DriverId)], loss: Losses) -> Vec<(DriverId, Standing)> {
     let mut sorted = crossings.to_vec();
     sorted.sort();
     let leader = sorted.first().map_or(0, |c| c.0);
@@ -45,10 +53,9 @@ pub fn standings(crossings: &[(i64, DriverId)], loss: (i64, i64)) -> Vec<(Driver
                 gap_to_leader_ms: end_ms - leader,
                 interval_ms: prev.map_or(0, |p| end_ms - p.0),
                 ahead: prev.map(|p| p.1),
-                rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.0),
-                rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.1),
-                pit_loss_green_ms: loss.0,
-                pit_loss_neutralised_ms: loss.1,
+                rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.green_ms),
+                rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.neutralised_ms),
+                pit_loss: loss,
             },
         ));
         prev = Some((end_ms, driver));
@@ -56,20 +63,36 @@ pub fn standings(crossings: &[(i64, DriverId)], loss: (i64, i64)) -> Vec<(Driver
     out
 }
 
-/// `(lap, (end_ms, driver))` in, `((driver, lap), standing)` out; a stop's loss is `prior`'s.
+/// `(lap, (end_ms, driver))` and the stops' loss samples by in-lap in, `((driver, lap),
+/// standing)` out; the loss starts from `prior`.
 pub fn running_order<'scope>(
     crossings: VecCollection<'scope, Epoch, (u16, (i64, DriverId)), isize>,
+    samples: VecCollection<'scope, Epoch, (u16, LossSample), isize>,
     prior: LossPrior,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), Standing), isize> {
-    let loss = prior.losses();
+    let samples = samples.flat_map(|(in_lap, s)| {
+        (in_lap.saturating_add(2)..=LAST_LAP).map(move |lap| (lap, OrderInput::Sample(s)))
+    });
     crossings
+        .map(|(lap, (end_ms, driver))| (lap, OrderInput::Crossing(end_ms, driver)))
+        .concat(samples)
         .reduce_named("RunningOrder", move |_lap, input, output| {
-            // Input values come sorted: by crossing time, then driver.
-            let crossed: Vec<(i64, DriverId)> = input
-                .iter()
-                .filter(|(_, diff)| *diff > 0)
-                .map(|(c, _)| **c)
-                .collect();
+            // Input values come sorted: crossings first, by time, then driver.
+            let mut crossed: Vec<(i64, DriverId)> = Vec::with_capacity(input.len());
+            let mut samples: Vec<&LossSample> = Vec::new();
+            for (value, diff) in input {
+                if *diff <= 0 {
+                    continue;
+                }
+                match value {
+                    OrderInput::Crossing(t, d) => crossed.push((*t, *d)),
+                    OrderInput::Sample(s) => samples.push(s),
+                }
+            }
+            if crossed.is_empty() {
+                return;
+            }
+            let loss = learned_losses(&prior, samples.iter().copied());
             for (driver, standing) in standings(&crossed, loss) {
                 output.push(((driver, standing), 1isize));
             }
@@ -86,7 +109,11 @@ mod tests {
         let d = |s| DriverId::new(s).unwrap();
         let s = standings(
             &[(1_500, d("HAM")), (1_000, d("VER")), (4_000, d("LEC"))],
-            (2_800, 1_000),
+            Losses {
+                green_ms: 2_800,
+                neutralised_ms: 1_000,
+                ..Losses::default()
+            },
         );
         let view: Vec<_> = s
             .iter()
