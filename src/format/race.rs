@@ -62,6 +62,12 @@ pub struct LapMessage {
     pub pit_loss_green_stops: u16,
     #[serde(default)]
     pub pit_loss_neutralised_stops: u16,
+    /// The car ahead this one is within reach of undercutting (green laps only): the interval
+    /// to it is less than `undercut_gain_ms`, what that car's tyres lost on this lap.
+    #[serde(default)]
+    pub undercut_on: Option<String>,
+    #[serde(default)]
+    pub undercut_gain_ms: i64,
     pub message_type: String,
 }
 
@@ -107,6 +113,8 @@ impl LapMessage {
             pit_loss_neutralised_ms: r.standing.pit_loss.neutralised_ms,
             pit_loss_green_stops: r.standing.pit_loss.green_stops,
             pit_loss_neutralised_stops: r.standing.pit_loss.neutralised_stops,
+            undercut_on: r.undercut_on().map(|d| d.to_string()),
+            undercut_gain_ms: r.standing.undercut_gain_ms,
             message_type: "lap".into(),
         }
     }

@@ -118,6 +118,9 @@ pub struct Evaluation {
     pub rejoin_scored: usize,
     pub rejoin_within_one: usize,
     pub rejoin_exact: usize,
+    /// Undercut attempts under green, how many took the place, how many the run had within
+    /// reach on the lap before, and of them how many took it.
+    pub undercut: UndercutScore,
     /// (period name, start lap, end lap, found).
     pub periods: Vec<(String, u16, u16, bool)>,
     /// Driver-laps run wholly under a safety car, VSC or red flag, and how many of them the run
@@ -138,6 +141,20 @@ pub struct Evaluation {
     pub incidents_raised: usize,
     pub report: String,
 }
+
+/// The undercut view against the real attempts (`undercut`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UndercutScore {
+    pub attempts: usize,
+    pub succeeded: usize,
+    pub in_reach: usize,
+    pub in_reach_succeeded: usize,
+}
+
+/// An undercut attempt: the car behind stops this many laps or fewer before the car ahead.
+const UNDERCUT_LAPS: u16 = 3;
+/// ... from at most this far behind at the line (ms).
+const UNDERCUT_GAP_MS: i64 = 10_000;
 
 /// A rare event's prediction against what happened.
 #[derive(Debug, Default, Clone)]
@@ -181,6 +198,7 @@ pub fn evaluate(
     pit_stops(&mut e, &mut out, run, truth);
     positions(&mut e, &mut out, run, truth, &ours_pos);
     rejoin(&mut e, &mut out, truth, status, &ours_pos);
+    undercut(&mut e, &mut out, truth, status, &ours_pos);
     pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
     match endings {
         Some(endings) => {
@@ -474,6 +492,92 @@ fn rejoin(
     }
     if !misses.is_empty() {
         let _ = writeln!(out, "  off by more: {}", misses.join("; "));
+    }
+}
+
+/// The undercut view against the real attempts: a car at most `UNDERCUT_GAP_MS` behind the car
+/// ahead at the end of lap `n` (the run's rows say who and how far) stops on lap `n + 1`, the
+/// car ahead on one of the `UNDERCUT_LAPS` laps after, all under green (the track status); it
+/// took the place when it is ahead after the car ahead's out-lap (the laps table). The view had
+/// it within reach when the row of lap `n` said so (`undercut_on`).
+fn undercut(
+    e: &mut Evaluation,
+    out: &mut String,
+    truth: &Truth,
+    status: &[StatusPeriod],
+    ours_pos: &LapsOf,
+) {
+    let real: HashMap<(DriverId, u16), u16> = truth
+        .laps
+        .iter()
+        .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
+        .collect();
+    // SC (4), red flag (5), VSC (6) and its ending (7).
+    let not_green = laps_touching(truth, status, |code| (4..=7).contains(&code));
+    let stops = truth.stops();
+    let mut score = UndercutScore::default();
+    let mut taken = Vec::new();
+    let mut sorted: Vec<&(DriverId, u16)> = stops.iter().collect();
+    sorted.sort();
+    for &&(behind, in_lap) in &sorted {
+        let n = in_lap.saturating_sub(1);
+        let Some(row) = ours_pos.get(&(behind, n)) else {
+            continue;
+        };
+        let Some(ahead) = row.ahead.as_deref().and_then(driver) else {
+            continue;
+        };
+        if row.interval_ms > UNDERCUT_GAP_MS || stops.contains(&(ahead, in_lap)) {
+            continue;
+        }
+        let Some(ahead_in) =
+            (in_lap + 1..=in_lap + UNDERCUT_LAPS).find(|l| stops.contains(&(ahead, *l)))
+        else {
+            continue;
+        };
+        let green = (n..=ahead_in + 1)
+            .all(|l| !not_green.contains(&(behind, l)) && !not_green.contains(&(ahead, l)));
+        let (Some(b), Some(a)) = (
+            real.get(&(behind, ahead_in + 1)),
+            real.get(&(ahead, ahead_in + 1)),
+        ) else {
+            continue;
+        };
+        if !green {
+            continue;
+        }
+        let took = b < a;
+        let flagged = row.undercut_on.as_deref().and_then(driver) == Some(ahead);
+        score.attempts += 1;
+        score.succeeded += took as usize;
+        score.in_reach += flagged as usize;
+        score.in_reach_succeeded += (flagged && took) as usize;
+        if took || flagged {
+            taken.push(format!(
+                "{behind} on {ahead} lap {in_lap}: {}, {}",
+                if took { "took the place" } else { "did not" },
+                if flagged {
+                    "within reach"
+                } else {
+                    "not within reach"
+                }
+            ));
+        }
+    }
+    e.undercut = score;
+    let _ = writeln!(
+        out,
+        "undercut      {} attempts under green (within {} s, {}-{} laps before the car ahead): {} took the place; within reach on the lap before {}, of them {} took it",
+        score.attempts,
+        UNDERCUT_GAP_MS / 1000,
+        1,
+        UNDERCUT_LAPS,
+        score.succeeded,
+        score.in_reach,
+        score.in_reach_succeeded
+    );
+    if !taken.is_empty() {
+        let _ = writeln!(out, "  {}", taken.join("; "));
     }
 }
 

@@ -105,7 +105,7 @@ pub struct RaceConfig {
     pub health_speed_kmh: i32,
     pub health_strong_kmh: i32,
     pub health_rpm: i32,
-    /// Closer than this (ms) to the car ahead at the line is traffic.
+    /// Closer than this (ms) to the car ahead at the line is traffic (car health, undercut).
     pub health_traffic_ms: i64,
     /// The pit loss (ms) a rejoin is projected with before the race has shown green stops, and
     /// its share beyond the standstill under a neutralisation before it has shown neutralised
@@ -222,6 +222,15 @@ impl LapRow {
             ),
             _ => (self.standing.rejoin_green, self.standing.pit_loss.green_ms),
         }
+    }
+}
+
+impl LapRow {
+    /// The car ahead this car is within reach of undercutting (`running_order`), under green.
+    pub fn undercut_on(&self) -> Option<DriverId> {
+        self.standing
+            .undercut_on
+            .filter(|_| self.field.state == FieldState::Green)
     }
 }
 

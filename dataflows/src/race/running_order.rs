@@ -8,8 +8,16 @@
 //! crossed less than the pit loss after it (`rejoin.rs`), under green and under a
 //! neutralisation, the loss learned from the stops of in-laps up to two laps before (their
 //! samples join each later lap's group).
+//!
+//! And the undercut: a car is within reach of taking the position of the car ahead by stopping
+//! first when its interval is less than what that car's tyres have lost (its lap against the
+//! best of its stint): on its out-lap it runs on new tyres while the car ahead does one more lap
+//! on the old ones. Only a clean lap at racing pace in clear air tells a tyre's loss (a slow lap
+//! behind a safety car, in the rain or within `health_traffic_ms` of the car ahead does not),
+//! and the lap row shows it only under green.
 
 use super::rejoin::{learned_losses, rejoin_position, LossPrior, LossSample, Losses, LAST_LAP};
+use super::DriverLap;
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
@@ -27,65 +35,110 @@ pub struct Standing {
     pub rejoin_neutralised: u16,
     /// The pit losses those were projected with, and the stops they were learned from.
     pub pit_loss: Losses,
+    /// What the car ahead's tyres have lost on this lap (ms): what stopping first gains on it.
+    pub undercut_gain_ms: i64,
+    /// The car ahead, when the interval to it is less than that gain.
+    pub undercut_on: Option<DriverId>,
+}
+
+/// A lap's crossing: when, who, and what the car's tyres have lost on it (ms, 0 when the lap
+/// does not tell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Crossing {
+    pub end_ms: i64,
+    pub driver: DriverId,
+    pub tyre_loss_ms: i64,
+}
+
+/// A lap slower than this (‰ of the driver's best) tells no tyre loss: traffic, a safety car,
+/// rain.
+const RACING_PACE_PERMILLE: u32 = 1_060;
+
+impl Crossing {
+    pub fn of(l: &DriverLap) -> Self {
+        let racing = l.clean && l.pace_permille <= RACING_PACE_PERMILLE;
+        Crossing {
+            end_ms: l.done.end_ms,
+            driver: l.done.driver,
+            tyre_loss_ms: if racing { l.stint_loss_ms.max(0) } else { 0 },
+        }
+    }
 }
 
 /// What a lap's group holds: the cars that completed it, and the loss samples of the stops
 /// made up to two laps before it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum OrderInput {
-    Crossing(i64, DriverId),
+    Crossing(Crossing),
     Sample(LossSample),
 }
 
 /// Standings of the cars that completed one lap, from their crossing times in any order, and
-/// where each would rejoin after a stop losing `loss`.
-pub fn standings(crossings: &[(i64, DriverId)], loss: Losses) -> Vec<(DriverId, Standing)> {
-    let mut sorted = crossings.to_vec();
-    sorted.sort();
+/// where each would rejoin after a stop losing `loss`; closer than `traffic_ms` to the car
+/// ahead is traffic.
+pub fn standings(
+    crossings: &[Crossing],
+    loss: Losses,
+    traffic_ms: i64,
+) -> Vec<(DriverId, Standing)> {
+    let mut all = crossings.to_vec();
+    all.sort();
+    let sorted: Vec<(i64, DriverId)> = all.iter().map(|c| (c.end_ms, c.driver)).collect();
     let leader = sorted.first().map_or(0, |c| c.0);
     let mut out = Vec::with_capacity(sorted.len());
-    let mut prev: Option<(i64, DriverId)> = None;
+    // The car ahead, and whether it ran in clear air.
+    let mut prev: Option<(&Crossing, bool)> = None;
     for (i, &(end_ms, driver)) in sorted.iter().enumerate() {
+        let interval_ms = prev.map_or(0, |p| end_ms - p.0.end_ms);
+        let undercut_gain_ms = match prev {
+            Some((p, true)) => p.tyre_loss_ms,
+            _ => 0,
+        };
         out.push((
             driver,
             Standing {
                 position: i as u16 + 1,
                 gap_to_leader_ms: end_ms - leader,
-                interval_ms: prev.map_or(0, |p| end_ms - p.0),
-                ahead: prev.map(|p| p.1),
+                interval_ms,
+                ahead: prev.map(|p| p.0.driver),
                 rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.green_ms),
                 rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.neutralised_ms),
                 pit_loss: loss,
+                undercut_gain_ms,
+                undercut_on: prev
+                    .filter(|_| interval_ms < undercut_gain_ms)
+                    .map(|p| p.0.driver),
             },
         ));
-        prev = Some((end_ms, driver));
+        prev = Some((&all[i], i == 0 || interval_ms >= traffic_ms));
     }
     out
 }
 
-/// `(lap, (end_ms, driver))` and the stops' loss samples by in-lap in, `((driver, lap),
-/// standing)` out; the loss starts from `prior`.
+/// `(lap, crossing)` and the stops' loss samples by in-lap in, `((driver, lap), standing)`
+/// out; the loss starts from `prior`.
 pub fn running_order<'scope>(
-    crossings: VecCollection<'scope, Epoch, (u16, (i64, DriverId)), isize>,
+    crossings: VecCollection<'scope, Epoch, (u16, Crossing), isize>,
     samples: VecCollection<'scope, Epoch, (u16, LossSample), isize>,
     prior: LossPrior,
+    traffic_ms: i64,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), Standing), isize> {
     let samples = samples.flat_map(|(in_lap, s)| {
         (in_lap.saturating_add(2)..=LAST_LAP).map(move |lap| (lap, OrderInput::Sample(s)))
     });
     crossings
-        .map(|(lap, (end_ms, driver))| (lap, OrderInput::Crossing(end_ms, driver)))
+        .map(|(lap, c)| (lap, OrderInput::Crossing(c)))
         .concat(samples)
         .reduce_named("RunningOrder", move |_lap, input, output| {
             // Input values come sorted: crossings first, by time, then driver.
-            let mut crossed: Vec<(i64, DriverId)> = Vec::with_capacity(input.len());
+            let mut crossed: Vec<Crossing> = Vec::with_capacity(input.len());
             let mut samples: Vec<&LossSample> = Vec::new();
             for (value, diff) in input {
                 if *diff <= 0 {
                     continue;
                 }
                 match value {
-                    OrderInput::Crossing(t, d) => crossed.push((*t, *d)),
+                    OrderInput::Crossing(c) => crossed.push(*c),
                     OrderInput::Sample(s) => samples.push(s),
                 }
             }
@@ -93,7 +146,7 @@ pub fn running_order<'scope>(
                 return;
             }
             let loss = learned_losses(&prior, samples.iter().copied());
-            for (driver, standing) in standings(&crossed, loss) {
+            for (driver, standing) in standings(&crossed, loss, traffic_ms) {
                 output.push(((driver, standing), 1isize));
             }
         })
@@ -107,13 +160,23 @@ mod tests {
     #[test]
     fn positions_gaps_and_intervals_follow_the_crossing_order() {
         let d = |s| DriverId::new(s).unwrap();
+        let c = |end_ms, driver, tyre_loss_ms| Crossing {
+            end_ms,
+            driver: d(driver),
+            tyre_loss_ms,
+        };
         let s = standings(
-            &[(1_500, d("HAM")), (1_000, d("VER")), (4_000, d("LEC"))],
+            &[
+                c(1_500, "HAM", 2_000),
+                c(1_000, "VER", 300),
+                c(4_000, "LEC", 0),
+            ],
             Losses {
                 green_ms: 2_800,
                 neutralised_ms: 1_000,
                 ..Losses::default()
             },
+            400,
         );
         let view: Vec<_> = s
             .iter()
@@ -135,5 +198,34 @@ mod tests {
             .map(|(_, s)| (s.rejoin_green, s.rejoin_neutralised))
             .collect();
         assert_eq!(rejoin, vec![(2, 2), (3, 2), (3, 3)]);
+        // HAM, 0.5 s behind VER whose tyres lost 0.3 s, is not within reach of an undercut;
+        // LEC, 2.5 s behind HAM whose tyres lost 2 s, is not either; 1.9 s behind, he would be,
+        // but not when HAM's 2 s were lost in traffic (within 1 s of VER).
+        let undercut: Vec<_> = s.iter().map(|(_, s)| s.undercut_on).collect();
+        assert_eq!(undercut, vec![None, None, None]);
+        assert_eq!(
+            (s[1].1.undercut_gain_ms, s[2].1.undercut_gain_ms),
+            (300, 2_000)
+        );
+        let closer = standings(
+            &[
+                c(1_500, "HAM", 2_000),
+                c(1_000, "VER", 300),
+                c(3_400, "LEC", 0),
+            ],
+            Losses::default(),
+            400,
+        );
+        assert_eq!(closer[2].1.undercut_on, Some(d("HAM")));
+        let traffic = standings(
+            &[
+                c(1_500, "HAM", 2_000),
+                c(1_000, "VER", 300),
+                c(3_400, "LEC", 0),
+            ],
+            Losses::default(),
+            1_000,
+        );
+        assert_eq!(traffic[2].1.undercut_on, None);
     }
 }

@@ -17,7 +17,7 @@ use super::facts::RaceFact;
 use super::field_state::{field_state, FieldState};
 use super::predict::{predictions, Models};
 use super::rejoin::{pit_loss_samples, LossPrior};
-use super::running_order::running_order;
+use super::running_order::{running_order, Crossing};
 use super::{LapRow, PitRow, RaceConfig, RaceItem, RaceUpdate};
 use crate::dataflow::Epoch;
 use crate::output::Output;
@@ -66,13 +66,13 @@ pub fn race_views<'scope>(
         cfg.min_field_cars,
     );
     let standings = running_order(
-        laps.clone()
-            .map(|l| (l.done.lap, (l.done.end_ms, l.done.driver))),
+        laps.clone().map(|l| (l.done.lap, Crossing::of(&l))),
         samples,
         LossPrior {
             green_ms: cfg.pit_loss_prior_ms,
             neutralised_share: cfg.pit_loss_neutralised_share,
         },
+        cfg.health_traffic_ms,
     );
 
     let rows = laps

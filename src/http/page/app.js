@@ -283,6 +283,11 @@
       const has = r.position !== undefined;
       const name = el('td', 'drv', r.driver_id);
       if (r.retired) name.append(el('span', 'tag ret', 'OUT'));
+      if (r.undercut_on && !r.retired) {
+        const uc = el('span', 'tag uc', 'UC');
+        uc.title = `within reach of undercutting ${r.undercut_on}: ${seconds(r.interval_ms)} s behind, its tyres lost ${seconds(r.undercut_gain_ms)} s on the lap`;
+        name.append(uc);
+      }
       const p = state.pitProbability.get(r.driver_id);
       const pp = el('span', p !== undefined && p >= 0.5 ? 'pp hot' : 'pp', p === undefined ? '—' : `${Math.round(p * 100)}%`);
       const ppCell = el('td', 'num');
