@@ -22,6 +22,13 @@ for circuit in monaco monza silverstone; do
                                   split($0, w, " "); nf=w[3]; nt=w[5]; jc=w[13]; jt=w[15] }
       /as first written/ { split($0, w, " "); ff=w[8]; ft=w[10]; fc=w[14]; fj=w[16] }
       /^incidents/ { inc=$2 "/" $4 }
+      /^rejoin/ { match($0, /out-lap [0-9.]+/); rw=substr($0, RSTART+8, RLENGTH-8);
+                  match($0, /exact [0-9.]+/); re=substr($0, RSTART+6, RLENGTH-6);
+                  printf "%d %.0f %.0f\n", $2, $2 * rw / 100, $2 * re / 100 >> "'"$dir/rejoin"'" }
+      /^undercut/ { match($0, /[0-9]+ took the place/); ut=substr($0, RSTART, RLENGTH) + 0;
+                    match($0, /before [0-9]+/); ur=substr($0, RSTART+7, RLENGTH-7);
+                    match($0, /of them [0-9]+/); uk=substr($0, RSTART+8, RLENGTH-8);
+                    printf "%d %d %d %d\n", $2, ut, ur, uk >> "'"$dir/undercut"'" }
       END { printf "%-12s %5s %9s %9s %9s %9s %9s %9s\n", c, s, sp, sr, pos, p, r, inc;
             printf "%s %s %s %s %s %s %s %s\n", nf, nt, jc, jt, ff, ft, fc, fj > "/dev/stderr" }' "$out/eval.txt" 2>> "$dir/neutral"
   done
@@ -33,3 +40,8 @@ awk '{ f += $1; t += $2; c += $3; j += $4; ff += $5; ft += $6; fc += $7; fj += $
                   f, t, t ? f / t : 0, c, j, j ? c / j : 0;
            printf "as first written at each lap'"'"'s end: recall %d/%d = %.3f, precision %d/%d = %.3f\n",
                   ff, ft, ft ? ff / ft : 0, fc, fj, fj ? fc / fj : 0 }' "$dir/neutral"
+# The rejoin projection and the undercut view, pooled (evaluate's definitions).
+awk '{ n += $1; w += $2; e += $3 }
+     END { printf "rejoin, all races: %d stops, within one place %d, exact %d\n", n, w, e }' "$dir/rejoin"
+awk '{ a += $1; t += $2; r += $3; k += $4 }
+     END { printf "undercut, all races: %d attempts under green, %d took the place; within reach %d, of them %d took it\n", a, t, r, k }' "$dir/undercut"

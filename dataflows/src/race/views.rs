@@ -2,10 +2,10 @@
 //! and predictions out, as updates.
 //!
 //! ```text
-//! analysis ─ Lap, PitStop ─> driver_laps ─┬──────────────────> running_order ─┐
-//!                                         ├─> field_state ─┬─> pit loss ──┘         │
-//!                                         │                └────────────────────────┼─> lap rows ─> predictions
-//!                                         └─────────────────────────────────────────┘
+//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> field_state ─────────────────────────────┐
+//!                                         ├─> ⋈ field_state ─> pit loss samples ─┐     │
+//!                                         ├─> running_order <────────────────────┘ ─┐   │
+//!                                         └─────────────────────────────────────────┴───┴─> lap rows ─> predictions
 //!                     PitStop ──────────────── ⋈ field_state ─> pit rows
 //!                     lap rows ⋈ the field's top speed per lap ─> car_health
 //! ```
