@@ -16,7 +16,7 @@
 //! A lap's projection therefore changes after its end only for a stop of a lapped car or a
 //! lap reported late.
 
-use super::field_state::FieldState;
+use super::field_state::{FieldState, FieldView};
 use super::DriverLap;
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
@@ -158,25 +158,30 @@ pub fn loss_samples(group: &[&LossLap], min_cars: usize) -> Vec<LossSample> {
         .collect()
 }
 
-/// The stops' loss samples by in-lap, from the driver laps with the field's state on each.
+/// Driver laps with the field's view of each, by driver and lap.
+pub type LapFields<'scope> =
+    VecCollection<'scope, Epoch, ((DriverId, u16), (DriverLap, FieldView)), isize>;
+
+/// The stops' loss samples by in-lap, from the driver laps with the field's view of each.
 pub fn pit_loss_samples<'scope>(
-    laps: VecCollection<'scope, Epoch, (DriverLap, FieldState), isize>,
+    laps: LapFields<'scope>,
     min_cars: usize,
 ) -> VecCollection<'scope, Epoch, (u16, LossSample), isize> {
-    laps.flat_map(|(l, state)| {
-        let lap = l.done.lap;
-        let at = |next| LossLap {
-            driver: l.done.driver,
-            next,
+    laps.flat_map(|((driver, n), (l, field))| {
+        let this = LossLap {
+            driver,
+            next: false,
             time_ms: l.lap_time_ms,
             stationary_ms: l.done.stationary_ms,
             pit_in: l.pit_in,
             pit_out: l.pit_out,
-            state,
+            state: field.state,
         };
-        let this = Some((lap, at(false)));
-        let previous = lap.checked_sub(1).filter(|&k| k > 0).map(|k| (k, at(true)));
-        this.into_iter().chain(previous)
+        let previous = n
+            .checked_sub(1)
+            .filter(|&k| k > 0)
+            .map(|k| (k, LossLap { next: true, ..this }));
+        std::iter::once((n, this)).chain(previous)
     })
     .reduce_named("PitLossSamples", move |_lap, input, output| {
         let group: Vec<&LossLap> = input

@@ -2,10 +2,10 @@
 //! and predictions out, as updates.
 //!
 //! ```text
-//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> field_state ─────────────────────────────┐
-//!                                         ├─> ⋈ field_state ─> pit loss samples ─┐     │
-//!                                         ├─> running_order <────────────────────┘ ─┐   │
-//!                                         └─────────────────────────────────────────┴───┴─> lap rows ─> predictions
+//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> ⋈ field_state ─┬─> pit loss samples ─┐
+//!                                         │                  └──────────────────────┼──┐
+//!                                         └─> running_order <──────────────────────┘  ⋈ ─> lap rows ─> predictions
+//!                                                         └──────────────────────────────┘
 //!                     PitStop ──────────────── ⋈ field_state ─> pit rows
 //!                     lap rows ⋈ the field's top speed per lap ─> car_health
 //! ```
@@ -58,13 +58,11 @@ pub fn race_views<'scope>(
 
     let laps = driver_laps_view(events.clone());
     let fields = field_state(laps.clone(), cfg);
-    let samples = pit_loss_samples(
-        laps.clone()
-            .map(|l| ((l.done.driver, l.done.lap), l))
-            .join(fields.clone())
-            .map(|(_, (l, field))| (l, field.state)),
-        cfg.min_field_cars,
-    );
+    let lap_fields = laps
+        .clone()
+        .map(|l| ((l.done.driver, l.done.lap), l))
+        .join(fields.clone());
+    let samples = pit_loss_samples(lap_fields.clone(), cfg.min_field_cars);
     let standings = running_order(
         laps.clone().map(|l| (l.done.lap, Crossing::of(&l))),
         samples,
@@ -75,12 +73,9 @@ pub fn race_views<'scope>(
         cfg.health_traffic_ms,
     );
 
-    let rows = laps
-        .clone()
-        .map(|l| ((l.done.driver, l.done.lap), l))
+    let rows = lap_fields
         .join(standings)
-        .join(fields.clone())
-        .map(|(_, ((lap, standing), field))| LapRow {
+        .map(|(_, ((lap, field), standing))| LapRow {
             lap,
             standing,
             field,
