@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn a_stop_loses_its_two_laps_against_the_field_with_a_standard_standstill() {
         let g = FieldState::Green;
-        let mut group = vec![
+        let mut group = [
             lap("ALO", false, 80_000, false, g),
             lap("ALO", true, 81_000, false, g),
             lap("HAM", false, 79_000, false, g),
