@@ -2,8 +2,9 @@
 //! and predictions out, as updates.
 //!
 //! ```text
-//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> ⋈ field_state ──┐
-//!                                         └─> running_order ──┴─ ⋈ ─> lap rows ─> predictions
+//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> running_order ─┐
+//!                                         ├─> field_state ───┼─> lap rows ─> predictions
+//!                                         └──────────────────┘
 //!                     PitStop ──────────────── ⋈ field_state ─> pit rows
 //!                     lap rows ⋈ the field's top speed per lap ─> car_health
 //! ```
@@ -56,10 +57,6 @@ pub fn race_views<'scope>(
 
     let laps = driver_laps_view(events.clone());
     let fields = field_state(laps.clone(), cfg);
-    let lap_fields = laps
-        .clone()
-        .map(|l| ((l.done.driver, l.done.lap), l))
-        .join(fields.clone());
     let standings = running_order(
         laps.clone().map(|l| (l.done.lap, Crossing::of(&l))),
         LossPrior {
@@ -69,9 +66,12 @@ pub fn race_views<'scope>(
         cfg.health_traffic_ms,
     );
 
-    let rows = lap_fields
+    let rows = laps
+        .clone()
+        .map(|l| ((l.done.driver, l.done.lap), l))
         .join(standings)
-        .map(|(_, ((lap, field), standing))| LapRow {
+        .join(fields.clone())
+        .map(|(_, ((lap, standing), field))| LapRow {
             lap,
             standing,
             field,
