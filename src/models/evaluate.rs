@@ -421,11 +421,7 @@ fn rejoin(
     status: &[StatusPeriod],
     ours_pos: &LapsOf,
 ) {
-    let real: HashMap<(DriverId, u16), u16> = truth
-        .laps
-        .iter()
-        .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
-        .collect();
+    let real = truth.positions();
     let under_red = laps_touching(truth, status, |code| code == 5);
     // In-laps run partly or wholly under a SC/VSC: the pit wall knows the track status when it
     // calls the stop, and can read the projection for a stop under one.
@@ -507,11 +503,7 @@ fn undercut(
     status: &[StatusPeriod],
     ours_pos: &LapsOf,
 ) {
-    let real: HashMap<(DriverId, u16), u16> = truth
-        .laps
-        .iter()
-        .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
-        .collect();
+    let real = truth.positions();
     // SC (4), red flag (5), VSC (6) and its ending (7).
     let not_green = laps_touching(truth, status, |code| (4..=7).contains(&code));
     let stops = truth.stops();

@@ -6,7 +6,7 @@ use crate::ingest::InputError;
 use crate::source::fastf1::car_data::read_table;
 use pitwall_dataflows::record::DriverMap;
 use pitwall_dataflows::DriverId;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// One row of the laps table.
@@ -118,6 +118,14 @@ impl Truth {
 
     pub fn stops(&self) -> &HashSet<(DriverId, u16)> {
         &self.stops
+    }
+
+    /// Each driver's position at the end of each lap the table gives one for.
+    pub fn positions(&self) -> HashMap<(DriverId, u16), u16> {
+        self.laps
+            .iter()
+            .filter_map(|l| Some(((l.driver, l.lap), l.position?)))
+            .collect()
     }
 
     /// A stop on one of the laps `lap + 1 ..= lap + ahead`.

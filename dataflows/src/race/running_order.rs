@@ -179,25 +179,14 @@ mod tests {
             (s[1].1.undercut_gain_ms, s[2].1.undercut_gain_ms),
             (300, 2_000)
         );
-        let closer = standings(
-            &[
-                c(1_500, "HAM", 2_000),
-                c(1_000, "VER", 300),
-                c(3_400, "LEC", 0),
-            ],
-            (0, 0),
-            400,
-        );
+        let lec_closer = [
+            c(1_500, "HAM", 2_000),
+            c(1_000, "VER", 300),
+            c(3_400, "LEC", 0),
+        ];
+        let closer = standings(&lec_closer, (0, 0), 400);
         assert_eq!(closer[2].1.undercut_on, Some(d("HAM")));
-        let traffic = standings(
-            &[
-                c(1_500, "HAM", 2_000),
-                c(1_000, "VER", 300),
-                c(3_400, "LEC", 0),
-            ],
-            (0, 0),
-            1_000,
-        );
+        let traffic = standings(&lec_closer, (0, 0), 1_000);
         assert_eq!(traffic[2].1.undercut_on, None);
     }
 }
