@@ -186,6 +186,21 @@ fn a_row_taken_back_without_replacement_is_a_tombstone_and_a_changed_row_is_not(
             // Epoch 2: ALO's prediction is taken back, and raised again at epoch 3.
             vec![update(prediction("ALO", 7, 300_000), -1)],
             vec![update(prediction("ALO", 7, 310_000), 1)],
+            // Epoch 4: RUS's prediction is raised; a version a join takes back within the
+            // epoch comes after it (two of its inputs changed at once).
+            vec![
+                update(prediction("RUS", 11, 400_000), 1),
+                update(prediction("RUS", 11, 420_000), 1),
+                update(prediction("RUS", 11, 420_000), -1),
+            ],
+            // Epoch 5: it changes, and again such a version comes after the new one, in a
+            // batch of its own before the old one's retraction.
+            vec![
+                update(prediction("RUS", 11, 450_000), 1),
+                update(prediction("RUS", 11, 430_000), 1),
+                update(prediction("RUS", 11, 430_000), -1),
+                update(prediction("RUS", 11, 400_000), -1),
+            ],
         ],
     );
     let fold = fold(&cfg);
@@ -198,9 +213,14 @@ fn a_row_taken_back_without_replacement_is_a_tombstone_and_a_changed_row_is_not(
     assert_eq!(fold["tombstones"], 1, "{fold}");
     let predictions = fold["predictions"].as_object().unwrap();
     let probability = |id: &str| predictions[id]["prediction"]["probability"].as_f64();
-    assert_eq!(predictions.len(), 2, "{fold}");
+    assert_eq!(predictions.len(), 3, "{fold}");
     assert_eq!(probability("pit_stop_probability:VER:10"), Some(0.15));
     assert_eq!(probability("pit_stop_probability:ALO:7"), Some(0.31));
+    assert_eq!(
+        probability("pit_stop_probability:RUS:11"),
+        Some(0.45),
+        "the current version, not the last one a batch carried: {fold}"
+    );
     assert_eq!(
         fold["withdrawn_predictions"], 2,
         "HAM's, and ALO's before it came back: {fold}"

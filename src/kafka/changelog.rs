@@ -1,30 +1,27 @@
-//! The race views on Kafka as a changelog: which retractions become a message of their own.
+//! The race views on Kafka as a changelog: each epoch's differential updates, consolidated once
+//! the epoch is complete, become the messages a consumer folds into the current rows.
 //!
-//! The views send differential updates. A changed row is a retraction of its old version and an
-//! insertion of the new one at the same epoch: the insertion, sent under the row's key,
-//! supersedes the old message and the retraction sends nothing. A row taken back with no
-//! replacement (a car-health alert withdrawn, a lap or pit row taken back, a retirement
-//! retracted when the car drives off) must reach the consumer, as a tombstone on keyed topics
-//! (the key, a null value) or a withdrawal on the predictions topic.
+//! The views send differential updates, and neither their order nor their grouping says what a
+//! row's current version is:
+//! - a changed row is a retraction of its old version and an insertion of its new one at the
+//!   same epoch, in either order;
+//! - a join whose two inputs change at one epoch can emit a version that it takes back within
+//!   that epoch (an insertion and its retraction), before or after the row's final version,
+//!   and in another batch;
+//! - a later epoch's updates can arrive before an earlier epoch is complete.
 //!
-//! Whether a retraction was replaced is known only once its epoch is complete (the insertion
-//! may come later in the epoch, from another batch), so retractions wait here per epoch and
-//! are released when the sink's input frontier has passed their epoch. An insertion of the same
-//! row at the same or a later epoch cancels a waiting retraction: the consumer's latest value is
-//! the insertion either way, and a withdrawal sent after it would delete the current row.
+//! Sending each insertion as it arrives therefore leaves a consumer with whichever version came
+//! last, not the current one. So every update waits here under its epoch; once the epoch is
+//! complete it is released consolidated (each version's differences summed, those that cancel
+//! dropped), epochs in order. A row then has at most one version inserted per epoch, sent
+//! under its key; one only retracted is taken back (a tombstone, or a withdrawn prediction).
 
 use pitwall_dataflows::dataflow::Epoch;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-/// What happened to one row (by its identity) at one open epoch.
-struct Change<T> {
-    inserted: bool,
-    withdrawal: Option<T>,
-}
-
-/// Retractions waiting for their epoch to complete; `T` is the message that withdraws the row.
+/// Updates waiting for their epoch to complete; `T` is a row's version.
 pub struct Changelog<T> {
-    open: BTreeMap<Epoch, HashMap<String, Change<T>>>,
+    open: BTreeMap<Epoch, Vec<(T, i64)>>,
 }
 
 impl<T> Default for Changelog<T> {
@@ -35,121 +32,107 @@ impl<T> Default for Changelog<T> {
     }
 }
 
-impl<T> Changelog<T> {
-    /// The row `id` was inserted at `epoch` (and its message sent).
-    pub fn inserted(&mut self, epoch: Epoch, id: &str) {
-        for (_, rows) in self.open.range_mut(..=epoch) {
-            if let Some(c) = rows.get_mut(id) {
-                c.withdrawal = None;
-            }
-        }
-        let rows = self.open.entry(epoch).or_default();
-        match rows.get_mut(id) {
-            Some(c) => c.inserted = true,
-            None => {
-                rows.insert(
-                    id.to_string(),
-                    Change {
-                        inserted: true,
-                        withdrawal: None,
-                    },
-                );
-            }
-        }
+impl<T: Ord> Changelog<T> {
+    /// `version` changed by `diff` at `epoch` (1 inserted, -1 retracted).
+    pub fn push(&mut self, epoch: Epoch, version: T, diff: i64) {
+        self.open.entry(epoch).or_default().push((version, diff));
     }
 
-    /// The row `id` was retracted at `epoch`; `withdrawal` is sent unless it is replaced.
-    pub fn retracted(&mut self, epoch: Epoch, id: String, withdrawal: T) {
-        let replaced = self
-            .open
-            .range(epoch..)
-            .any(|(_, rows)| rows.get(&id).is_some_and(|c| c.inserted));
-        if replaced {
-            return;
-        }
-        self.open.entry(epoch).or_default().insert(
-            id,
-            Change {
-                inserted: false,
-                withdrawal: Some(withdrawal),
-            },
-        );
+    /// Whether no update waits.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
     }
 
-    /// The epochs that have waiting retractions or insertions.
-    pub fn epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
-        self.open.keys().copied()
-    }
-
-    /// The withdrawals of every epoch `complete` says is complete, oldest epoch first.
-    pub fn release(&mut self, complete: impl Fn(Epoch) -> bool) -> Vec<(Epoch, T)> {
+    /// The updates of every epoch `complete` says is complete, oldest epoch first, each
+    /// epoch's consolidated: sorted by version, one difference per version, none zero.
+    pub fn release(&mut self, complete: impl Fn(Epoch) -> bool) -> Vec<(Epoch, Vec<(T, i64)>)> {
         let mut out = Vec::new();
         while let Some(entry) = self.open.first_entry() {
             if !complete(*entry.key()) {
                 break;
             }
             let epoch = *entry.key();
-            let mut rows: Vec<(String, Change<T>)> = entry.remove().into_iter().collect();
-            // Sorted by identity, so the order on the topics does not depend on hashing.
-            rows.sort_by(|a, b| a.0.cmp(&b.0));
-            out.extend(
-                rows.into_iter()
-                    .filter_map(|(_, c)| c.withdrawal.map(|w| (epoch, w))),
-            );
+            let mut updates = entry.remove();
+            consolidate(&mut updates);
+            if !updates.is_empty() {
+                out.push((epoch, updates));
+            }
         }
         out
     }
+}
+
+/// Sorts `updates` by version and sums each version's differences, dropping those at zero.
+fn consolidate<T: Ord>(updates: &mut Vec<(T, i64)>) {
+    updates.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(T, i64)> = Vec::with_capacity(updates.len());
+    for (version, diff) in updates.drain(..) {
+        match out.last_mut() {
+            Some(last) if last.0 == version => last.1 += diff,
+            _ => {
+                if out.last().is_some_and(|l| l.1 == 0) {
+                    out.pop();
+                }
+                out.push((version, diff));
+            }
+        }
+    }
+    if out.last().is_some_and(|l| l.1 == 0) {
+        out.pop();
+    }
+    *updates = out;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn released(c: &mut Changelog<&'static str>, upto: Epoch) -> Vec<(Epoch, &'static str)> {
+    fn released(
+        c: &mut Changelog<&'static str>,
+        upto: Epoch,
+    ) -> Vec<(Epoch, Vec<(&'static str, i64)>)> {
         c.release(|e| e <= upto)
     }
 
     #[test]
-    fn a_retraction_replaced_in_its_epoch_sends_nothing() {
+    fn a_version_taken_back_within_its_epoch_is_not_released_whatever_the_order() {
         let mut c = Changelog::default();
-        c.retracted(3, "VER:12".into(), "tombstone");
-        c.inserted(3, "VER:12");
-        assert!(released(&mut c, 3).is_empty());
-        // The insertion may come first within the epoch.
-        c.inserted(4, "VER:13");
-        c.retracted(4, "VER:13".into(), "tombstone");
-        assert!(released(&mut c, 4).is_empty());
+        // The row's final version first, then a transient one and its retraction, then the
+        // retraction of the version the topic holds.
+        c.push(3, "VER:12 v2", 1);
+        c.push(3, "VER:12 v1b", 1);
+        c.push(3, "VER:12 v1b", -1);
+        c.push(3, "VER:12 v1", -1);
+        assert_eq!(
+            released(&mut c, 3),
+            vec![(3, vec![("VER:12 v1", -1), ("VER:12 v2", 1)])]
+        );
     }
 
     #[test]
-    fn a_retraction_without_replacement_is_released_once_its_epoch_is_complete() {
+    fn an_epoch_is_released_once_complete_and_epochs_in_order() {
         let mut c = Changelog::default();
-        c.retracted(5, "LEC:58".into(), "tombstone");
+        // A later epoch's updates arrive first.
+        c.push(6, "LEC:58 v2", 1);
+        c.push(6, "LEC:58 v1", -1);
+        c.push(5, "LEC:58 v1", 1);
         assert!(released(&mut c, 4).is_empty(), "epoch 5 may still change");
-        assert_eq!(released(&mut c, 5), vec![(5, "tombstone")]);
+        assert_eq!(released(&mut c, 5), vec![(5, vec![("LEC:58 v1", 1)])]);
+        assert!(!c.is_empty());
+        assert_eq!(
+            released(&mut c, 9),
+            vec![(6, vec![("LEC:58 v1", -1), ("LEC:58 v2", 1)])]
+        );
         assert!(released(&mut c, 9).is_empty(), "released once");
-        assert_eq!(c.epochs().count(), 0);
+        assert!(c.is_empty());
     }
 
     #[test]
-    fn a_later_insertion_cancels_an_earlier_waiting_retraction() {
+    fn an_epoch_whose_updates_all_cancel_releases_nothing() {
         let mut c = Changelog::default();
-        c.retracted(5, "HAM:20:pit".into(), "tombstone");
-        c.inserted(7, "HAM:20:pit");
-        assert!(released(&mut c, 9).is_empty());
-        // A retraction arriving after a later epoch's insertion was sent is not withdrawn.
-        c.inserted(9, "ALO:1");
-        c.retracted(8, "ALO:1".into(), "tombstone");
-        assert!(released(&mut c, 9).is_empty());
-    }
-
-    #[test]
-    fn other_rows_are_independent_and_come_in_epoch_then_key_order() {
-        let mut c = Changelog::default();
-        c.retracted(6, "b".into(), "b6");
-        c.retracted(6, "a".into(), "a6");
-        c.retracted(2, "c".into(), "c2");
-        c.inserted(6, "d");
-        assert_eq!(released(&mut c, 6), vec![(2, "c2"), (6, "a6"), (6, "b6")]);
+        c.push(2, "HAM:20:pit", 1);
+        c.push(2, "HAM:20:pit", -1);
+        assert!(released(&mut c, 2).is_empty());
+        assert!(c.is_empty());
     }
 }

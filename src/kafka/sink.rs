@@ -3,9 +3,9 @@
 //! pit stops (key `DRIVER:LAP`, `DRIVER:LAP:pit`), predictions (key model type), and car health
 //! and retirements (alerts, on their severity's partition).
 //!
-//! The race views send differential updates, as a changelog (`changelog.rs`): an insertion is
-//! the row's new version under its key; a retraction replaced at the same epoch sends nothing
-//! (the insertion supersedes it), and one without a replacement becomes a tombstone (the key and
+//! The race views send differential updates, as a changelog (`changelog.rs`): each epoch's
+//! updates wait until the epoch is complete, consolidated; a row's version inserted at the
+//! epoch is then sent under its key, and a row only retracted becomes a tombstone (the key and
 //! a null value) on the laps and alerts topics, or the prediction marked `retracted: true` on
 //! the predictions topic, whose key (the model) is shared by every driver. The latest value per
 //! key is then the current row, and the topics can be compacted.
@@ -30,7 +30,7 @@ use crate::format::messages::AlertMessage;
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use pitwall_dataflows::alert::{Alert, Severity};
 use pitwall_dataflows::dataflow::Epoch;
-use pitwall_dataflows::race::{RaceItem, RaceUpdate};
+use pitwall_dataflows::race::RaceItem;
 use pitwall_dataflows::DeadLetter;
 use pitwall_dataflows::Output;
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -124,13 +124,12 @@ fn race_identity(item: &RaceItem, key: &str) -> String {
 
 /// A row taken back without a replacement: a tombstone (no payload) or, on the predictions
 /// topic, the prediction marked retracted.
-pub(super) struct Withdrawal {
-    /// The row's identity (`race_identity`).
-    id: String,
-    topic: String,
+struct Withdrawal {
+    topic: RaceTopic,
     partition: Option<i32>,
-    key: Vec<u8>,
-    payload: Option<Vec<u8>>,
+    key: String,
+    /// The retracted prediction's message (a tombstone sends none).
+    payload: Vec<u8>,
 }
 
 /// A message to send again.
@@ -408,8 +407,8 @@ pub fn kafka_sink<'scope>(
                 let activator = scope.activator_for(info.address);
                 // Epochs with outputs in flight, held until the broker acknowledges them all.
                 let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
-                // Retractions waiting for their epoch to complete, and its capability.
-                let mut changelog: Changelog<Withdrawal> = Changelog::default();
+                // Race view updates waiting for their epoch to complete, and its capability.
+                let mut changelog: Changelog<RaceItem> = Changelog::default();
                 let mut waiting: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
                 move |(input, frontier), _output| {
                     input.for_each(|cap, data| {
@@ -417,9 +416,9 @@ pub fn kafka_sink<'scope>(
                         let Some(&epoch) = cap.least() else { return };
                         let mut sent = 0usize;
                         for o in data.drain(..) {
-                            match sender.output(epoch, &o, &mut changelog) {
+                            match sender.output(epoch, o, &mut changelog) {
                                 Sending::Sent => sent += 1,
-                                Sending::Withdrawn => {
+                                Sending::Waiting => {
                                     if let Some(c) = cap.retain_least(0) {
                                         waiting.entry(epoch).or_insert(c);
                                     }
@@ -433,8 +432,8 @@ pub fn kafka_sink<'scope>(
                             }
                         }
                     });
-                    for (epoch, w) in changelog.release(|e| !frontier.less_equal(&e)) {
-                        if sender.withdraw(epoch, &w) {
+                    for (epoch, updates) in changelog.release(|e| !frontier.less_equal(&e)) {
+                        if sender.send_epoch(epoch, updates) {
                             if let Some(c) = waiting.get(&epoch) {
                                 held.entry(epoch).or_insert_with(|| c.clone());
                             }
@@ -454,15 +453,6 @@ pub fn kafka_sink<'scope>(
     )
 }
 
-/// What became of one race view change.
-enum RaceSend {
-    Send(KafkaResult<()>),
-    /// A retraction, held in the changelog.
-    Withdrawn,
-    /// The topic already holds this value for the row.
-    Unchanged,
-}
-
 /// A value's fingerprint (which value a row holds, not a secret).
 fn fingerprint(payload: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -475,8 +465,8 @@ fn fingerprint(payload: &[u8]) -> u64 {
 pub(super) enum Sending {
     /// Handed to a producer: the epoch waits for its acknowledgement.
     Sent,
-    /// A retraction, held until its epoch is complete (then a tombstone unless replaced).
-    Withdrawn,
+    /// A race view's update, held in the changelog until its epoch is complete.
+    Waiting,
     /// Nothing to send (progress, totals) or a send that failed (logged).
     Nothing,
 }
@@ -496,8 +486,8 @@ pub(super) struct Sender {
     payload: Vec<u8>,
     key: String,
     /// Per race row (by identity), a fingerprint of the value a consumer folding its topic
-    /// holds now: a row sent again unchanged (a retraction and re-insertion across epochs
-    /// of one batch, or a row rebuilt by a restart's replay) is not sent twice.
+    /// holds now: a row sent again unchanged (taken back and put back at a later epoch, or
+    /// rebuilt by a restart's replay) is not sent twice.
     latest: HashMap<String, u64>,
     /// Every message is also kept for the open transaction's redo (transactions on).
     transactional: bool,
@@ -584,12 +574,22 @@ impl Sender {
         }
     }
 
+    /// Sends an output, or holds a race view's update in `changelog` (`send_epoch` sends it
+    /// once its epoch is complete).
     pub(super) fn output(
         &mut self,
         epoch: Epoch,
-        o: &Output,
-        changelog: &mut Changelog<Withdrawal>,
+        o: Output,
+        changelog: &mut Changelog<RaceItem>,
     ) -> Sending {
+        let o = match o {
+            Output::Race(u) => {
+                changelog.push(epoch, u.item, u.diff);
+                return Sending::Waiting;
+            }
+            o => o,
+        };
+        let o = &o;
         self.payload.clear();
         self.key.clear();
         self.deliveries.add_in_flight(epoch);
@@ -622,18 +622,7 @@ impl Sender {
                 self.send(&self.producer, m)
             }
             Output::DeadLetter(d) => self.send_dead_letter(epoch, d),
-            Output::Race(u) => match self.send_race(epoch, u, changelog) {
-                RaceSend::Send(result) => result,
-                RaceSend::Withdrawn => {
-                    self.deliveries.settle(epoch);
-                    return Sending::Withdrawn;
-                }
-                RaceSend::Unchanged => {
-                    self.deliveries.settle(epoch);
-                    return Sending::Nothing;
-                }
-            },
-            Output::Progress { .. } | Output::DriverTotals(_) => {
+            Output::Race(_) | Output::Progress { .. } | Output::DriverTotals(_) => {
                 self.deliveries.settle(epoch);
                 return Sending::Nothing;
             }
@@ -690,45 +679,84 @@ impl Sender {
         self.send(&self.producer, m)
     }
 
-    /// A race view's change: an insertion is sent unless the topic already holds it; a
-    /// retraction waits in `changelog` for its epoch to complete.
-    fn send_race(
+    /// One complete epoch's race view updates, consolidated (`Changelog::release`): each
+    /// row inserted is sent unless its topic already holds that value; each row only retracted
+    /// is withdrawn. `true` if something is in flight for `epoch`.
+    pub(super) fn send_epoch(&mut self, epoch: Epoch, updates: Vec<(RaceItem, i64)>) -> bool {
+        let withdrawals = self.take_back(&updates);
+        let mut sent = false;
+        for (item, _) in updates.iter().filter(|u| u.1 > 0) {
+            self.payload.clear();
+            self.key.clear();
+            let (topic, partition) = race_message(&mut self.payload, &mut self.key, item, false);
+            let print = fingerprint(&self.payload);
+            let id = race_identity(item, &self.key);
+            if self.latest.get(&id) == Some(&print) {
+                continue;
+            }
+            self.latest.insert(id, print);
+            sent |= self.send_row(epoch, topic, partition, true);
+        }
+        for (id, w) in withdrawals {
+            self.latest.remove(&id);
+            self.payload.clear();
+            self.payload.extend_from_slice(&w.payload);
+            self.key.clear();
+            self.key.push_str(&w.key);
+            let with_payload = w.topic == RaceTopic::Predictions;
+            sent |= self.send_row(epoch, w.topic, w.partition, with_payload);
+        }
+        sent
+    }
+
+    /// The rows of a consolidated epoch that are retracted and not inserted, by identity (in
+    /// order, so a topic's order does not depend on hashing), with the message taking each back.
+    fn take_back(&mut self, updates: &[(RaceItem, i64)]) -> BTreeMap<String, Withdrawal> {
+        let mut withdrawals = BTreeMap::new();
+        for (item, _) in updates.iter().filter(|u| u.1 < 0) {
+            self.payload.clear();
+            self.key.clear();
+            let (topic, partition) = race_message(&mut self.payload, &mut self.key, item, true);
+            let withdrawal = Withdrawal {
+                topic,
+                partition,
+                key: self.key.clone(),
+                payload: std::mem::take(&mut self.payload),
+            };
+            withdrawals.insert(race_identity(item, &self.key), withdrawal);
+        }
+        for (item, _) in updates.iter().filter(|u| u.1 > 0) {
+            if withdrawals.is_empty() {
+                break;
+            }
+            self.payload.clear();
+            self.key.clear();
+            race_message(&mut self.payload, &mut self.key, item, false);
+            withdrawals.remove(&race_identity(item, &self.key));
+        }
+        withdrawals
+    }
+
+    /// Sends the race row in the key and payload buffers (no payload: a tombstone) to its
+    /// topic; `true` once it is in flight.
+    fn send_row(
         &mut self,
         epoch: Epoch,
-        u: &RaceUpdate,
-        changelog: &mut Changelog<Withdrawal>,
-    ) -> RaceSend {
-        let (topic, partition) =
-            race_message(&mut self.payload, &mut self.key, &u.item, u.diff < 0);
+        topic: RaceTopic,
+        partition: Option<i32>,
+        with_payload: bool,
+    ) -> bool {
         let topic_name = match topic {
             RaceTopic::Laps => &self.laps,
             RaceTopic::Predictions => &self.predictions,
             RaceTopic::Alerts => &self.alerts,
         };
-        let id = race_identity(&u.item, &self.key);
-        if u.diff < 0 {
-            // Sent when the epoch is complete, unless replaced.
-            let withdrawal = Withdrawal {
-                id: id.clone(),
-                topic: topic_name.clone(),
-                partition,
-                key: self.key.as_bytes().to_vec(),
-                payload: (topic == RaceTopic::Predictions).then(|| self.payload.clone()),
-            };
-            changelog.retracted(epoch, id, withdrawal);
-            return RaceSend::Withdrawn;
-        }
-        changelog.inserted(epoch, &id);
-        let print = fingerprint(&self.payload);
-        if self.latest.get(&id) == Some(&print) {
-            return RaceSend::Unchanged;
-        }
-        self.latest.insert(id, print);
+        self.deliveries.add_in_flight(epoch);
         let m = Kept {
             topic: topic_name,
             partition,
             key: Some(self.key.as_bytes()),
-            payload: Some(&self.payload),
+            payload: with_payload.then_some(&self.payload[..]),
             headers: None,
             epoch,
         };
@@ -737,54 +765,32 @@ impl Sender {
             Some(_) => &self.alert_producer,
             None => &self.producer,
         };
-        RaceSend::Send(self.send(to, m))
-    }
-
-    /// An output an earlier run already committed (a restart's replay rebuilds it): not sent,
-    /// but a race row's value is remembered as the one its topic holds.
-    pub(super) fn committed_before(&mut self, o: &Output) {
-        let Output::Race(u) = o else { return };
-        race_message(&mut self.payload, &mut self.key, &u.item, u.diff < 0);
-        let id = race_identity(&u.item, &self.key);
-        if u.diff < 0 {
-            self.latest.remove(&id);
-        } else {
-            let print = fingerprint(&self.payload);
-            self.latest.insert(id, print);
-        }
-    }
-
-    /// Sends a retraction nothing replaced (a tombstone; a prediction's retracted message);
-    /// `true` once it is in flight.
-    pub(super) fn withdraw(&mut self, epoch: Epoch, w: &Withdrawal) -> bool {
-        self.latest.remove(&w.id);
-        self.deliveries.add_in_flight(epoch);
-        let m = Kept {
-            topic: &w.topic,
-            partition: w.partition,
-            key: Some(&w.key),
-            payload: w.payload.as_deref(),
-            headers: None,
-            epoch,
-        };
-        let to = match w.partition {
-            Some(_) => &self.alert_producer,
-            None => &self.producer,
-        };
-        let result = self.send(to, m);
-        match result {
+        match self.send(to, m) {
             Ok(()) => {
                 self.deliveries.gaps.sent();
                 true
             }
             Err(e) => {
-                self.send_failed(
-                    epoch,
-                    format_args!("withdrawing a row from {}", w.topic),
-                    &e,
-                );
+                let what = format_args!("sending a race row to {topic_name}");
+                self.send_failed(epoch, what, &e);
                 false
             }
+        }
+    }
+
+    /// A complete epoch's race view updates an earlier run already committed (a restart's
+    /// replay rebuilds them): not sent, but each row's value is remembered as the one its
+    /// topic holds.
+    pub(super) fn committed_before(&mut self, updates: Vec<(RaceItem, i64)>) {
+        for (id, _) in self.take_back(&updates) {
+            self.latest.remove(&id);
+        }
+        for (item, _) in updates.iter().filter(|u| u.1 > 0) {
+            self.payload.clear();
+            self.key.clear();
+            race_message(&mut self.payload, &mut self.key, item, false);
+            let print = fingerprint(&self.payload);
+            self.latest.insert(race_identity(item, &self.key), print);
         }
     }
 

@@ -16,11 +16,12 @@
 //! rows rebuilt from the replayed records, all committed before), so a `read_committed`
 //! consumer sees each output once.
 
-use super::sink::{Deliveries, Sender, Sending, SinkProducer, Withdrawal};
+use super::sink::{Deliveries, Sender, Sending, SinkProducer};
 use super::source::{committed_with_resume, ResumePoint};
 use super::{changelog::Changelog, client_error, BrokerError, KafkaConfig};
 use crate::kafka::source::CommitBoard;
 use pitwall_dataflows::dataflow::Epoch;
+use pitwall_dataflows::race::RaceItem;
 use pitwall_dataflows::Output;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::producer::Producer;
@@ -635,8 +636,10 @@ pub fn transactional_sink<'scope>(
                     BTreeMap::new();
                 // Epochs sent and not all acknowledged: the probe after the sink waits for them.
                 let mut held: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
-                let mut changelog: Changelog<Withdrawal> = Changelog::default();
-                let mut withdrawn: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
+                // Race view updates waiting for their epoch to be sent (`changelog.rs`), and
+                // the epochs' capabilities.
+                let mut changelog: Changelog<RaceItem> = Changelog::default();
+                let mut race_epochs: BTreeMap<Epoch, Capability<Epoch>> = BTreeMap::new();
                 let mut offsets_buf = Vec::new();
                 // Held until this sink has sent everything (then the last transaction can commit):
                 // the dataflow does not end before. Kept at the inputs' frontier.
@@ -656,9 +659,12 @@ pub fn transactional_sink<'scope>(
                         let Some(&epoch) = cap.least() else { return };
                         latest = latest.max(Some(epoch));
                         if epoch < resume {
-                            // Rebuilt from replayed records: committed by the run this replaces.
+                            // Rebuilt from replayed records: committed by the run this replaces
+                            // (the race rows' values are remembered, `committed_before`).
                             for o in data.drain(..) {
-                                sender.committed_before(&o);
+                                if let Output::Race(u) = o {
+                                    changelog.push(epoch, u.item, u.diff);
+                                }
                             }
                             return;
                         }
@@ -694,10 +700,10 @@ pub fn transactional_sink<'scope>(
                         let (cap, batch) = entry.remove();
                         let mut sent = false;
                         for o in batch {
-                            match sender.output(epoch, &o, &mut changelog) {
+                            match sender.output(epoch, o, &mut changelog) {
                                 Sending::Sent => sent = true,
-                                Sending::Withdrawn => {
-                                    withdrawn.entry(epoch).or_insert_with(|| cap.clone());
+                                Sending::Waiting => {
+                                    race_epochs.entry(epoch).or_insert_with(|| cap.clone());
                                 }
                                 Sending::Nothing => {}
                             }
@@ -706,14 +712,16 @@ pub fn transactional_sink<'scope>(
                             held.entry(epoch).or_insert(cap);
                         }
                     }
-                    for (epoch, w) in changelog.release(|e| e < limit) {
-                        if sender.withdraw(epoch, &w) {
-                            if let Some(c) = withdrawn.get(&epoch) {
+                    for (epoch, updates) in changelog.release(|e| e < limit) {
+                        if epoch < resume {
+                            sender.committed_before(updates);
+                        } else if sender.send_epoch(epoch, updates) {
+                            if let Some(c) = race_epochs.get(&epoch) {
                                 held.entry(epoch).or_insert_with(|| c.clone());
                             }
                         }
                     }
-                    withdrawn.retain(|e, _| *e >= limit);
+                    race_epochs.retain(|e, _| *e >= limit);
                     sender.poll_and_retry();
                     let committed = txn.sent(*index, limit, latest);
                     if limit == Epoch::MAX {
