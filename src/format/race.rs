@@ -41,7 +41,7 @@ pub struct LapMessage {
     pub field_spin_per_10k: u32,
     pub rivals_pitted: u16,
     /// The position the car would hold after a stop on the next lap, under this lap's field
-    /// state, and the pit loss (ms) that assumes (the configured prior).
+    /// state, and the pit loss (ms) that assumes (learned from the race's stops).
     #[serde(default)]
     pub rejoin_position_if_pit: u16,
     #[serde(default)]
@@ -52,11 +52,16 @@ pub struct LapMessage {
     pub rejoin_position_if_pit_green: u16,
     #[serde(default)]
     pub rejoin_position_if_pit_neutralised: u16,
-    /// The losses (ms) those two assume.
+    /// The losses (ms) those two assume, and how many of the race's stops each was learned
+    /// from (0: the prior alone).
     #[serde(default)]
     pub pit_loss_green_ms: i64,
     #[serde(default)]
     pub pit_loss_neutralised_ms: i64,
+    #[serde(default)]
+    pub pit_loss_green_stops: u16,
+    #[serde(default)]
+    pub pit_loss_neutralised_stops: u16,
     /// The car ahead this one is within reach of undercutting (green laps only): the interval
     /// to it is less than `undercut_gain_ms`, what that car's tyres lost on this lap.
     #[serde(default)]
@@ -104,8 +109,10 @@ impl LapMessage {
             pit_loss_ms: r.rejoin_if_pit().1,
             rejoin_position_if_pit_green: r.standing.rejoin_green,
             rejoin_position_if_pit_neutralised: r.standing.rejoin_neutralised,
-            pit_loss_green_ms: r.standing.pit_loss_green_ms,
-            pit_loss_neutralised_ms: r.standing.pit_loss_neutralised_ms,
+            pit_loss_green_ms: r.standing.pit_loss.green_ms,
+            pit_loss_neutralised_ms: r.standing.pit_loss.neutralised_ms,
+            pit_loss_green_stops: r.standing.pit_loss.green_stops,
+            pit_loss_neutralised_stops: r.standing.pit_loss.neutralised_stops,
             undercut_on: r.undercut_on().map(|d| d.to_string()),
             undercut_gain_ms: r.standing.undercut_gain_ms,
             message_type: "lap".into(),

@@ -148,8 +148,8 @@ fn wanted(drivers: &Option<Vec<DriverId>>, driver: DriverId) -> bool {
 /// the line on the driver's latest lap (`position_on_lap` is where it crossed that line);
 /// `retired` once the race views judged the car retired; `rejoin_position_if_pit` where it would
 /// cross the line after a stop on the next lap, losing `pit_loss_ms` (under the field's state;
-/// `_green` and `_neutralised` under either, with `pit_loss_green_ms` and
-/// `pit_loss_neutralised_ms`); `undercut_on` the car ahead it is within reach of
+/// `_green` and `_neutralised` under either; each loss learned from `pit_loss_*_stops` of the
+/// race's stops, the prior alone at 0); `undercut_on` the car ahead it is within reach of
 /// undercutting (under green: its interval is less than `undercut_gain_ms`, what that car's
 /// tyres lost on the lap) and `undercut_threat` the car behind within reach of undercutting it.
 pub fn standings(store: &Store) -> Result<Value, Response> {
@@ -191,8 +191,10 @@ pub fn standings(store: &Store) -> Result<Value, Response> {
                     "pit_loss_ms": r.rejoin_if_pit().1,
                     "rejoin_position_if_pit_green": r.standing.rejoin_green,
                     "rejoin_position_if_pit_neutralised": r.standing.rejoin_neutralised,
-                    "pit_loss_green_ms": r.standing.pit_loss_green_ms,
-                    "pit_loss_neutralised_ms": r.standing.pit_loss_neutralised_ms,
+                    "pit_loss_green_ms": r.standing.pit_loss.green_ms,
+                    "pit_loss_neutralised_ms": r.standing.pit_loss.neutralised_ms,
+                    "pit_loss_green_stops": r.standing.pit_loss.green_stops,
+                    "pit_loss_neutralised_stops": r.standing.pit_loss.neutralised_stops,
                     "undercut_on": r.undercut_on().map(|a| a.to_string()),
                     "undercut_gain_ms": r.standing.undercut_gain_ms,
                     "undercut_threat": threats.get(&d.driver).map(|b| b.to_string()),

@@ -107,8 +107,9 @@ pub struct RaceConfig {
     pub health_rpm: i32,
     /// Closer than this (ms) to the car ahead at the line is traffic (car health, undercut).
     pub health_traffic_ms: i64,
-    /// The pit loss (ms) a rejoin is projected with, and its share beyond the standstill under
-    /// a neutralisation.
+    /// The pit loss (ms) a rejoin is projected with before the race has shown green stops, and
+    /// its share beyond the standstill under a neutralisation before it has shown neutralised
+    /// ones (`rejoin.rs` learns both from the race's stops).
     pub pit_loss_prior_ms: i64,
     pub pit_loss_neutralised_share: f64,
     /// A feed without lap numbers: laps counted from the distance integrated from speed since
@@ -217,9 +218,9 @@ impl LapRow {
         match self.field.state {
             FieldState::Neutralised | FieldState::Red => (
                 self.standing.rejoin_neutralised,
-                self.standing.pit_loss_neutralised_ms,
+                self.standing.pit_loss.neutralised_ms,
             ),
-            _ => (self.standing.rejoin_green, self.standing.pit_loss_green_ms),
+            _ => (self.standing.rejoin_green, self.standing.pit_loss.green_ms),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! Gap to the leader and interval to the car ahead are the differences of crossing times.
 //! With them, where the car would rejoin if it stopped on the next lap: behind every car that
 //! crossed less than the pit loss after it (`rejoin.rs`), under green and under a
-//! neutralisation.
+//! neutralisation, the loss learned from the stops of in-laps up to two laps before (their
+//! samples join each later lap's group).
 //!
 //! And the undercut: a car is within reach of taking the position of the car ahead by stopping
 //! first when its interval is less than what that car's tyres have lost (its lap against the
@@ -15,7 +16,7 @@
 //! behind a safety car, in the rain or within `health_traffic_ms` of the car ahead does not),
 //! and the lap row shows it only under green.
 
-use super::rejoin::{rejoin_position, LossPrior};
+use super::rejoin::{learned_losses, rejoin_position, LossPrior, LossSample, Losses, LAST_LAP};
 use super::DriverLap;
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
@@ -32,9 +33,8 @@ pub struct Standing {
     /// The position after a stop on the next lap, green and under a neutralisation.
     pub rejoin_green: u16,
     pub rejoin_neutralised: u16,
-    /// The pit losses those were projected with (ms).
-    pub pit_loss_green_ms: i64,
-    pub pit_loss_neutralised_ms: i64,
+    /// The pit losses those were projected with, and the stops they were learned from.
+    pub pit_loss: Losses,
     /// What the car ahead's tyres have lost on this lap (ms): what stopping first gains on it.
     pub undercut_gain_ms: i64,
     /// The car ahead, when the interval to it is less than that gain.
@@ -65,12 +65,20 @@ impl Crossing {
     }
 }
 
+/// What a lap's group holds: the cars that completed it, and the loss samples of the stops
+/// made up to two laps before it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OrderInput {
+    Crossing(Crossing),
+    Sample(LossSample),
+}
+
 /// Standings of the cars that completed one lap, from their crossing times in any order, and
-/// where each would rejoin after a stop losing `loss` (green, neutralised ms); closer than `traffic_ms` to the car
+/// where each would rejoin after a stop losing `loss`; closer than `traffic_ms` to the car
 /// ahead is traffic.
 pub fn standings(
     crossings: &[Crossing],
-    loss: (i64, i64),
+    loss: Losses,
     traffic_ms: i64,
 ) -> Vec<(DriverId, Standing)> {
     let mut all = crossings.to_vec();
@@ -93,10 +101,9 @@ pub fn standings(
                 gap_to_leader_ms: end_ms - leader,
                 interval_ms,
                 ahead: prev.map(|p| p.0.driver),
-                rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.0),
-                rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.1),
-                pit_loss_green_ms: loss.0,
-                pit_loss_neutralised_ms: loss.1,
+                rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.green_ms),
+                rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.neutralised_ms),
+                pit_loss: loss,
                 undercut_gain_ms,
                 undercut_on: prev
                     .filter(|_| interval_ms < undercut_gain_ms)
@@ -108,20 +115,37 @@ pub fn standings(
     out
 }
 
-/// `(lap, crossing)` in, `((driver, lap), standing)` out; a stop's loss is `prior`'s.
+/// `(lap, crossing)` and the stops' loss samples by in-lap in, `((driver, lap), standing)`
+/// out; the loss starts from `prior`.
 pub fn running_order<'scope>(
     crossings: VecCollection<'scope, Epoch, (u16, Crossing), isize>,
+    samples: VecCollection<'scope, Epoch, (u16, LossSample), isize>,
     prior: LossPrior,
     traffic_ms: i64,
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), Standing), isize> {
-    let loss = prior.losses();
+    let samples = samples.flat_map(|(in_lap, s)| {
+        (in_lap.saturating_add(2)..=LAST_LAP).map(move |lap| (lap, OrderInput::Sample(s)))
+    });
     crossings
+        .map(|(lap, c)| (lap, OrderInput::Crossing(c)))
+        .concat(samples)
         .reduce_named("RunningOrder", move |_lap, input, output| {
-            let crossed: Vec<Crossing> = input
-                .iter()
-                .filter(|(_, diff)| *diff > 0)
-                .map(|(c, _)| **c)
-                .collect();
+            // Input values come sorted: crossings first, by time, then driver.
+            let mut crossed: Vec<Crossing> = Vec::with_capacity(input.len());
+            let mut samples: Vec<&LossSample> = Vec::new();
+            for (value, diff) in input {
+                if *diff <= 0 {
+                    continue;
+                }
+                match value {
+                    OrderInput::Crossing(c) => crossed.push(*c),
+                    OrderInput::Sample(s) => samples.push(s),
+                }
+            }
+            if crossed.is_empty() {
+                return;
+            }
+            let loss = learned_losses(&prior, samples.iter().copied());
             for (driver, standing) in standings(&crossed, loss, traffic_ms) {
                 output.push(((driver, standing), 1isize));
             }
@@ -147,7 +171,11 @@ mod tests {
                 c(1_000, "VER", 300),
                 c(4_000, "LEC", 0),
             ],
-            (2_800, 1_000),
+            Losses {
+                green_ms: 2_800,
+                neutralised_ms: 1_000,
+                ..Losses::default()
+            },
             400,
         );
         let view: Vec<_> = s
@@ -184,9 +212,9 @@ mod tests {
             c(1_000, "VER", 300),
             c(3_400, "LEC", 0),
         ];
-        let closer = standings(&lec_closer, (0, 0), 400);
+        let closer = standings(&lec_closer, Losses::default(), 400);
         assert_eq!(closer[2].1.undercut_on, Some(d("HAM")));
-        let traffic = standings(&lec_closer, (0, 0), 1_000);
+        let traffic = standings(&lec_closer, Losses::default(), 1_000);
         assert_eq!(traffic[2].1.undercut_on, None);
     }
 }

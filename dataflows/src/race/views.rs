@@ -2,9 +2,10 @@
 //! and predictions out, as updates.
 //!
 //! ```text
-//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> running_order ─┐
-//!                                         ├─> field_state ───┼─> lap rows ─> predictions
-//!                                         └──────────────────┘
+//! analysis ─ Lap, PitStop ─> driver_laps ─┬─> ⋈ field_state ─┬─> pit loss samples ─┐
+//!                                         │                  └──────────────────────┼──┐
+//!                                         └─> running_order <──────────────────────┘  ⋈ ─> lap rows ─> predictions
+//!                                                         └──────────────────────────────┘
 //!                     PitStop ──────────────── ⋈ field_state ─> pit rows
 //!                     lap rows ⋈ the field's top speed per lap ─> car_health
 //! ```
@@ -15,7 +16,7 @@ use super::driver_laps::{driver_laps_view, DriverEvent};
 use super::facts::RaceFact;
 use super::field_state::{field_state, FieldState};
 use super::predict::{predictions, Models};
-use super::rejoin::LossPrior;
+use super::rejoin::{pit_loss_samples, LossPrior};
 use super::running_order::{running_order, Crossing};
 use super::{LapRow, PitRow, RaceConfig, RaceItem, RaceUpdate};
 use crate::dataflow::Epoch;
@@ -57,8 +58,14 @@ pub fn race_views<'scope>(
 
     let laps = driver_laps_view(events.clone());
     let fields = field_state(laps.clone(), cfg);
+    let lap_fields = laps
+        .clone()
+        .map(|l| ((l.done.driver, l.done.lap), l))
+        .join(fields.clone());
+    let samples = pit_loss_samples(lap_fields.clone(), cfg.min_field_cars);
     let standings = running_order(
         laps.clone().map(|l| (l.done.lap, Crossing::of(&l))),
+        samples,
         LossPrior {
             green_ms: cfg.pit_loss_prior_ms,
             neutralised_share: cfg.pit_loss_neutralised_share,
@@ -66,12 +73,9 @@ pub fn race_views<'scope>(
         cfg.health_traffic_ms,
     );
 
-    let rows = laps
-        .clone()
-        .map(|l| ((l.done.driver, l.done.lap), l))
+    let rows = lap_fields
         .join(standings)
-        .join(fields.clone())
-        .map(|(_, ((lap, standing), field))| LapRow {
+        .map(|(_, ((lap, field), standing))| LapRow {
             lap,
             standing,
             field,
