@@ -118,6 +118,10 @@ pub struct Evaluation {
     pub rejoin_scored: usize,
     pub rejoin_within_one: usize,
     pub rejoin_exact: usize,
+    /// The same projections as first written at their lap's end (`laps_first.jsonl`; 0 for a
+    /// run that did not write it): within one place, exact.
+    pub rejoin_first_within_one: usize,
+    pub rejoin_first_exact: usize,
     /// Undercut attempts under green, how many took the place, how many the run had within
     /// reach on the lap before, and of them how many took it.
     pub undercut: UndercutScore,
@@ -194,10 +198,15 @@ pub fn evaluate(
         .iter()
         .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
         .collect();
+    let first_pos: LapsOf = run
+        .first_laps
+        .iter()
+        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
+        .collect();
     let retired = truth.retirements(3);
     pit_stops(&mut e, &mut out, run, truth);
     positions(&mut e, &mut out, run, truth, &ours_pos);
-    rejoin(&mut e, &mut out, truth, status, &ours_pos);
+    rejoin(&mut e, &mut out, truth, status, (&ours_pos, &first_pos));
     undercut(&mut e, &mut out, truth, status, &ours_pos);
     pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
     match endings {
@@ -419,7 +428,7 @@ fn rejoin(
     out: &mut String,
     truth: &Truth,
     status: &[StatusPeriod],
-    ours_pos: &LapsOf,
+    (ours_pos, first_pos): (&LapsOf, &LapsOf),
 ) {
     let real = truth.positions();
     let under_red = laps_touching(truth, status, |code| code == 5);
@@ -457,6 +466,11 @@ fn rejoin(
         if projected == after {
             e.rejoin_exact += 1;
         }
+        if let Some(first) = first_pos.get(&(d, in_lap.saturating_sub(1))) {
+            let said = first.rejoin_position_if_pit;
+            e.rejoin_first_within_one += (said.abs_diff(after) <= 1) as usize;
+            e.rejoin_first_exact += (said == after) as usize;
+        }
         // A run written before the rows carried it has none (0).
         let sc = ours.rejoin_position_if_pit_neutralised;
         if neutralised.contains(&(d, in_lap)) && sc > 0 {
@@ -473,6 +487,14 @@ fn rejoin(
         share(e.rejoin_within_one),
         share(e.rejoin_exact)
     );
+    if !first_pos.is_empty() {
+        let _ = writeln!(
+            out,
+            "  as first written, when the car crossed and the cars behind it had not: within one {:.1} %, exact {:.1} %",
+            share(e.rejoin_first_within_one),
+            share(e.rejoin_first_exact)
+        );
+    }
     if under_sc.0 > 0 {
         let _ = writeln!(
             out,
