@@ -5,7 +5,9 @@
 //!
 //! Which rows a whole race takes back depends on how its records meet in epochs, so the race
 //! tests (`kafka_e2e.rs`) check only that the fold equals the engine's files; this one checks
-//! that a retraction without a replacement is a tombstone, or a withdrawn prediction.
+//! that a retraction without a replacement is a tombstone, or a withdrawn prediction, and that a
+//! version taken back within its epoch (a join whose two inputs changed at once) is not the one
+//! a consumer is left with, whatever the order the updates came in.
 
 mod common;
 
