@@ -16,6 +16,7 @@
 //! dropped), epochs in order. A row then has at most one version inserted per epoch, sent
 //! under its key; one only retracted is taken back (a tombstone, or a withdrawn prediction).
 
+use differential_dataflow::consolidation::consolidate;
 use pitwall_dataflows::dataflow::Epoch;
 use std::collections::BTreeMap;
 
@@ -60,27 +61,6 @@ impl<T: Ord> Changelog<T> {
         }
         out
     }
-}
-
-/// Sorts `updates` by version and sums each version's differences, dropping those at zero.
-fn consolidate<T: Ord>(updates: &mut Vec<(T, i64)>) {
-    updates.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(T, i64)> = Vec::with_capacity(updates.len());
-    for (version, diff) in updates.drain(..) {
-        match out.last_mut() {
-            Some(last) if last.0 == version => last.1 += diff,
-            _ => {
-                if out.last().is_some_and(|l| l.1 == 0) {
-                    out.pop();
-                }
-                out.push((version, diff));
-            }
-        }
-    }
-    if out.last().is_some_and(|l| l.1 == 0) {
-        out.pop();
-    }
-    *updates = out;
 }
 
 #[cfg(test)]

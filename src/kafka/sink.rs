@@ -37,7 +37,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -120,16 +120,6 @@ fn race_identity(item: &RaceItem, key: &str) -> String {
         RaceItem::Prediction(p) => format!("{}:{}:{}", p.model.as_str(), p.driver, p.lap),
         _ => key.to_string(),
     }
-}
-
-/// A row taken back without a replacement: a tombstone (no payload) or, on the predictions
-/// topic, the prediction marked retracted.
-struct Withdrawal {
-    topic: RaceTopic,
-    partition: Option<i32>,
-    key: String,
-    /// The retracted prediction's message (a tombstone sends none).
-    payload: Vec<u8>,
 }
 
 /// A message to send again.
@@ -433,7 +423,7 @@ pub fn kafka_sink<'scope>(
                         }
                     });
                     for (epoch, updates) in changelog.release(|e| !frontier.less_equal(&e)) {
-                        if sender.send_epoch(epoch, updates) {
+                        if sender.send_epoch(epoch, &updates, false) {
                             if let Some(c) = waiting.get(&epoch) {
                                 held.entry(epoch).or_insert_with(|| c.clone());
                             }
@@ -582,13 +572,10 @@ impl Sender {
         o: Output,
         changelog: &mut Changelog<RaceItem>,
     ) -> Sending {
-        let o = match o {
-            Output::Race(u) => {
-                changelog.push(epoch, u.item, u.diff);
-                return Sending::Waiting;
-            }
-            o => o,
-        };
+        if let Output::Race(u) = o {
+            changelog.push(epoch, u.item, u.diff);
+            return Sending::Waiting;
+        }
         let o = &o;
         self.payload.clear();
         self.key.clear();
@@ -681,60 +668,44 @@ impl Sender {
 
     /// One complete epoch's race view updates, consolidated (`Changelog::release`): each
     /// row inserted is sent unless its topic already holds that value; each row only retracted
-    /// is withdrawn. `true` if something is in flight for `epoch`.
-    pub(super) fn send_epoch(&mut self, epoch: Epoch, updates: Vec<(RaceItem, i64)>) -> bool {
-        let withdrawals = self.take_back(&updates);
+    /// is taken back (a tombstone, or on the predictions topic the prediction marked
+    /// retracted). With `replayed` (an epoch an earlier run committed, rebuilt by a restart's
+    /// replay) nothing is sent: the values are only remembered as the ones the topics hold.
+    /// `true` if something is in flight for `epoch`.
+    pub(super) fn send_epoch(
+        &mut self,
+        epoch: Epoch,
+        updates: &[(RaceItem, i64)],
+        replayed: bool,
+    ) -> bool {
         let mut sent = false;
-        for (item, _) in updates.iter().filter(|u| u.1 > 0) {
+        // The rows of the epoch already dealt with: inserted, or taken back.
+        let mut done = HashSet::new();
+        let inserted = updates.iter().filter(|u| u.1 > 0);
+        let retracted = updates.iter().filter(|u| u.1 < 0);
+        for (item, diff) in inserted.chain(retracted) {
+            let insert = *diff > 0;
             self.payload.clear();
             self.key.clear();
-            let (topic, partition) = race_message(&mut self.payload, &mut self.key, item, false);
-            let print = fingerprint(&self.payload);
+            let (topic, partition) = race_message(&mut self.payload, &mut self.key, item, !insert);
             let id = race_identity(item, &self.key);
-            if self.latest.get(&id) == Some(&print) {
+            if !done.insert(id.clone()) {
                 continue;
             }
-            self.latest.insert(id, print);
-            sent |= self.send_row(epoch, topic, partition, true);
-        }
-        for (id, w) in withdrawals {
-            self.latest.remove(&id);
-            self.payload.clear();
-            self.payload.extend_from_slice(&w.payload);
-            self.key.clear();
-            self.key.push_str(&w.key);
-            let with_payload = w.topic == RaceTopic::Predictions;
-            sent |= self.send_row(epoch, w.topic, w.partition, with_payload);
+            if insert {
+                let print = fingerprint(&self.payload);
+                if self.latest.insert(id, print) == Some(print) {
+                    continue;
+                }
+            } else {
+                self.latest.remove(&id);
+            }
+            if !replayed {
+                let with_payload = insert || topic == RaceTopic::Predictions;
+                sent |= self.send_row(epoch, topic, partition, with_payload);
+            }
         }
         sent
-    }
-
-    /// The rows of a consolidated epoch that are retracted and not inserted, by identity (in
-    /// order, so a topic's order does not depend on hashing), with the message taking each back.
-    fn take_back(&mut self, updates: &[(RaceItem, i64)]) -> BTreeMap<String, Withdrawal> {
-        let mut withdrawals = BTreeMap::new();
-        for (item, _) in updates.iter().filter(|u| u.1 < 0) {
-            self.payload.clear();
-            self.key.clear();
-            let (topic, partition) = race_message(&mut self.payload, &mut self.key, item, true);
-            let withdrawal = Withdrawal {
-                topic,
-                partition,
-                key: self.key.clone(),
-                payload: std::mem::take(&mut self.payload),
-            };
-            withdrawals.insert(race_identity(item, &self.key), withdrawal);
-        }
-        for (item, _) in updates.iter().filter(|u| u.1 > 0) {
-            if withdrawals.is_empty() {
-                break;
-            }
-            self.payload.clear();
-            self.key.clear();
-            race_message(&mut self.payload, &mut self.key, item, false);
-            withdrawals.remove(&race_identity(item, &self.key));
-        }
-        withdrawals
     }
 
     /// Sends the race row in the key and payload buffers (no payload: a tombstone) to its
@@ -775,22 +746,6 @@ impl Sender {
                 self.send_failed(epoch, what, &e);
                 false
             }
-        }
-    }
-
-    /// A complete epoch's race view updates an earlier run already committed (a restart's
-    /// replay rebuilds them): not sent, but each row's value is remembered as the one its
-    /// topic holds.
-    pub(super) fn committed_before(&mut self, updates: Vec<(RaceItem, i64)>) {
-        for (id, _) in self.take_back(&updates) {
-            self.latest.remove(&id);
-        }
-        for (item, _) in updates.iter().filter(|u| u.1 > 0) {
-            self.payload.clear();
-            self.key.clear();
-            race_message(&mut self.payload, &mut self.key, item, false);
-            let print = fingerprint(&self.payload);
-            self.latest.insert(race_identity(item, &self.key), print);
         }
     }
 

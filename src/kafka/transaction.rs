@@ -660,7 +660,7 @@ pub fn transactional_sink<'scope>(
                         latest = latest.max(Some(epoch));
                         if epoch < resume {
                             // Rebuilt from replayed records: committed by the run this replaces
-                            // (the race rows' values are remembered, `committed_before`).
+                            // (the race rows' values are only remembered, `send_epoch`).
                             for o in data.drain(..) {
                                 if let Output::Race(u) = o {
                                     changelog.push(epoch, u.item, u.diff);
@@ -713,9 +713,8 @@ pub fn transactional_sink<'scope>(
                         }
                     }
                     for (epoch, updates) in changelog.release(|e| e < limit) {
-                        if epoch < resume {
-                            sender.committed_before(updates);
-                        } else if sender.send_epoch(epoch, updates) {
+                        // Epochs before `resume` are rebuilt by the replay, committed before.
+                        if sender.send_epoch(epoch, &updates, epoch < resume) {
                             if let Some(c) = race_epochs.get(&epoch) {
                                 held.entry(epoch).or_insert_with(|| c.clone());
                             }

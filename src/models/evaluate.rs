@@ -193,20 +193,12 @@ pub fn evaluate(
 ) -> Evaluation {
     let mut e = Evaluation::default();
     let mut out = String::new();
-    let ours_pos: HashMap<(DriverId, u16), &LapMessage> = run
-        .laps
-        .iter()
-        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
-        .collect();
-    let first_pos: LapsOf = run
-        .first_laps
-        .iter()
-        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
-        .collect();
+    let ours_pos = laps_of(&run.laps);
+    let first_pos = laps_of(&run.first_laps);
     let retired = truth.retirements(3);
     pit_stops(&mut e, &mut out, run, truth);
     positions(&mut e, &mut out, run, truth, &ours_pos);
-    rejoin(&mut e, &mut out, truth, status, (&ours_pos, &first_pos));
+    rejoin(&mut e, &mut out, truth, status, &ours_pos, &first_pos);
     undercut(&mut e, &mut out, truth, status, &ours_pos);
     pit_probability(&mut e, &mut out, run, truth, model, &ours_pos);
     match endings {
@@ -241,6 +233,13 @@ pub fn evaluate(
 }
 
 type LapsOf<'a> = HashMap<(DriverId, u16), &'a LapMessage>;
+
+/// A run's lap rows by driver and lap.
+fn laps_of(rows: &[LapMessage]) -> LapsOf<'_> {
+    rows.iter()
+        .filter_map(|l| Some(((driver(&l.driver_id)?, l.lap), l)))
+        .collect()
+}
 
 fn fmt_auc(a: Option<f64>) -> String {
     a.map_or("n/a".to_string(), |a| format!("{a:.3}"))
@@ -428,7 +427,8 @@ fn rejoin(
     out: &mut String,
     truth: &Truth,
     status: &[StatusPeriod],
-    (ours_pos, first_pos): (&LapsOf, &LapsOf),
+    ours_pos: &LapsOf,
+    first_pos: &LapsOf,
 ) {
     let real = truth.positions();
     let under_red = laps_touching(truth, status, |code| code == 5);
