@@ -224,7 +224,8 @@ fn monaco_2019_stops_positions_and_the_safety_car() {
 
 /// Where a car rejoins if it pits next lap, on every real stop of the four races: exact on at
 /// least 60 % (the goal; within one place it reaches 82 %, short of the 90 % asked:
-/// the misses are stops made with rivals' on the same laps, docs/race.md). Every lap row
+/// the misses are stops made with rivals' on the same laps, docs/race.md; as first written,
+/// when the car crossed, 81 % within one and 57 % exact). Every lap row
 /// carries the projection under green and under a SC/VSC, and reads the one of its state. The
 /// pit loss is learned from the race's stops: the prior until two laps after the first one,
 /// then from more stops lap by lap, ending near Monaco's pit-lane time in the history (25.4 s

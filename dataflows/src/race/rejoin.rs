@@ -196,9 +196,12 @@ pub fn pit_loss_samples<'scope>(
 }
 
 /// The position a car that completed a lap at `end_ms` would hold after losing `loss_ms`
-/// against the cars that completed the same lap at `crossings` (itself among them).
+/// against the cars that completed the same lap at `crossings` (itself among them), and the
+/// cars still to complete it at `to_come`: where each is expected to cross, its gap to this
+/// car on the lap before kept.
 pub fn rejoin_position(
     crossings: &[(i64, DriverId)],
+    to_come: &[i64],
     me: DriverId,
     end_ms: i64,
     loss_ms: i64,
@@ -206,7 +209,8 @@ pub fn rejoin_position(
     let ahead = crossings
         .iter()
         .filter(|(t, d)| *d != me && *t < end_ms + loss_ms)
-        .count();
+        .count()
+        + to_come.iter().filter(|&&t| t < end_ms + loss_ms).count();
     (ahead + 1).min(u16::MAX as usize) as u16
 }
 
@@ -225,11 +229,17 @@ mod tests {
             (30_000, d("ALO")),
         ];
         // HAM, 2nd, loses 21 s: behind LEC (17 s back) and NOR (20.5 s), ahead of ALO (27 s).
-        assert_eq!(rejoin_position(&crossed, d("HAM"), 3_000, 21_000), 4);
+        assert_eq!(rejoin_position(&crossed, &[], d("HAM"), 3_000, 21_000), 4);
         // The leader with a loss shorter than his lead keeps it.
-        assert_eq!(rejoin_position(&crossed, d("VER"), 1_000, 1_500), 1);
+        assert_eq!(rejoin_position(&crossed, &[], d("VER"), 1_000, 1_500), 1);
         // Last stays last.
-        assert_eq!(rejoin_position(&crossed, d("ALO"), 30_000, 21_000), 5);
+        assert_eq!(rejoin_position(&crossed, &[], d("ALO"), 30_000, 21_000), 5);
+        // A car still to cross, expected 24 s after HAM's crossing, is behind it; one
+        // expected 20 s after it, ahead.
+        assert_eq!(
+            rejoin_position(&crossed, &[27_000, 23_000], d("HAM"), 3_000, 21_000),
+            5
+        );
     }
 
     fn lap(driver: &str, next: bool, time_ms: i64, stop: bool, state: FieldState) -> LossLap {

@@ -7,7 +7,10 @@
 //! With them, where the car would rejoin if it stopped on the next lap: behind every car that
 //! crossed less than the pit loss after it (`rejoin.rs`), under green and under a
 //! neutralisation, the loss learned from the stops of in-laps up to two laps before (their
-//! samples join each later lap's group).
+//! samples join each later lap's group). The row is first written when the car crosses, before
+//! the cars behind it have: each of those counts where its gap on the lap before puts it (the
+//! lap's group also holds the crossings of the lap before), until it crosses or a car has
+//! crossed later than it was expected.
 //!
 //! And the undercut: a car is within reach of taking the position of the car ahead by stopping
 //! first when its interval is less than what that car's tyres have lost (its lap against the
@@ -65,19 +68,26 @@ impl Crossing {
     }
 }
 
-/// What a lap's group holds: the cars that completed it, and the loss samples of the stops
-/// made up to two laps before it.
+/// What a lap's group holds: the cars that completed it, the cars that completed the lap
+/// before (where those still to come are expected), and the loss samples of the stops made up
+/// to two laps before it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum OrderInput {
     Crossing(Crossing),
+    /// The car's crossing of the lap before.
+    Previous(Crossing),
     Sample(LossSample),
 }
 
 /// Standings of the cars that completed one lap, from their crossing times in any order, and
 /// where each would rejoin after a stop losing `loss`; closer than `traffic_ms` to the car
-/// ahead is traffic.
+/// ahead is traffic. `previous` are the crossings of the lap before: a car that completed it
+/// and not yet this one is expected where its gap to the car judged on the lap before puts it,
+/// unless a car has crossed later already (it stopped, slowed or retired: it counts once it
+/// crosses).
 pub fn standings(
     crossings: &[Crossing],
+    previous: &[Crossing],
     loss: Losses,
     traffic_ms: i64,
 ) -> Vec<(DriverId, Standing)> {
@@ -85,6 +95,13 @@ pub fn standings(
     all.sort();
     let sorted: Vec<(i64, DriverId)> = all.iter().map(|c| (c.end_ms, c.driver)).collect();
     let leader = sorted.first().map_or(0, |c| c.0);
+    let latest = sorted.last().map_or(0, |c| c.0);
+    let waiting: Vec<i64> = previous
+        .iter()
+        .filter(|p| !sorted.iter().any(|(_, d)| *d == p.driver))
+        .map(|p| p.end_ms)
+        .collect();
+    let mut to_come: Vec<i64> = Vec::with_capacity(waiting.len());
     let mut out = Vec::with_capacity(sorted.len());
     // The car ahead, and whether it ran in clear air.
     let mut prev: Option<(&Crossing, bool)> = None;
@@ -94,6 +111,17 @@ pub fn standings(
             Some((p, true)) => p.tyre_loss_ms,
             _ => 0,
         };
+        to_come.clear();
+        if let Some(before) = previous.iter().find(|p| p.driver == driver) {
+            let lap_ms = end_ms - before.end_ms;
+            to_come.extend(
+                waiting
+                    .iter()
+                    .map(|t| t + lap_ms)
+                    .filter(|&expected| expected > latest),
+            );
+        }
+        let rejoin = |loss_ms| rejoin_position(&sorted, &to_come, driver, end_ms, loss_ms);
         out.push((
             driver,
             Standing {
@@ -101,8 +129,8 @@ pub fn standings(
                 gap_to_leader_ms: end_ms - leader,
                 interval_ms,
                 ahead: prev.map(|p| p.0.driver),
-                rejoin_green: rejoin_position(&sorted, driver, end_ms, loss.green_ms),
-                rejoin_neutralised: rejoin_position(&sorted, driver, end_ms, loss.neutralised_ms),
+                rejoin_green: rejoin(loss.green_ms),
+                rejoin_neutralised: rejoin(loss.neutralised_ms),
                 pit_loss: loss,
                 undercut_gain_ms,
                 undercut_on: prev
@@ -127,11 +155,17 @@ pub fn running_order<'scope>(
         (in_lap.saturating_add(2)..=LAST_LAP).map(move |lap| (lap, OrderInput::Sample(s)))
     });
     crossings
-        .map(|(lap, c)| (lap, OrderInput::Crossing(c)))
+        .flat_map(|(lap, c)| {
+            [
+                (lap, OrderInput::Crossing(c)),
+                (lap.saturating_add(1), OrderInput::Previous(c)),
+            ]
+        })
         .concat(samples)
         .reduce_named("RunningOrder", move |_lap, input, output| {
             // Input values come sorted: crossings first, by time, then driver.
             let mut crossed: Vec<Crossing> = Vec::with_capacity(input.len());
+            let mut previous: Vec<Crossing> = Vec::new();
             let mut samples: Vec<&LossSample> = Vec::new();
             for (value, diff) in input {
                 if *diff <= 0 {
@@ -139,6 +173,7 @@ pub fn running_order<'scope>(
                 }
                 match value {
                     OrderInput::Crossing(c) => crossed.push(*c),
+                    OrderInput::Previous(c) => previous.push(*c),
                     OrderInput::Sample(s) => samples.push(s),
                 }
             }
@@ -146,7 +181,7 @@ pub fn running_order<'scope>(
                 return;
             }
             let loss = learned_losses(&prior, samples.iter().copied());
-            for (driver, standing) in standings(&crossed, loss, traffic_ms) {
+            for (driver, standing) in standings(&crossed, &previous, loss, traffic_ms) {
                 output.push(((driver, standing), 1isize));
             }
         })
@@ -171,6 +206,7 @@ mod tests {
                 c(1_000, "VER", 300),
                 c(4_000, "LEC", 0),
             ],
+            &[],
             Losses {
                 green_ms: 2_800,
                 neutralised_ms: 1_000,
@@ -212,9 +248,58 @@ mod tests {
             c(1_000, "VER", 300),
             c(3_400, "LEC", 0),
         ];
-        let closer = standings(&lec_closer, Losses::default(), 400);
+        let closer = standings(&lec_closer, &[], Losses::default(), 400);
         assert_eq!(closer[2].1.undercut_on, Some(d("HAM")));
-        let traffic = standings(&lec_closer, Losses::default(), 1_000);
+        let traffic = standings(&lec_closer, &[], Losses::default(), 1_000);
         assert_eq!(traffic[2].1.undercut_on, None);
+    }
+
+    #[test]
+    fn the_cars_still_to_cross_count_where_their_gap_on_the_lap_before_puts_them() {
+        let d = |s| DriverId::new(s).unwrap();
+        let c = |end_ms, driver| Crossing {
+            end_ms,
+            driver: d(driver),
+            tyre_loss_ms: 0,
+        };
+        let loss = Losses {
+            green_ms: 20_000,
+            neutralised_ms: 10_000,
+            ..Losses::default()
+        };
+        // The lap before: VER, HAM 15 s behind, LEC 25 s behind, ALO 12 s behind VER (and
+        // ahead of HAM) but stopping on this lap.
+        let before = [
+            c(100_000, "VER"),
+            c(112_000, "ALO"),
+            c(115_000, "HAM"),
+            c(125_000, "LEC"),
+        ];
+        // VER crossed this lap (80 s): HAM is expected 15 s after him, within a stop's 20 s;
+        // LEC 25 s after, not. ALO, expected 12 s after, is still to come too.
+        let first = standings(&[c(180_000, "VER")], &before, loss, 400);
+        assert_eq!(
+            (first[0].1.rejoin_green, first[0].1.rejoin_neutralised),
+            (3, 1)
+        );
+        // HAM crossed 16 s after VER: ALO, expected before him, has not crossed (he is in the
+        // pit lane) and counts once he crosses; LEC is expected 10 s after HAM.
+        let more = standings(&[c(180_000, "VER"), c(196_000, "HAM")], &before, loss, 400);
+        assert_eq!(more[0].1.rejoin_green, 2);
+        assert_eq!(more[1].1.rejoin_green, 3);
+        // Settled: everyone crossed; the expectations are gone.
+        let all = standings(
+            &[
+                c(180_000, "VER"),
+                c(196_000, "HAM"),
+                c(203_000, "LEC"),
+                c(215_000, "ALO"),
+            ],
+            &before,
+            loss,
+            400,
+        );
+        let rejoin: Vec<_> = all.iter().map(|(_, s)| s.rejoin_green).collect();
+        assert_eq!(rejoin, vec![2, 4, 4, 4]);
     }
 }
