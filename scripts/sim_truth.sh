@@ -20,11 +20,14 @@ for circuit in monaco monza silverstone; do
       /neutralised driver-laps/ { match($0, /recall [0-9.]+/); r=substr($0, RSTART+7, RLENGTH-7);
                                   match($0, /precision [0-9.]+/); p=substr($0, RSTART+10, RLENGTH-10);
                                   split($0, w, " "); nf=w[3]; nt=w[5]; jc=w[13]; jt=w[15] }
-      /as first written/ { split($0, w, " "); ff=w[8]; ft=w[10]; fc=w[14]; fj=w[16] }
+      /as first written at each lap/ { split($0, w, " "); ff=w[8]; ft=w[10]; fc=w[14]; fj=w[16] }
       /^incidents/ { inc=$2 "/" $4 }
       /^rejoin/ { match($0, /out-lap [0-9.]+/); rw=substr($0, RSTART+8, RLENGTH-8);
                   match($0, /exact [0-9.]+/); re=substr($0, RSTART+6, RLENGTH-6);
-                  printf "%d %.0f %.0f\n", $2, $2 * rw / 100, $2 * re / 100 >> "'"$dir/rejoin"'" }
+                  n=$2; printf "%d %.0f %.0f\n", $2, $2 * rw / 100, $2 * re / 100 >> "'"$dir/rejoin"'" }
+      /as first written, when the car crossed/ { match($0, /within one [0-9.]+/); fw=substr($0, RSTART+11, RLENGTH-11);
+                  match($0, /exact [0-9.]+/); fe=substr($0, RSTART+6, RLENGTH-6);
+                  printf "%.0f %.0f\n", n * fw / 100, n * fe / 100 >> "'"$dir/rejoin_first"'" }
       /^undercut/ { match($0, /[0-9]+ took the place/); ut=substr($0, RSTART, RLENGTH) + 0;
                     match($0, /before [0-9]+/); ur=substr($0, RSTART+7, RLENGTH-7);
                     match($0, /of them [0-9]+/); uk=substr($0, RSTART+8, RLENGTH-8);
@@ -41,7 +44,8 @@ awk '{ f += $1; t += $2; c += $3; j += $4; ff += $5; ft += $6; fc += $7; fj += $
            printf "as first written at each lap'"'"'s end: recall %d/%d = %.3f, precision %d/%d = %.3f\n",
                   ff, ft, ft ? ff / ft : 0, fc, fj, fj ? fc / fj : 0 }' "$dir/neutral"
 # The rejoin projection and the undercut view, pooled (evaluate's definitions).
-awk '{ n += $1; w += $2; e += $3 }
-     END { printf "rejoin, all races: %d stops, within one place %d, exact %d\n", n, w, e }' "$dir/rejoin"
+first=$(awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$dir/rejoin_first" 2> /dev/null || echo "none")
+awk -v first="$first" '{ n += $1; w += $2; e += $3 }
+     END { printf "rejoin, all races: %d stops, within one place %d, exact %d; as first written (when the car crossed) %s\n", n, w, e, first }' "$dir/rejoin"
 awk '{ a += $1; t += $2; r += $3; k += $4 }
      END { printf "undercut, all races: %d attempts under green, %d took the place; within reach %d, of them %d took it\n", a, t, r, k }' "$dir/undercut"
