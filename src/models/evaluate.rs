@@ -442,6 +442,7 @@ fn rejoin(
     let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
     stops.sort();
     let mut misses = Vec::new();
+    let mut first_misses = Vec::new();
     for &&(d, in_lap) in &stops {
         if under_red.contains(&(d, in_lap)) {
             red_stops += 1;
@@ -470,6 +471,9 @@ fn rejoin(
             let said = first.rejoin_position_if_pit;
             e.rejoin_first_within_one += (said.abs_diff(after) <= 1) as usize;
             e.rejoin_first_exact += (said == after) as usize;
+            if said.abs_diff(after) > 1 {
+                first_misses.push(format!("{d} lap {in_lap}: P{said}, real P{after}"));
+            }
         }
         // A run written before the rows carried it has none (0).
         let sc = ours.rejoin_position_if_pit_neutralised;
@@ -510,6 +514,13 @@ fn rejoin(
     }
     if !misses.is_empty() {
         let _ = writeln!(out, "  off by more: {}", misses.join("; "));
+    }
+    if !first_misses.is_empty() {
+        let _ = writeln!(
+            out,
+            "  off by more as first written: {}",
+            first_misses.join("; ")
+        );
     }
 }
 
