@@ -11,7 +11,7 @@
 //! Two deficit laps in a row make one `car_health` alert (high), on the first of them.
 
 use super::keyed_state::{keyed_state, Counts, KeyedState};
-use super::{LapRow, RaceConfig};
+use super::{median, LapRow, RaceConfig};
 use crate::alert::{Alert, AlertStatus, AlertType, Severity};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
@@ -91,13 +91,8 @@ pub struct HealthLap {
     pub max_rpm: i32,
 }
 
-fn median(mut v: Vec<i32>) -> i32 {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
 /// A multiset of integers that knows its median (the element at `len / 2` in sorted order, as
-/// [`median`] picks it) at any time: the lower half and the upper half, the median the least of
+/// [`super::median`] picks it) at any time: the lower half and the upper half, the median the least of
 /// the upper. Adding or removing a value is a few map operations, however many it holds.
 #[derive(Clone, Debug, Default)]
 struct MedianSet {
@@ -375,13 +370,13 @@ pub fn car_health<'scope>(
         })
         .map(|r| (r.lap.done.lap, r.lap.done.max_speed_kmh as i32))
         .reduce_named("FieldTopSpeed", |_lap, input, output| {
-            let speeds: Vec<i32> = input
+            let mut speeds: Vec<i32> = input
                 .iter()
                 .filter(|(_, d)| *d > 0)
                 .map(|(v, _)| **v)
                 .collect();
-            if !speeds.is_empty() {
-                output.push((median(speeds), 1isize));
+            if let Some(m) = median(&mut speeds) {
+                output.push((m, 1isize));
             }
         });
     let cfg = cfg.clone();
@@ -464,7 +459,11 @@ mod tests {
                 set.insert(v);
             }
             if !all.is_empty() {
-                assert_eq!(set.median(), median(all.clone()), "after {i} steps");
+                assert_eq!(
+                    set.median(),
+                    median(&mut all.clone()).unwrap(),
+                    "after {i} steps"
+                );
             }
         }
     }

@@ -27,7 +27,7 @@
 //! groups, and a late lap updates the answers it changes.
 
 use super::rejoin::STANDSTILL_MS;
-use super::{DriverLap, RaceConfig};
+use super::{median, DriverLap, RaceConfig};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
@@ -196,7 +196,7 @@ pub fn field_views(
             &mut latest,
             &mut paces,
         );
-        let pace = median(&mut paces);
+        let pace = median(&mut paces).unwrap_or(0);
         let judged = paces.len() >= cfg.min_field_cars;
         let (spin_per_10k, cars) = (spin_rate(&latest), latest.len());
         // The field a lap before (a lap's window back), judged alone: a neutralisation holds
@@ -325,7 +325,7 @@ impl Alone<'_> {
             return FieldState::Red;
         }
         let judged = paces.len() >= cfg.min_field_cars;
-        let pace = median(paces);
+        let pace = median(paces).unwrap_or(0);
         judge(judged, pace, spin_rate(latest), self.baseline, None, cfg)
     }
 
@@ -457,15 +457,6 @@ fn spin_rate(laps: &[&FieldEntry]) -> u32 {
         (s + l.spin_samples as u64, n + l.samples as u64)
     });
     (spins * 10_000).checked_div(samples).unwrap_or(0) as u32
-}
-
-/// The median of `paces` (reordered), 0 when empty.
-fn median(paces: &mut [u32]) -> u32 {
-    if paces.is_empty() {
-        return 0;
-    }
-    let mid = paces.len() / 2;
-    *paces.select_nth_unstable(mid).1
 }
 
 /// What a lap's group of the field view holds: the laps of that number, those of the two

@@ -36,6 +36,13 @@ pub mod views;
 use crate::record::DriverId;
 use serde::{Deserialize, Serialize};
 
+/// The median of `values` (reordered): the element at `len / 2` in sorted order, the upper of
+/// the two middle ones for an even count; `None` when empty.
+pub(crate) fn median<T: Copy + Ord>(values: &mut [T]) -> Option<T> {
+    let mid = values.len() / 2;
+    (!values.is_empty()).then(|| *values.select_nth_unstable(mid).1)
+}
+
 pub use book::RaceBook;
 pub use car_health::CarHealth;
 pub use driver_laps::DriverLap;

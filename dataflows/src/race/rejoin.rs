@@ -17,7 +17,7 @@
 //! lap reported late.
 
 use super::field_state::{FieldState, FieldView};
-use super::DriverLap;
+use super::{median, DriverLap};
 use crate::dataflow::Epoch;
 use crate::record::DriverId;
 use differential_dataflow::VecCollection;
@@ -135,11 +135,12 @@ pub fn loss_samples(group: &[&LossLap], min_cars: usize) -> Vec<LossSample> {
         .filter(|(k, k1)| !k.pit_in && !k.pit_out && !k1.pit_in && !k1.pit_out)
         .map(|(k, k1)| k.time_ms + k1.time_ms)
         .collect();
-    if field.len() < min_cars.max(1) {
+    if field.len() < min_cars {
         return Vec::new();
     }
-    field.sort_unstable();
-    let reference = field[field.len() / 2];
+    let Some(reference) = median(&mut field) else {
+        return Vec::new();
+    };
     pairs
         .iter()
         .filter(|(k, k1)| k.pit_in && !k1.pit_in && k1.pit_out)
