@@ -27,11 +27,19 @@ pub struct RaceBook {
 /// Items of one kind and their counts (never 0).
 type Counted<T> = BTreeMap<T, i64>;
 
+/// Adds `diff` to the item's count; the item is cloned only when it is new.
 fn count<T: Ord + Clone>(items: &mut Counted<T>, item: &T, diff: i64) {
-    let n = items.entry(item.clone()).or_default();
-    *n += diff;
-    if *n == 0 {
-        items.remove(item);
+    match items.get_mut(item) {
+        Some(n) => {
+            *n += diff;
+            if *n == 0 {
+                items.remove(item);
+            }
+        }
+        None if diff != 0 => {
+            items.insert(item.clone(), diff);
+        }
+        None => {}
     }
 }
 
