@@ -436,13 +436,12 @@ fn rejoin(
     // calls the stop, and can read the projection for a stop under one.
     let neutralised = laps_touching(truth, status, |code| matches!(code, 4 | 6 | 7));
     let mut red_stops = 0;
-    // The stops made under a SC/VSC, read with the projection for a stop under one: (scored,
-    // within one, exact).
-    let mut under_sc = (0usize, 0usize, 0usize);
+    // Settled, as first written, and the stops made under a SC/VSC read with the projection
+    // for a stop under one.
+    let (mut settled, mut first_written, mut under_sc) =
+        (Tally::default(), Tally::default(), Tally::default());
     let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
     stops.sort();
-    let mut misses = Vec::new();
-    let mut first_misses = Vec::new();
     for &&(d, in_lap) in &stops {
         if under_red.contains(&(d, in_lap)) {
             red_stops += 1;
@@ -454,56 +453,47 @@ fn rejoin(
         ) else {
             continue;
         };
+        let miss = |said: u16| format!("{d} lap {in_lap}: P{said}, real P{after}");
         let projected = ours.rejoin_position_if_pit;
-        e.rejoin_scored += 1;
-        if projected.abs_diff(after) <= 1 {
-            e.rejoin_within_one += 1;
-        } else {
-            misses.push(format!(
-                "{d} lap {in_lap}: P{projected}, real P{after} ({})",
-                ours.field_state
-            ));
-        }
-        if projected == after {
-            e.rejoin_exact += 1;
-        }
+        settled.score(projected, after, || {
+            format!("{} ({})", miss(projected), ours.field_state)
+        });
         if let Some(first) = first_pos.get(&(d, in_lap.saturating_sub(1))) {
             let said = first.rejoin_position_if_pit;
-            e.rejoin_first_within_one += (said.abs_diff(after) <= 1) as usize;
-            e.rejoin_first_exact += (said == after) as usize;
-            if said.abs_diff(after) > 1 {
-                first_misses.push(format!("{d} lap {in_lap}: P{said}, real P{after}"));
-            }
+            first_written.score(said, after, || miss(said));
         }
         // A run written before the rows carried it has none (0).
         let sc = ours.rejoin_position_if_pit_neutralised;
         if neutralised.contains(&(d, in_lap)) && sc > 0 {
-            under_sc.0 += 1;
-            under_sc.1 += (sc.abs_diff(after) <= 1) as usize;
-            under_sc.2 += (sc == after) as usize;
+            under_sc.score(sc, after, String::new);
         }
     }
-    let share = |n: usize| 100.0 * n as f64 / e.rejoin_scored.max(1) as f64;
+    e.rejoin_scored = settled.scored;
+    e.rejoin_within_one = settled.within_one;
+    e.rejoin_exact = settled.exact;
+    e.rejoin_first_within_one = first_written.within_one;
+    e.rejoin_first_exact = first_written.exact;
+    let share = |n: usize| 100.0 * n as f64 / settled.scored.max(1) as f64;
     let _ = writeln!(
         out,
         "rejoin        {} stops: within one place of the position after the out-lap {:.1} %, exact {:.1} %",
-        e.rejoin_scored,
-        share(e.rejoin_within_one),
-        share(e.rejoin_exact)
+        settled.scored,
+        share(settled.within_one),
+        share(settled.exact)
     );
     if !first_pos.is_empty() {
         let _ = writeln!(
             out,
             "  as first written, when the car crossed and the cars behind it had not: within one {:.1} %, exact {:.1} %",
-            share(e.rejoin_first_within_one),
-            share(e.rejoin_first_exact)
+            share(first_written.within_one),
+            share(first_written.exact)
         );
     }
-    if under_sc.0 > 0 {
+    if under_sc.scored > 0 {
         let _ = writeln!(
             out,
             "  the {} stops made under a SC/VSC, read with the projection for a stop under one: within one {}, exact {}",
-            under_sc.0, under_sc.1, under_sc.2
+            under_sc.scored, under_sc.within_one, under_sc.exact
         );
     }
     if red_stops > 0 {
@@ -512,15 +502,32 @@ fn rejoin(
             "  {red_stops} passages into the pit lane under a red flag not scored (the field queues and restarts in order)"
         );
     }
-    if !misses.is_empty() {
-        let _ = writeln!(out, "  off by more: {}", misses.join("; "));
+    for (tally, what) in [(&settled, ""), (&first_written, " as first written")] {
+        if !tally.misses.is_empty() {
+            let _ = writeln!(out, "  off by more{what}: {}", tally.misses.join("; "));
+        }
     }
-    if !first_misses.is_empty() {
-        let _ = writeln!(
-            out,
-            "  off by more as first written: {}",
-            first_misses.join("; ")
-        );
+}
+
+/// Rejoin projections against the real positions: how many, within one place, exact, and
+/// the misses described.
+#[derive(Default)]
+struct Tally {
+    scored: usize,
+    within_one: usize,
+    exact: usize,
+    misses: Vec<String>,
+}
+
+impl Tally {
+    fn score(&mut self, said: u16, after: u16, miss: impl FnOnce() -> String) {
+        self.scored += 1;
+        self.exact += (said == after) as usize;
+        if said.abs_diff(after) <= 1 {
+            self.within_one += 1;
+        } else {
+            self.misses.push(miss());
+        }
     }
 }
 
