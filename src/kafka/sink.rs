@@ -74,43 +74,45 @@ enum RaceTopic {
     Alerts,
 }
 
-/// A race view's row into the payload and key buffers; the alerts' partition.
-fn race_message(
-    payload: &mut Vec<u8>,
-    key: &mut String,
-    item: &RaceItem,
-    retracted: bool,
-) -> (RaceTopic, Option<i32>) {
+/// A race view's row's key into `key`; its topic, and the alerts' partition.
+fn race_key(key: &mut String, item: &RaceItem) -> (RaceTopic, Option<i32>) {
+    let alert = |key: &mut String, a: Alert| {
+        let _ = write!(key, "{}", a.alert_id);
+        (RaceTopic::Alerts, Some(alerts_partition(a.severity)))
+    };
     match item {
         RaceItem::Prediction(p) => {
-            let mut m = PredictionMessage::new(p);
-            m.retracted = retracted;
-            let _ = serde_json::to_writer(payload, &m);
             key.push_str(p.model.as_str());
             (RaceTopic::Predictions, None)
         }
         RaceItem::Lap(r) => {
-            let _ = serde_json::to_writer(payload, &LapMessage::new(r));
             let d = &r.lap.done;
             let _ = write!(key, "{}:{}", d.driver, d.lap);
             (RaceTopic::Laps, None)
         }
         RaceItem::Pit(p) => {
-            let _ = serde_json::to_writer(payload, &PitStopMessage::new(p));
             let _ = write!(key, "{}:{}:pit", p.stop.driver, p.stop.lap);
             (RaceTopic::Laps, None)
         }
-        RaceItem::Health(h) => {
-            let a = h.alert();
-            write_alert(payload, key, &a);
-            (RaceTopic::Alerts, Some(alerts_partition(a.severity)))
-        }
-        RaceItem::Retirement(r) => {
-            let a = r.alert();
-            write_alert(payload, key, &a);
-            (RaceTopic::Alerts, Some(alerts_partition(a.severity)))
-        }
+        RaceItem::Health(h) => alert(key, h.alert()),
+        RaceItem::Retirement(r) => alert(key, r.alert()),
     }
+}
+
+/// A race view's row as its message into `payload` (a prediction taken back says
+/// `retracted`).
+fn race_payload(payload: &mut Vec<u8>, item: &RaceItem, retracted: bool) {
+    let _ = match item {
+        RaceItem::Prediction(p) => {
+            let mut m = PredictionMessage::new(p);
+            m.retracted = retracted;
+            serde_json::to_writer(payload, &m)
+        }
+        RaceItem::Lap(r) => serde_json::to_writer(payload, &LapMessage::new(r)),
+        RaceItem::Pit(p) => serde_json::to_writer(payload, &PitStopMessage::new(p)),
+        RaceItem::Health(h) => serde_json::to_writer(payload, &AlertMessage::new(&h.alert())),
+        RaceItem::Retirement(r) => serde_json::to_writer(payload, &AlertMessage::new(&r.alert())),
+    };
 }
 
 /// A race row's identity in the changelog: its key (laps, pit stops and alerts are keyed by
@@ -685,23 +687,32 @@ impl Sender {
         let retracted = updates.iter().filter(|u| u.1 < 0);
         for (item, diff) in inserted.chain(retracted) {
             let insert = *diff > 0;
-            self.payload.clear();
             self.key.clear();
-            let (topic, partition) = race_message(&mut self.payload, &mut self.key, item, !insert);
+            let (topic, partition) = race_key(&mut self.key, item);
             let id = race_identity(item, &self.key);
-            if !done.insert(id.clone()) {
+            // A row's old version, retracted in the epoch that inserted its new one, is not
+            // serialised at all.
+            if done.contains(&id) {
                 continue;
+            }
+            // A tombstone has no payload; a prediction taken back says so in its own.
+            let with_payload = insert || topic == RaceTopic::Predictions;
+            self.payload.clear();
+            if insert || (with_payload && !replayed) {
+                race_payload(&mut self.payload, item, !insert);
             }
             if insert {
                 let print = fingerprint(&self.payload);
-                if self.latest.insert(id, print) == Some(print) {
+                let held = self.latest.insert(id.clone(), print) == Some(print);
+                done.insert(id);
+                if held {
                     continue;
                 }
             } else {
                 self.latest.remove(&id);
+                done.insert(id);
             }
             if !replayed {
-                let with_payload = insert || topic == RaceTopic::Predictions;
                 sent |= self.send_row(epoch, topic, partition, with_payload);
             }
         }
