@@ -497,7 +497,11 @@ fn train(args: TrainArgs) -> Result<(), Error> {
         }
     }
     for (name, c) in model.pit.features.iter().zip(&model.pit.coefficients) {
-        println!("  {name:<16} {c:+.3}");
+        if model.pit.not_fitted.contains(name) {
+            println!("  {name:<16}  not fitted: too few training laps show it");
+        } else {
+            println!("  {name:<16} {c:+.3}");
+        }
     }
     std::fs::write(&args.model_out, model.to_toml())
         .map_err(|e| Error::flag("--model-out", args.model_out.display(), e))?;

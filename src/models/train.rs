@@ -21,6 +21,13 @@ use pitwall_dataflows::race::{Hazards, LapRow, PitModel, RaceBook};
 pub const HORIZON_LAPS: u16 = 3;
 /// L2 penalty of the fit: the training races are few, the features correlated.
 const ALPHA: f64 = 10.0;
+/// A feature is fitted only if at least this many training rows take another value than its
+/// most common one, and this many of those are laps before a stop: a coefficient learned
+/// from a handful of rows is noise, and standardized by their tiny spread it would weigh
+/// dozens of standard deviations on a lap that shows the feature (the training races have 3
+/// driver-laps judged in the rain, none before a stop).
+const MIN_ROWS_SHOWN: usize = 30;
+const MIN_STOPS_SHOWN: usize = 5;
 
 /// Examples from one race: features and labels.
 pub struct Examples {
@@ -77,12 +84,25 @@ pub fn fit(races: &[Examples], hazards: Hazards) -> Result<ModelFile, InputError
     }
     let mut mean = vec![0.0; k];
     let mut scale = vec![0.0; k];
+    let fitted: Vec<bool> = (0..k)
+        .map(|j| {
+            let (rows_shown, stops_shown) = shown(&rows, &labels, j);
+            rows_shown >= MIN_ROWS_SHOWN && stops_shown >= MIN_STOPS_SHOWN
+        })
+        .collect();
     for j in 0..k {
         mean[j] = rows.iter().map(|r| r[j]).sum::<f64>() / n as f64;
         let var = rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n as f64;
         scale[j] = if var > 1e-12 { var.sqrt() } else { 1.0 };
     }
-    let x = Array2::from_shape_fn((n, k), |(i, j)| (rows[i][j] - mean[j]) / scale[j]);
+    // A feature not fitted enters as a column of zeros: the penalty keeps its coefficient 0.
+    let x = Array2::from_shape_fn((n, k), |(i, j)| {
+        if fitted[j] {
+            (rows[i][j] - mean[j]) / scale[j]
+        } else {
+            0.0
+        }
+    });
     let y = Array1::from(labels.clone());
     let model = LogisticRegression::default()
         .alpha(ALPHA)
@@ -101,7 +121,12 @@ pub fn fit(races: &[Examples], hazards: Hazards) -> Result<ModelFile, InputError
         .fit(&Dataset::new(age_x, y))
         .map_err(fit_error)?;
 
-    let (intercept, coefficients) = toward_true(&model);
+    let (intercept, mut coefficients) = toward_true(&model);
+    for (c, &f) in coefficients.iter_mut().zip(&fitted) {
+        if !f {
+            *c = 0.0;
+        }
+    }
     let (age_intercept, age_coefficient) = toward_true(&age_model);
     Ok(ModelFile {
         rows: n,
@@ -109,6 +134,12 @@ pub fn fit(races: &[Examples], hazards: Hazards) -> Result<ModelFile, InputError
         pit: PitModel {
             trained_on: races.iter().map(|r| r.race.clone()).collect(),
             features: PIT_FEATURES.iter().map(|s| s.to_string()).collect(),
+            not_fitted: PIT_FEATURES
+                .iter()
+                .zip(&fitted)
+                .filter(|(_, &f)| !f)
+                .map(|(s, _)| s.to_string())
+                .collect(),
             mean,
             scale,
             intercept,
@@ -123,6 +154,27 @@ pub fn fit(races: &[Examples], hazards: Hazards) -> Result<ModelFile, InputError
         },
         hazards,
     })
+}
+
+/// How many rows take another value of feature `j` than its most common one, and how many
+/// of those are laps before a stop.
+fn shown(rows: &[&[f64; PIT_FEATURES.len()]], labels: &[bool], j: usize) -> (usize, usize) {
+    let mut values: Vec<u64> = rows.iter().map(|r| r[j].to_bits()).collect();
+    values.sort_unstable();
+    let mut common = (0, 0u64);
+    for run in values.chunk_by(|a, b| a == b) {
+        if run.len() > common.0 {
+            common = (run.len(), run[0]);
+        }
+    }
+    let away = |r: &[f64; PIT_FEATURES.len()]| r[j].to_bits() != common.1;
+    let rows_shown = rows.iter().filter(|r| away(r)).count();
+    let stops_shown = rows
+        .iter()
+        .zip(labels)
+        .filter(|(r, &y)| y && away(r))
+        .count();
+    (rows_shown, stops_shown)
 }
 
 /// In-sample AUC of the model on one race's examples (for the training report).
@@ -144,4 +196,57 @@ pub fn races(dirs: &[std::path::PathBuf]) -> Result<Vec<(RaceFolder, Truth)>, In
             Ok((race, truth))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pitwall_dataflows::race::LapHazard;
+
+    #[test]
+    fn a_feature_shown_on_a_handful_of_laps_is_not_fitted() {
+        let k = PIT_FEATURES.len();
+        let rain = PIT_FEATURES.iter().position(|&f| f == "rain").unwrap();
+        // 400 laps: the stop comes when the tyres are old; every feature varies, but it
+        // rains on 3 laps only, all 3 before a stop.
+        let features: Vec<[f64; PIT_FEATURES.len()]> = (0..400)
+            .map(|i| {
+                let mut x = [0.0; PIT_FEATURES.len()];
+                for (j, v) in x.iter_mut().enumerate() {
+                    *v = ((i * (j + 3)) % 17) as f64;
+                }
+                x[0] = (i % 40) as f64;
+                x[rain] = if i % 40 >= 37 && i < 120 { 1.0 } else { 0.0 };
+                x
+            })
+            .collect();
+        let labels: Vec<bool> = (0..400).map(|i| i % 40 >= 36).collect();
+        let ex = Examples {
+            race: "test".into(),
+            tyre_age: features.iter().map(|x| x[0]).collect(),
+            features,
+            labels,
+        };
+        let none = LapHazard {
+            lap_1: 0.0,
+            laps_2_3: 0.0,
+            later: 0.0,
+        };
+        let hazards = Hazards {
+            counted_from: String::new(),
+            car_laps: 0,
+            crash: none,
+            tyre: none,
+        };
+        let m = fit(&[ex], hazards).unwrap();
+        assert_eq!(m.pit.not_fitted, vec!["rain".to_string()]);
+        assert_eq!(m.pit.coefficients[rain], 0.0);
+        assert!(m.pit.coefficients[0] > 0.5, "{:?}", m.pit.coefficients);
+        assert_eq!(m.pit.coefficients.len(), k);
+        // On a rainy lap the model says what it says on the same lap without rain.
+        let mut wet = [5.0; PIT_FEATURES.len()];
+        let dry = wet;
+        wet[rain] = 1.0;
+        assert_eq!(m.pit.probability(&wet), m.pit.probability(&dry));
+    }
 }

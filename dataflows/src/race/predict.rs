@@ -154,6 +154,9 @@ pub struct PitModel {
     #[serde(default)]
     pub trained_on: Vec<String>,
     pub features: Vec<String>,
+    /// Features the training rows show too rarely to fit (coefficient 0), for people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_fitted: Vec<String>,
     pub mean: Vec<f64>,
     pub scale: Vec<f64>,
     pub intercept: f64,
@@ -338,6 +341,7 @@ mod tests {
         let mut m = PitModel {
             trained_on: vec![],
             features: PIT_FEATURES.iter().map(|s| s.to_string()).collect(),
+            not_fitted: vec![],
             mean: vec![0.0; n],
             scale: vec![1.0; n],
             intercept: 0.0,

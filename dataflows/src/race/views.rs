@@ -156,6 +156,7 @@ mod tests {
             pit: PitModel {
                 trained_on: vec![],
                 features: PIT_FEATURES.iter().map(|s| s.to_string()).collect(),
+                not_fitted: vec![],
                 mean: vec![0.0; n],
                 scale: vec![1.0; n],
                 intercept: -3.0,
