@@ -512,22 +512,12 @@ fn train(args: TrainArgs) -> Result<(), Error> {
 fn evaluate(args: EvaluateArgs) -> Result<(), Error> {
     use pitwall::models::evaluate::{evaluate, RunFiles};
     use pitwall::models::model_file::ModelFile;
-    use pitwall::models::truth::{load_track_status, Truth};
+    use pitwall::models::truth::{beside, load_track_status, Truth};
     let truth = Truth::load(&args.laps)?;
-    let status_path = args.track_status.clone().or_else(|| {
-        let dir = args.laps.parent()?;
-        let mut found: Vec<_> = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.contains("track_status"))
-            })
-            .collect();
-        found.sort();
-        found.into_iter().next()
-    });
+    let status_path = args
+        .track_status
+        .clone()
+        .or_else(|| beside(&args.laps, "track_status"));
     let status = match &status_path {
         Some(p) => load_track_status(p)?,
         None => Vec::new(),

@@ -139,11 +139,38 @@ pub struct Evaluation {
     /// The same as each lap row was first written (`laps_first.jsonl`): run wholly under one,
     /// of them found, judged so, of them right.
     pub neutral_first: Option<(usize, usize, usize, usize)>,
+    /// Driver-laps on a wet track (a lap number most of the field ran on intermediate or wet
+    /// tyres), and how many of them the run judged rain: recall. Driver-laps the run judged
+    /// rain, and how many of them were on a wet track or saw rainfall (the weather table):
+    /// precision. None without tyres or rainfall in the tables.
+    pub rain: Option<StateScore>,
+    /// The same as each lap row was first written.
+    pub rain_first: Option<StateScore>,
     /// Incidents of the truth (simulated races) and those the run raised within
     /// [`INCIDENT_LAPS`] laps, by the same driver and alert type.
     pub incidents_true: usize,
     pub incidents_raised: usize,
     pub report: String,
+}
+
+/// A field state against the truth, by driver-laps: those that should be found and those
+/// found; those judged so and those rightly.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StateScore {
+    pub truth: usize,
+    pub found: usize,
+    pub judged: usize,
+    pub right: usize,
+}
+
+impl StateScore {
+    pub fn recall(&self) -> f64 {
+        ratio(self.found, self.truth)
+    }
+
+    pub fn precision(&self) -> f64 {
+        ratio(self.right, self.judged)
+    }
 }
 
 /// The undercut view against the real attempts (`undercut`).
@@ -815,11 +842,64 @@ fn field_state(
             ratio(right, judged)
         );
     }
+    rain(e, out, run, truth);
     let mut states: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &run.laps {
         *states.entry(l.field_state.as_str()).or_default() += 1;
     }
     let _ = writeln!(out, "  driver-laps by state: {states:?}");
+}
+
+/// The rain field state against the tyres the field ran (a wet track) and the weather table's
+/// rainfall, by driver-laps.
+fn rain(e: &mut Evaluation, out: &mut String, run: &RunFiles, truth: &Truth) {
+    let wet_laps = truth.wet_laps();
+    if wet_laps.is_empty() && truth.rainfall_ms.is_empty() {
+        return;
+    }
+    let score = |state_of: &HashMap<(DriverId, u16), &str>| {
+        let mut s = StateScore::default();
+        for l in &truth.laps {
+            let wet = wet_laps.contains(&l.lap);
+            let rained = match (l.start_ms, l.end_ms) {
+                (Some(from), Some(to)) => truth.rained_during(from, to),
+                _ => false,
+            };
+            let ours = state_of.get(&(l.driver, l.lap)) == Some(&"rain");
+            s.truth += wet as usize;
+            s.found += (wet && ours) as usize;
+            s.judged += ours as usize;
+            s.right += (ours && (wet || rained)) as usize;
+        }
+        s
+    };
+    let settled = score(&states_by_lap(&run.laps));
+    let _ = writeln!(
+        out,
+        "  rain driver-laps: {} of {} on a wet track (most of the field on intermediate or wet tyres) found (recall {:.3}); \
+         {} of {} judged so were on one or saw rainfall (precision {:.3})",
+        settled.found,
+        settled.truth,
+        settled.recall(),
+        settled.right,
+        settled.judged,
+        settled.precision()
+    );
+    e.rain = Some(settled);
+    if !run.first_laps.is_empty() {
+        let first = score(&states_by_lap(&run.first_laps));
+        let _ = writeln!(
+            out,
+            "  as first written at each lap's end: {} of {} found (recall {:.3}); {} of {} right (precision {:.3})",
+            first.found,
+            first.truth,
+            first.recall(),
+            first.right,
+            first.judged,
+            first.precision()
+        );
+        e.rain_first = Some(first);
+    }
 }
 
 /// A simulated race's incidents: each raised by an alert of its type for its driver, on its lap

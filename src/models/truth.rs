@@ -6,7 +6,7 @@ use crate::ingest::InputError;
 use crate::source::fastf1::car_data::read_table;
 use pitwall_dataflows::record::DriverMap;
 use pitwall_dataflows::DriverId;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// One row of the laps table.
@@ -20,6 +20,8 @@ pub struct TruthLap {
     /// Session time (ms) of the lap's start and end, when known.
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
+    /// Run on intermediate or wet tyres (`Compound`; false when the table has none).
+    pub wet_tyres: bool,
 }
 
 /// A retirement or a car-health failure a simulated race's `incidents.csv` records (a real
@@ -37,6 +39,9 @@ pub struct TruthIncident {
 pub struct Truth {
     pub laps: Vec<TruthLap>,
     pub incidents: Vec<TruthIncident>,
+    /// Session times (ms) of the weather table's samples that recorded rainfall (the table
+    /// beside the laps table, `*weather*.csv*`; none without one).
+    pub rainfall_ms: Vec<i64>,
     stops: HashSet<(DriverId, u16)>,
     last_lap: DriverMap<u16>,
 }
@@ -65,8 +70,27 @@ impl Truth {
                 position: number(f[3]).map(|p| p as u16),
                 start_ms: parse_timedelta_ms(f[4]),
                 end_ms: parse_timedelta_ms(f[5]),
+                wet_tyres: false,
             });
         })?;
+        // The tyres, where the table has them (FastF1's always does).
+        let mut wet: HashSet<(DriverId, u16)> = HashSet::new();
+        let compounds = read_table(laps_table, &["Driver", "LapNumber", "Compound"], |f| {
+            let text = std::str::from_utf8(f[2]).unwrap_or("").trim();
+            let lap = std::str::from_utf8(f[1])
+                .ok()
+                .and_then(|t| t.trim().parse::<f64>().ok());
+            if let (Some(driver), Some(lap), "INTERMEDIATE" | "WET") =
+                (DriverId::from_bytes(f[0]), lap, text)
+            {
+                wet.insert((driver, lap as u16));
+            }
+        });
+        if compounds.is_ok() {
+            for l in &mut laps {
+                l.wet_tyres = wet.contains(&(l.driver, l.lap));
+            }
+        }
         if laps.is_empty() {
             return Err(InputError::new(format!(
                 "{}: no laps in this laps table",
@@ -94,7 +118,40 @@ impl Truth {
                 }
             })?;
         }
+        if let Some(path) = beside(laps_table, "weather") {
+            read_table(&path, &["Time", "Rainfall"], |f| {
+                let rain =
+                    std::str::from_utf8(f[1]).is_ok_and(|t| t.trim().eq_ignore_ascii_case("true"));
+                if let (true, Some(t)) = (rain, parse_timedelta_ms(f[0])) {
+                    truth.rainfall_ms.push(t);
+                }
+            })?;
+            truth.rainfall_ms.sort_unstable();
+        }
         Ok(truth)
+    }
+
+    /// Lap numbers most of the cars that ran them ran on intermediate or wet tyres: a wet
+    /// track.
+    pub fn wet_laps(&self) -> BTreeSet<u16> {
+        let mut count: BTreeMap<u16, (usize, usize)> = BTreeMap::new();
+        for l in &self.laps {
+            let c = count.entry(l.lap).or_default();
+            c.0 += 1;
+            c.1 += l.wet_tyres as usize;
+        }
+        count
+            .into_iter()
+            .filter(|(_, (all, wet))| 2 * wet > *all)
+            .map(|(lap, _)| lap)
+            .collect()
+    }
+
+    /// Whether the weather table recorded rainfall from a minute before `start_ms` (its
+    /// samples come once a minute) to `end_ms`.
+    pub fn rained_during(&self, start_ms: i64, end_ms: i64) -> bool {
+        let from = self.rainfall_ms.partition_point(|&t| t < start_ms - 60_000);
+        self.rainfall_ms.get(from).is_some_and(|&t| t <= end_ms)
     }
 
     pub fn from_laps(laps: Vec<TruthLap>) -> Truth {
@@ -111,6 +168,7 @@ impl Truth {
         Truth {
             laps,
             incidents: Vec::new(),
+            rainfall_ms: Vec::new(),
             stops,
             last_lap,
         }
@@ -147,6 +205,22 @@ impl Truth {
             .filter(|(_, l)| *l + laps_down < most)
             .collect()
     }
+}
+
+/// The first table beside `laps_table` whose name holds `what` (`weather`, `track_status`).
+pub fn beside(laps_table: &Path, what: &str) -> Option<PathBuf> {
+    let dir = laps_table.parent()?;
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(what) && n.contains(".csv"))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
 }
 
 /// A period of one track status (FastF1 codes: 2 yellow, 4 SC, 5 red, 6/7 VSC).
@@ -264,6 +338,7 @@ mod tests {
             position: None,
             start_ms: None,
             end_ms: None,
+            wet_tyres: false,
         };
         let mut laps = vec![];
         for n in 1..=78 {
@@ -281,6 +356,40 @@ mod tests {
         assert!(!t.stop_within(d("VER"), 30, 3));
         let out: Vec<_> = t.retirements(3).into_iter().collect();
         assert_eq!(out, vec![(d("STR"), 52)]);
+    }
+
+    #[test]
+    fn a_wet_track_is_where_most_of_the_field_ran_wet_tyres_and_rain_fell_within_the_lap() {
+        let d = |s| DriverId::new(s).unwrap();
+        let lap = |driver, lap, wet_tyres| TruthLap {
+            driver,
+            lap,
+            pit_in: false,
+            position: None,
+            start_ms: None,
+            end_ms: None,
+            wet_tyres,
+        };
+        // Lap 2: two of three on intermediates; lap 3: one of three.
+        let mut t = Truth::from_laps(vec![
+            lap(d("VER"), 1, false),
+            lap(d("HAM"), 1, false),
+            lap(d("VER"), 2, true),
+            lap(d("HAM"), 2, true),
+            lap(d("LEC"), 2, false),
+            lap(d("VER"), 3, true),
+            lap(d("HAM"), 3, false),
+            lap(d("LEC"), 3, false),
+        ]);
+        assert_eq!(t.wet_laps().into_iter().collect::<Vec<_>>(), vec![2]);
+        // Recorded during the lap, or in the minute before it began (samples come a minute
+        // apart), counts; after its end does not.
+        t.rainfall_ms = vec![200_000, 260_000];
+        assert!(t.rained_during(150_000, 230_000));
+        assert!(t.rained_during(201_000, 205_000));
+        assert!(t.rained_during(270_000, 300_000));
+        assert!(!t.rained_during(100_000, 150_000));
+        assert!(!t.rained_during(321_000, 400_000));
     }
 
     #[test]
