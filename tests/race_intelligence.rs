@@ -335,13 +335,13 @@ fn monaco_2021_stops_and_positions_and_no_neutralisation_invented() {
 fn monaco_2023_stops_positions_rain_and_predictions() {
     let (e, out) = assert_race_is_followed(2023);
     let files = RunFiles::read(out.path()).unwrap();
-    // Rain from about lap 50: the driver-laps the field state calls rain were on a wet track
-    // (most of the field on intermediates) or saw rainfall (the weather table), settled and as
-    // first written.
+    // Rain from about lap 50, the field on intermediates from lap 55 to the flag on a drying
+    // track: the field state calls rain on the driver-laps on a wet track, and those it calls
+    // rain were on one or saw rainfall (the weather table), settled and as first written.
     for (rain, what) in [(e.rain, "settled"), (e.rain_first, "first written")] {
         let rain = rain.expect("the laps and weather tables say where it was wet");
         assert!(
-            rain.judged > 0 && rain.precision() >= 0.9,
+            rain.truth > 0 && rain.recall() >= 0.9 && rain.precision() >= 0.9,
             "{what}: {rain:?}\n{}",
             e.report
         );

@@ -146,6 +146,7 @@ pub fn field_views(
     entries: &[&FieldEntry],
     only_lap: Option<u16>,
     baseline: u32,
+    wet: bool,
     cfg: &RaceConfig,
 ) -> Vec<(DriverId, u16, FieldView)> {
     let mut out = Vec::with_capacity(entries.len());
@@ -165,6 +166,7 @@ pub fn field_views(
         cfg,
         lane_ms,
         baseline,
+        wet,
     };
     for (i, e) in entries.iter().enumerate() {
         if e.best_ms > 0 {
@@ -237,6 +239,7 @@ pub fn field_views(
                 spin_per_10k,
                 baseline,
                 Some(state_before),
+                wet,
                 cfg,
             )
         };
@@ -305,6 +308,8 @@ struct Alone<'c> {
     lane_ms: i64,
     /// The race's wheel-spin rate at normal pace (per 10,000 samples; 0 while unknown).
     baseline: u32,
+    /// The track has been wet since rain was last seen (`wet_since_rain`).
+    wet: bool,
 }
 
 impl Alone<'_> {
@@ -326,7 +331,15 @@ impl Alone<'_> {
         }
         let judged = paces.len() >= cfg.min_field_cars;
         let pace = median(paces).unwrap_or(0);
-        judge(judged, pace, spin_rate(latest), self.baseline, None, cfg)
+        judge(
+            judged,
+            pace,
+            spin_rate(latest),
+            self.baseline,
+            None,
+            self.wet,
+            cfg,
+        )
     }
 
     /// Whether lap `entries[i]` (`own_ms` its window's length) settles to neutralised: the
@@ -420,12 +433,18 @@ fn latest_of_each_car<'a>(entries: &[&'a FieldEntry], latest: &mut Vec<&'a Field
 /// only rain makes the whole field's wheels spin that much. (Behind a safety car some spin is
 /// usual too: cars weave and restart on cold tyres, hence the higher factor when the field is
 /// as slow as a neutralisation, unless it was raining a lap before.)
+///
+/// A drying track: once the race has seen rain (`wet`, from its earlier lap numbers), a field
+/// still slower than racing pace but not as slow as a neutralisation stays `rain` however little
+/// its wheels spin, until a lap number runs at racing pace again (the field on intermediates on
+/// a drying track spins little and is still far off its pace).
 fn judge(
     judged: bool,
     pace: u32,
     spin_per_10k: u32,
     baseline: u32,
     before: Option<FieldState>,
+    wet: bool,
     cfg: &RaceConfig,
 ) -> FieldState {
     if !judged {
@@ -446,8 +465,65 @@ fn judge(
         FieldState::Rain
     } else if slow_as_neutralised {
         FieldState::Neutralised
+    } else if wet && pace >= cfg.rain_pace_permille {
+        FieldState::Rain
     } else {
         FieldState::Green
+    }
+}
+
+/// One lap number's field, for whether the track is still wet on later ones: the median pace
+/// of its clean laps (‰ of each driver's best) and the wheel spin of all its laps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct LapField {
+    pace_permille: u32,
+    spin_samples: u64,
+    samples: u64,
+}
+
+/// Whether the track is wet after the lap numbers `fields` (in order, with the race's wheel
+/// spin at normal pace `normal` on each lap number: spin samples, samples, laps): a lap number
+/// whose field was as slow as rain with its wheels spinning as rain makes them (as [`judge`]
+/// calls rain alone) wets it; one whose field ran at racing pace dries it.
+fn wet_since_rain(
+    fields: &[(u16, LapField)],
+    normal: &[(u16, u64, u64, u64)],
+    cfg: &RaceConfig,
+) -> bool {
+    let mut wet = false;
+    let (mut spins, mut samples, mut laps) = (0u64, 0u64, 0u64);
+    let mut next = 0;
+    for (lap, f) in fields {
+        // The race's rate at normal pace on the lap numbers before this one.
+        while next < normal.len() && normal[next].0 < *lap {
+            spins += normal[next].1;
+            samples += normal[next].2;
+            laps += normal[next].3;
+            next += 1;
+        }
+        if f.pace_permille == 0 {
+            continue;
+        }
+        if f.pace_permille < cfg.rain_pace_permille {
+            wet = false;
+            continue;
+        }
+        let baseline = spin_baseline(spins, samples, laps);
+        let spin = (f.spin_samples * 10_000)
+            .checked_div(f.samples)
+            .unwrap_or(0) as u32;
+        wet |= judge(true, f.pace_permille, spin, baseline, None, false, cfg) == FieldState::Rain;
+    }
+    wet
+}
+
+/// The race's wheel-spin rate at normal pace (per 10,000 samples) from its clean laps at
+/// normal pace, once there are enough of them; 0 before.
+fn spin_baseline(spins: u64, samples: u64, laps: u64) -> u32 {
+    if laps >= SPIN_BASELINE_LAPS {
+        ((spins * 10_000).checked_div(samples).unwrap_or(0)).max(SPIN_BASELINE_FLOOR) as u32
+    } else {
+        0
     }
 }
 
@@ -468,6 +544,8 @@ enum FieldInput {
     Lap(FieldEntry),
     /// Clean laps run at normal pace on one earlier lap number: spin samples, samples, laps.
     Spin(u16, u64, u64, u64),
+    /// One earlier lap number's field (whether the track is wet).
+    Field(u16, LapField),
 }
 
 /// Lap numbers ahead that one lap number's wheel spin is sent to (more than any race has).
@@ -506,6 +584,32 @@ pub fn field_state<'scope>(
             (lap + 1..=lap.saturating_add(SPIN_REACH))
                 .map(move |k| (k, FieldInput::Spin(lap, s, n, c)))
         });
+    let fields = entries
+        .clone()
+        .map(|e| (e.lap, (e.clean, e.pace_permille, e.spin_samples, e.samples)))
+        .reduce_named("LapField", |_lap, input, output| {
+            let mut paces: Vec<u32> = Vec::with_capacity(input.len());
+            let (mut s, mut n) = (0u64, 0u64);
+            for ((clean, pace, spins, samples), d) in input {
+                if *d > 0 {
+                    if *clean && *pace > 0 {
+                        paces.push(*pace);
+                    }
+                    s += *spins as u64;
+                    n += *samples as u64;
+                }
+            }
+            let field = LapField {
+                pace_permille: median(&mut paces).unwrap_or(0),
+                spin_samples: s,
+                samples: n,
+            };
+            output.push((field, 1isize));
+        })
+        .flat_map(|(lap, field)| {
+            (lap + 1..=lap.saturating_add(SPIN_REACH))
+                .map(move |k| (k, FieldInput::Field(lap, field)))
+        });
     let cfg = cfg.clone();
     entries
         .flat_map(|e| {
@@ -518,32 +622,33 @@ pub fn field_state<'scope>(
             ]
         })
         .concat(spin)
+        .concat(fields)
         .reduce_named("FieldState", move |lap, input, output| {
             let mut pool: Vec<&FieldEntry> = Vec::with_capacity(input.len());
-            let (mut spins, mut samples, mut count) = (0u64, 0u64, 0u64);
+            let mut normal: Vec<(u16, u64, u64, u64)> = Vec::new();
+            let mut fields: Vec<(u16, LapField)> = Vec::new();
             for (value, diff) in input {
                 if *diff <= 0 {
                     continue;
                 }
                 match value {
                     FieldInput::Lap(e) => pool.push(e),
-                    FieldInput::Spin(_, s, n, c) => {
-                        spins += s;
-                        samples += n;
-                        count += c;
-                    }
+                    FieldInput::Spin(k, s, n, c) => normal.push((*k, *s, *n, *c)),
+                    FieldInput::Field(k, f) => fields.push((*k, *f)),
                 }
             }
             if !pool.iter().any(|e| e.lap == *lap) {
                 return;
             }
             pool.sort();
-            let baseline = if count >= SPIN_BASELINE_LAPS {
-                ((spins * 10_000).checked_div(samples).unwrap_or(0)).max(SPIN_BASELINE_FLOOR) as u32
-            } else {
-                0
-            };
-            for (driver, lap, view) in field_views(&pool, Some(*lap), baseline, &cfg) {
+            normal.sort_unstable();
+            fields.sort_unstable();
+            let (spins, samples, count) = normal
+                .iter()
+                .fold((0, 0, 0), |(s, n, c), l| (s + l.1, n + l.2, c + l.3));
+            let baseline = spin_baseline(spins, samples, count);
+            let wet = wet_since_rain(&fields, &normal, &cfg);
+            for (driver, lap, view) in field_views(&pool, Some(*lap), baseline, wet, &cfg) {
                 output.push(((driver, lap, view), 1isize));
             }
         })
@@ -608,7 +713,7 @@ mod tests {
 
     fn states_of(v: &[FieldEntry], car: &str) -> Vec<(u16, FieldState)> {
         let refs: Vec<_> = v.iter().collect();
-        let mut s: Vec<_> = field_views(&refs, None, 0, &RaceConfig::default())
+        let mut s: Vec<_> = field_views(&refs, None, 0, false, &RaceConfig::default())
             .into_iter()
             .filter(|(d, _, _)| d.as_str() == car)
             .map(|(_, lap, v)| (lap, v.state))
@@ -631,7 +736,7 @@ mod tests {
         let v = race(12, 5..=7, 1_450);
         let refs: Vec<_> = v.iter().collect();
         let cut = v.iter().position(|e| e.lap == 5).unwrap();
-        let at_its_end = field_views(&refs[..=cut], Some(5), 0, &RaceConfig::default());
+        let at_its_end = field_views(&refs[..=cut], Some(5), 0, false, &RaceConfig::default());
         assert_eq!(at_its_end[0].2.state, FieldState::Green);
         assert_eq!(states_of(&v, "VER"), NEUTRALISED_5_TO_7);
     }
@@ -727,5 +832,41 @@ mod tests {
                 (5, FieldState::Green)
             ]
         );
+    }
+
+    #[test]
+    fn a_drying_track_stays_rain_until_the_field_is_back_at_racing_pace() {
+        let cfg = RaceConfig::default();
+        // Laps 1-9 dry (6 cars at normal pace, spin 5 per 10,000); rain on lap 10 (20 %
+        // slower, spin 20x); laps 11-14 drying on intermediates (15 % slower, spin 2x); lap 15
+        // back at racing pace.
+        let normal: Vec<(u16, u64, u64, u64)> = (1..=9).map(|k| (k, 6, 12_000, 6)).collect();
+        let field = |pace_permille, per_10k: u64| LapField {
+            pace_permille,
+            spin_samples: per_10k * 2,
+            samples: 20_000,
+        };
+        let mut fields: Vec<(u16, LapField)> = (1..=9).map(|k| (k, field(1_000, 5))).collect();
+        fields.push((10, field(1_200, 100)));
+        fields.extend((11..=14).map(|k| (k, field(1_150, 10))));
+        fields.push((15, field(1_010, 5)));
+        let wet_after = |lap: u16| {
+            let before: Vec<_> = fields.iter().copied().filter(|f| f.0 < lap).collect();
+            wet_since_rain(&before, &normal, &cfg)
+        };
+        assert!(!wet_after(10));
+        assert!((11..=15).all(wet_after));
+        assert!(!wet_after(16));
+        // Without the rain before it, a field as slow with its wheels spinning twice as much
+        // is green; after it, rain; as slow as a neutralisation, neutralised.
+        let judged = |pace, wet| judge(true, pace, 10, 5, None, wet, &cfg);
+        assert_eq!(judged(1_150, false), FieldState::Green);
+        assert_eq!(judged(1_150, true), FieldState::Rain);
+        assert_eq!(judged(1_010, true), FieldState::Green);
+        assert_eq!(judged(1_400, true), FieldState::Neutralised);
+        // Rain that never came: a field slow with little spin does not wet the track.
+        let mut dry = fields.clone();
+        dry[9] = (10, field(1_200, 10));
+        assert!(!wet_since_rain(&dry[..14], &normal, &cfg));
     }
 }
