@@ -308,7 +308,7 @@ struct Alone<'c> {
     lane_ms: i64,
     /// The race's wheel-spin rate at normal pace (per 10,000 samples; 0 while unknown).
     baseline: u32,
-    /// The track has been wet since rain was last seen (`wet_since_rain`).
+    /// The track has been wet since rain was last seen ([`race_so_far`]).
     wet: bool,
 }
 
@@ -472,49 +472,66 @@ fn judge(
     }
 }
 
-/// One lap number's field, for whether the track is still wet on later ones: the median pace
-/// of its clean laps (‰ of each driver's best) and the wheel spin of all its laps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// One lap number's field, for the laps after it: the median pace of its clean laps (‰ of
+/// each driver's best), the wheel spin of all its laps, and that of its clean laps at normal
+/// pace (spin samples, samples, laps).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 struct LapField {
     pace_permille: u32,
     spin_samples: u64,
     samples: u64,
+    normal: (u64, u64, u64),
 }
 
-/// Whether the track is wet after the lap numbers `fields` (in order, with the race's wheel
-/// spin at normal pace `normal` on each lap number: spin samples, samples, laps): a lap number
-/// whose field was as slow as rain with its wheels spinning as rain makes them (as [`judge`]
-/// calls rain alone) wets it; one whose field ran at racing pace dries it.
-fn wet_since_rain(
-    fields: &[(u16, LapField)],
-    normal: &[(u16, u64, u64, u64)],
-    cfg: &RaceConfig,
-) -> bool {
-    let mut wet = false;
+/// What the race so far tells the laps numbered `lap`: its wheel-spin rate at normal pace on
+/// the lap numbers before (per 10,000 samples, 0 while unknown) and whether the track is wet.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+struct SoFar {
+    baseline: u32,
+    wet: bool,
+}
+
+/// From each lap number's field (`fields`, by lap number), what the race so far tells every
+/// lap number after the first, up to the one after the last: a lap number whose field was as
+/// slow as rain with its wheels spinning as rain makes them (as [`judge`] calls rain alone)
+/// wets the track; one whose field ran at racing pace dries it.
+fn race_so_far(fields: &[(u16, LapField)], cfg: &RaceConfig) -> Vec<(u16, SoFar)> {
+    let last = fields.last().map_or(0, |f| f.0);
+    let mut out = Vec::with_capacity(last as usize);
+    let mut so_far = SoFar::default();
     let (mut spins, mut samples, mut laps) = (0u64, 0u64, 0u64);
-    let mut next = 0;
-    for (lap, f) in fields {
-        // The race's rate at normal pace on the lap numbers before this one.
-        while next < normal.len() && normal[next].0 < *lap {
-            spins += normal[next].1;
-            samples += normal[next].2;
-            laps += normal[next].3;
-            next += 1;
+    let mut next = fields.iter().peekable();
+    for lap in 1..=last {
+        if let Some((_, f)) = next.next_if(|f| f.0 == lap) {
+            if f.pace_permille > 0 && f.pace_permille < cfg.rain_pace_permille {
+                so_far.wet = false;
+            } else if f.pace_permille > 0 {
+                let spin = (f.spin_samples * 10_000)
+                    .checked_div(f.samples)
+                    .unwrap_or(0) as u32;
+                let alone = judge(
+                    true,
+                    f.pace_permille,
+                    spin,
+                    so_far.baseline,
+                    None,
+                    false,
+                    cfg,
+                );
+                so_far.wet |= alone == FieldState::Rain;
+            }
+            spins += f.normal.0;
+            samples += f.normal.1;
+            laps += f.normal.2;
+            so_far.baseline = spin_baseline(spins, samples, laps);
         }
-        if f.pace_permille == 0 {
-            continue;
-        }
-        if f.pace_permille < cfg.rain_pace_permille {
-            wet = false;
-            continue;
-        }
-        let baseline = spin_baseline(spins, samples, laps);
-        let spin = (f.spin_samples * 10_000)
-            .checked_div(f.samples)
-            .unwrap_or(0) as u32;
-        wet |= judge(true, f.pace_permille, spin, baseline, None, false, cfg) == FieldState::Rain;
+        out.push((lap + 1, so_far));
     }
-    wet
+    out
 }
 
 /// The race's wheel-spin rate at normal pace (per 10,000 samples) from its clean laps at
@@ -537,19 +554,13 @@ fn spin_rate(laps: &[&FieldEntry]) -> u32 {
 
 /// What a lap's group of the field view holds: the laps of that number, those of the two
 /// numbers before (the field a lap ago, and the lap before that for whether a neutralisation
-/// holds) and of the number after (the field a lap later, which settles it), and every earlier
-/// lap number's wheel spin at normal pace.
+/// holds) and of the number after (the field a lap later, which settles it), and what the race
+/// so far tells it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum FieldInput {
     Lap(FieldEntry),
-    /// Clean laps run at normal pace on one earlier lap number: spin samples, samples, laps.
-    Spin(u16, u64, u64, u64),
-    /// One earlier lap number's field (whether the track is wet).
-    Field(u16, LapField),
+    SoFar(SoFar),
 }
-
-/// Lap numbers ahead that one lap number's wheel spin is sent to (more than any race has).
-const SPIN_REACH: u16 = 150;
 
 /// All laps in, `((driver, lap), view)` out.
 ///
@@ -565,51 +576,51 @@ pub fn field_state<'scope>(
 ) -> VecCollection<'scope, Epoch, ((DriverId, u16), FieldView), isize> {
     let entries = laps.map(|l| FieldEntry::of(&l));
     let rain_pace = cfg.rain_pace_permille;
-    let spin = entries
+    let so_far_cfg = cfg.clone();
+    // Each lap number's field, then what the race so far tells each lap number: one group
+    // for the race, of one small value a lap number.
+    let so_far = entries
         .clone()
-        .filter(move |e| e.clean && e.pace_permille > 0 && e.pace_permille < rain_pace)
-        .map(|e| (e.lap, (e.spin_samples as u64, e.samples as u64)))
-        .reduce_named("LapSpin", |_lap, input, output| {
-            let (mut s, mut n, mut c) = (0u64, 0u64, 0u64);
-            for ((spins, samples), d) in input {
-                if *d > 0 {
-                    s += spins * *d as u64;
-                    n += samples * *d as u64;
-                    c += *d as u64;
-                }
-            }
-            output.push(((s, n, c), 1isize));
+        .map(|e| {
+            // A clean lap's pace (0 for another lap) and its wheel spin.
+            let pace = if e.clean { e.pace_permille } else { 0 };
+            (e.lap, (pace, e.spin_samples, e.samples))
         })
-        .flat_map(|(lap, (s, n, c))| {
-            (lap + 1..=lap.saturating_add(SPIN_REACH))
-                .map(move |k| (k, FieldInput::Spin(lap, s, n, c)))
-        });
-    let fields = entries
-        .clone()
-        .map(|e| (e.lap, (e.clean, e.pace_permille, e.spin_samples, e.samples)))
-        .reduce_named("LapField", |_lap, input, output| {
+        .reduce_named("LapField", move |_lap, input, output| {
             let mut paces: Vec<u32> = Vec::with_capacity(input.len());
-            let (mut s, mut n) = (0u64, 0u64);
-            for ((clean, pace, spins, samples), d) in input {
-                if *d > 0 {
-                    if *clean && *pace > 0 {
-                        paces.push(*pace);
-                    }
-                    s += *spins as u64;
-                    n += *samples as u64;
+            let mut f = LapField::default();
+            for ((pace, spins, samples), d) in input {
+                if *d <= 0 {
+                    continue;
                 }
+                // Laps alike (two cars' laps give the same values) come as one, counted twice.
+                let n = *d as u64;
+                if *pace > 0 {
+                    paces.extend(std::iter::repeat_n(*pace, n as usize));
+                    if *pace < rain_pace {
+                        f.normal.0 += *spins as u64 * n;
+                        f.normal.1 += *samples as u64 * n;
+                        f.normal.2 += n;
+                    }
+                }
+                f.spin_samples += *spins as u64 * n;
+                f.samples += *samples as u64 * n;
             }
-            let field = LapField {
-                pace_permille: median(&mut paces).unwrap_or(0),
-                spin_samples: s,
-                samples: n,
-            };
-            output.push((field, 1isize));
+            f.pace_permille = median(&mut paces).unwrap_or(0);
+            output.push((f, 1isize));
         })
-        .flat_map(|(lap, field)| {
-            (lap + 1..=lap.saturating_add(SPIN_REACH))
-                .map(move |k| (k, FieldInput::Field(lap, field)))
-        });
+        .map(|(lap, f)| ((), (lap, f)))
+        .reduce_named("RaceSoFar", move |_, input, output| {
+            let fields: Vec<(u16, LapField)> = input
+                .iter()
+                .filter(|(_, d)| *d > 0)
+                .map(|(f, _)| **f)
+                .collect();
+            for (lap, s) in race_so_far(&fields, &so_far_cfg) {
+                output.push(((lap, s), 1isize));
+            }
+        })
+        .map(|((), (lap, s))| (lap, FieldInput::SoFar(s)));
     let cfg = cfg.clone();
     entries
         .flat_map(|e| {
@@ -621,33 +632,24 @@ pub fn field_state<'scope>(
                 (lap + 2, FieldInput::Lap(e)),
             ]
         })
-        .concat(spin)
-        .concat(fields)
+        .concat(so_far)
         .reduce_named("FieldState", move |lap, input, output| {
             let mut pool: Vec<&FieldEntry> = Vec::with_capacity(input.len());
-            let mut normal: Vec<(u16, u64, u64, u64)> = Vec::new();
-            let mut fields: Vec<(u16, LapField)> = Vec::new();
+            let mut so_far = SoFar::default();
             for (value, diff) in input {
                 if *diff <= 0 {
                     continue;
                 }
                 match value {
                     FieldInput::Lap(e) => pool.push(e),
-                    FieldInput::Spin(k, s, n, c) => normal.push((*k, *s, *n, *c)),
-                    FieldInput::Field(k, f) => fields.push((*k, *f)),
+                    FieldInput::SoFar(s) => so_far = *s,
                 }
             }
             if !pool.iter().any(|e| e.lap == *lap) {
                 return;
             }
             pool.sort();
-            normal.sort_unstable();
-            fields.sort_unstable();
-            let (spins, samples, count) = normal
-                .iter()
-                .fold((0, 0, 0), |(s, n, c), l| (s + l.1, n + l.2, c + l.3));
-            let baseline = spin_baseline(spins, samples, count);
-            let wet = wet_since_rain(&fields, &normal, &cfg);
+            let (baseline, wet) = (so_far.baseline, so_far.wet);
             for (driver, lap, view) in field_views(&pool, Some(*lap), baseline, wet, &cfg) {
                 output.push(((driver, lap, view), 1isize));
             }
@@ -840,23 +842,45 @@ mod tests {
         // Laps 1-9 dry (6 cars at normal pace, spin 5 per 10,000); rain on lap 10 (20 %
         // slower, spin 20x); laps 11-14 drying on intermediates (15 % slower, spin 2x); lap 15
         // back at racing pace.
-        let normal: Vec<(u16, u64, u64, u64)> = (1..=9).map(|k| (k, 6, 12_000, 6)).collect();
-        let field = |pace_permille, per_10k: u64| LapField {
+        let field = |pace_permille: u32, per_10k: u64| LapField {
             pace_permille,
             spin_samples: per_10k * 2,
             samples: 20_000,
+            normal: if pace_permille < cfg.rain_pace_permille {
+                (per_10k * 2, 20_000, 6)
+            } else {
+                (0, 0, 0)
+            },
         };
         let mut fields: Vec<(u16, LapField)> = (1..=9).map(|k| (k, field(1_000, 5))).collect();
         fields.push((10, field(1_200, 100)));
         fields.extend((11..=14).map(|k| (k, field(1_150, 10))));
         fields.push((15, field(1_010, 5)));
-        let wet_after = |lap: u16| {
-            let before: Vec<_> = fields.iter().copied().filter(|f| f.0 < lap).collect();
-            wet_since_rain(&before, &normal, &cfg)
-        };
-        assert!(!wet_after(10));
-        assert!((11..=15).all(wet_after));
-        assert!(!wet_after(16));
+        let so_far = race_so_far(&fields, &cfg);
+        let wet: Vec<u16> = so_far.iter().filter(|s| s.1.wet).map(|s| s.0).collect();
+        assert_eq!(wet, (11..=15).collect::<Vec<_>>());
+        // The spin at normal pace: 7 laps numbered 1-6 (36 laps) are too few, 7 enough.
+        assert_eq!(
+            so_far[5],
+            (
+                7,
+                SoFar {
+                    baseline: 0,
+                    wet: false
+                }
+            )
+        );
+        assert_eq!(
+            so_far[6],
+            (
+                8,
+                SoFar {
+                    baseline: 5,
+                    wet: false
+                }
+            )
+        );
+        assert_eq!(so_far.last().unwrap().0, 16);
         // Without the rain before it, a field as slow with its wheels spinning twice as much
         // is green; after it, rain; as slow as a neutralisation, neutralised.
         let judged = |pace, wet| judge(true, pace, 10, 5, None, wet, &cfg);
@@ -865,8 +889,7 @@ mod tests {
         assert_eq!(judged(1_010, true), FieldState::Green);
         assert_eq!(judged(1_400, true), FieldState::Neutralised);
         // Rain that never came: a field slow with little spin does not wet the track.
-        let mut dry = fields.clone();
-        dry[9] = (10, field(1_200, 10));
-        assert!(!wet_since_rain(&dry[..14], &normal, &cfg));
+        fields[9] = (10, field(1_200, 10));
+        assert!(race_so_far(&fields, &cfg).iter().all(|s| !s.1.wet));
     }
 }
