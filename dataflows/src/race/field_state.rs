@@ -434,10 +434,11 @@ fn latest_of_each_car<'a>(entries: &[&'a FieldEntry], latest: &mut Vec<&'a Field
 /// usual too: cars weave and restart on cold tyres, hence the higher factor when the field is
 /// as slow as a neutralisation, unless it was raining a lap before.)
 ///
-/// A drying track: once the race has seen rain (`wet`, from its earlier lap numbers), a field
-/// still slower than racing pace but not as slow as a neutralisation stays `rain` however little
-/// its wheels spin, until a lap number runs at racing pace again (the field on intermediates on
-/// a drying track spins little and is still far off its pace).
+/// A wet track: once the race has seen rain (`wet`, from its earlier lap numbers), a field as
+/// slow as a neutralisation needs only the lower spin factor to be rain, and a field still
+/// slower than racing pace but not as slow as a neutralisation stays `rain` however little its
+/// wheels spin, until a lap number runs at racing pace again (the field on intermediates on a
+/// drying track spins little and is still far off its pace).
 fn judge(
     judged: bool,
     pace: u32,
@@ -453,7 +454,7 @@ fn judge(
     let slow_as_neutralised = pace >= cfg.neutralised_pace_permille
         || matches!(before, Some(FieldState::Neutralised | FieldState::Red))
             && pace >= cfg.neutralised_exit_pace_permille;
-    let factor = if slow_as_neutralised && before != Some(FieldState::Rain) {
+    let factor = if slow_as_neutralised && before != Some(FieldState::Rain) && !wet {
         cfg.rain_spin_factor_when_slow
     } else {
         cfg.rain_spin_factor
@@ -888,6 +889,16 @@ mod tests {
         assert_eq!(judged(1_150, true), FieldState::Rain);
         assert_eq!(judged(1_010, true), FieldState::Green);
         assert_eq!(judged(1_400, true), FieldState::Neutralised);
+        // As slow as a neutralisation with its wheels spinning 11x: a safety car on a dry
+        // track (behind one cars weave and restart on cold tyres), rain on a wet one.
+        assert_eq!(
+            judge(true, 1_260, 55, 5, None, false, &cfg),
+            FieldState::Neutralised
+        );
+        assert_eq!(
+            judge(true, 1_260, 55, 5, None, true, &cfg),
+            FieldState::Rain
+        );
         // Rain that never came: a field slow with little spin does not wet the track.
         fields[9] = (10, field(1_200, 10));
         assert!(race_so_far(&fields, &cfg).iter().all(|s| !s.1.wet));
