@@ -20,7 +20,8 @@ for circuit in monaco monza silverstone; do
       /neutralised driver-laps/ { match($0, /recall [0-9.]+/); r=substr($0, RSTART+7, RLENGTH-7);
                                   match($0, /precision [0-9.]+/); p=substr($0, RSTART+10, RLENGTH-10);
                                   split($0, w, " "); nf=w[3]; nt=w[5]; jc=w[13]; jt=w[15] }
-      /as first written at each lap/ { split($0, w, " "); ff=w[8]; ft=w[10]; fc=w[14]; fj=w[16] }
+      /as first written at each lap/ && !rain { split($0, w, " "); ff=w[8]; ft=w[10]; fc=w[14]; fj=w[16] }
+      /rain driver-laps/ { rain=1; split($0, w, " "); printf "%d %d %d %d\n", w[3], w[5], w[22], w[24] >> "'"$dir/rain"'" }
       /^incidents/ { inc=$2 "/" $4 }
       /^rejoin/ { match($0, /out-lap [0-9.]+/); rw=substr($0, RSTART+8, RLENGTH-8);
                   match($0, /exact [0-9.]+/); re=substr($0, RSTART+6, RLENGTH-6);
@@ -43,6 +44,13 @@ awk '{ f += $1; t += $2; c += $3; j += $4; ff += $5; ft += $6; fc += $7; fj += $
                   f, t, t ? f / t : 0, c, j, j ? c / j : 0;
            printf "as first written at each lap'"'"'s end: recall %d/%d = %.3f, precision %d/%d = %.3f\n",
                   ff, ft, ft ? ff / ft : 0, fc, fj, fj ? fc / fj : 0 }' "$dir/neutral"
+# Rain: driver-laps on a wet track (most of the field on intermediates) and how many the run
+# called rain; driver-laps it called rain and how many were on one or saw rainfall.
+if [ -s "$dir/rain" ]; then
+  awk '{ f += $1; t += $2; r += $3; j += $4 }
+       END { printf "rain driver-laps, all races: recall %d/%d = %.3f, precision %d/%d = %.3f\n",
+                    f, t, t ? f / t : 0, r, j, j ? r / j : 0 }' "$dir/rain"
+fi
 # The rejoin projection and the undercut view, pooled (evaluate's definitions).
 first=$(awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$dir/rejoin_first" 2> /dev/null || echo "none")
 awk -v first="$first" '{ n += $1; w += $2; e += $3 }

@@ -94,6 +94,15 @@ pub struct SimConfig {
     pub over_rev_chance: f64,
     /// Chance, per lap, of a glitch gear value in the feed (two samples).
     pub glitch_gear_chance: f64,
+    /// Chance that a race without a red flag has rain (from the seed's own rain generator).
+    pub rain_chance: f64,
+    /// Grip on a fully wet track, share of the dry grip: on slicks, on intermediates.
+    pub wet_grip_slick: f64,
+    pub wet_grip_intermediate: f64,
+    /// Traction losses at corner exits on a fully wet track, times the dry chance: on slicks,
+    /// on intermediates.
+    pub wet_spin_slick: f64,
+    pub wet_spin_intermediate: f64,
     /// The circuits the simulator knows, by name.
     pub circuits: std::collections::BTreeMap<String, CircuitConfig>,
 }

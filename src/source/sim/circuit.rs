@@ -31,6 +31,9 @@ pub struct Track {
     pub race_laps: u32,
     /// m/s along the lap at `STEP_M` resolution, per [`Profile`].
     profiles: [Vec<f64>; 4],
+    /// The normal profile on a fully wet track, on slicks and on intermediates, as shares of
+    /// the dry one (at the same resolution).
+    wet_shares: [Vec<f64>; 2],
     pub top_mps: f64,
     pub drs_zones: Vec<(f64, f64)>,
     pub pit_limit_mps: f64,
@@ -58,12 +61,21 @@ pub const VSC_LAP_RATIO: f64 = 1.45;
 pub const NEUTRAL_CORNER_SHARE: f64 = 0.9;
 
 impl Track {
-    pub fn new(name: &str, c: &CircuitConfig) -> Track {
+    /// The circuit, with `wet_grip` the grip left on a fully wet track (share of dry) on
+    /// slicks and on intermediates.
+    pub fn new(name: &str, c: &CircuitConfig, wet_grip: [f64; 2]) -> Track {
         let top = c.top_kmh / 3.6;
-        let normal = speed_profile(c, c.top_kmh, 1.0);
-        let drs = speed_profile(c, c.drs_top_kmh, 1.0);
-        let loss = speed_profile(c, c.top_kmh - POWER_LOSS_KMH, POWER_LOSS_ACCEL);
-        let loss_drs = speed_profile(c, c.drs_top_kmh - POWER_LOSS_KMH, POWER_LOSS_ACCEL);
+        let normal = speed_profile(c, c.top_kmh, 1.0, 1.0);
+        let drs = speed_profile(c, c.drs_top_kmh, 1.0, 1.0);
+        let loss = speed_profile(c, c.top_kmh - POWER_LOSS_KMH, POWER_LOSS_ACCEL, 1.0);
+        let loss_drs = speed_profile(c, c.drs_top_kmh - POWER_LOSS_KMH, POWER_LOSS_ACCEL, 1.0);
+        let wet_shares = wet_grip.map(|grip| {
+            speed_profile(c, c.top_kmh, 1.0, grip)
+                .iter()
+                .zip(&normal)
+                .map(|(w, d)| (w / d.max(1.0)).min(1.0))
+                .collect()
+        });
         let lap_time_s = normal.iter().map(|v| STEP_M / v.max(1.0)).sum::<f64>();
         let max = normal.iter().copied().fold(0.0, f64::max);
         let straight_s: f64 = normal
@@ -97,6 +109,7 @@ impl Track {
             lap_m: c.lap_m,
             race_laps: c.laps,
             profiles: [normal, drs, loss, loss_drs],
+            wet_shares,
             top_mps: top,
             drs_zones: c.drs_zones.iter().map(|z| (z[0], z[1])).collect(),
             pit_limit_mps: c.pit_limit_kmh / 3.6,
@@ -117,6 +130,35 @@ impl Track {
         let j = (i + 1) % p.len();
         let f = x - x.floor();
         p[i] * (1.0 - f) + p[j] * f
+    }
+
+    /// The share of its dry profile speed a car keeps at `s` with `wetness` (0 dry, 1 fully
+    /// wet) on its tyres: slicks lose grip as the track gets wet; intermediates have their
+    /// wet grip throughout (on a damp track they are no faster).
+    pub fn wet_share(&self, s: f64, wetness: f64, intermediates: bool) -> f64 {
+        let p = &self.wet_shares[intermediates as usize];
+        let x = s.rem_euclid(self.lap_m) / STEP_M;
+        let i = x as usize % p.len();
+        let j = (i + 1) % p.len();
+        let f = x - x.floor();
+        let wet = p[i] * (1.0 - f) + p[j] * f;
+        if intermediates {
+            wet
+        } else {
+            1.0 - wetness * (1.0 - wet)
+        }
+    }
+
+    /// The lap time of a healthy car at full pace on a fully wet track, s: on slicks, on
+    /// intermediates.
+    pub fn wet_lap_time_s(&self) -> [f64; 2] {
+        [0, 1].map(|k| {
+            self.profiles[0]
+                .iter()
+                .zip(&self.wet_shares[k])
+                .map(|(v, w)| STEP_M / (v * w).max(1.0))
+                .sum()
+        })
     }
 
     /// The fastest speed of the normal profile, m/s.
@@ -147,13 +189,14 @@ pub fn accel_at(v: f64, top: f64, push: f64) -> f64 {
     ACCEL_MPS2 * push * (1.0 - (v / top).powi(2)).max(0.0)
 }
 
-/// Speed (m/s) along the lap at `STEP_M` resolution.
-fn speed_profile(c: &CircuitConfig, top_kmh: f64, push: f64) -> Vec<f64> {
+/// Speed (m/s) along the lap at `STEP_M` resolution, with `grip` the share of the dry grip
+/// (corner speeds go with its square root, braking and traction with it).
+fn speed_profile(c: &CircuitConfig, top_kmh: f64, push: f64, grip: f64) -> Vec<f64> {
     let n = ((c.lap_m / STEP_M) as usize).max(2);
     let top = top_kmh / 3.6;
     let mut limit = vec![top; n];
     for &[at, apex] in &c.corners {
-        let apex = apex / 3.6;
+        let apex = apex / 3.6 * grip.sqrt();
         for i in 0..=3 {
             for idx in [at / STEP_M + i as f64, at / STEP_M - i as f64] {
                 let idx = (idx.max(-(n as f64)) as isize).rem_euclid(n as isize) as usize;
@@ -166,12 +209,12 @@ fn speed_profile(c: &CircuitConfig, top_kmh: f64, push: f64) -> Vec<f64> {
     for _ in 0..2 {
         for i in 0..n {
             let prev = v[(i + n - 1) % n];
-            let accel = accel_at(prev, top, push);
+            let accel = accel_at(prev, top, push).min(ACCEL_MPS2 * grip);
             v[i] = limit[i].min((prev * prev + 2.0 * accel * STEP_M).sqrt());
         }
         for i in (0..n).rev() {
             let next = v[(i + 1) % n];
-            v[i] = v[i].min((next * next + 2.0 * BRAKE_MPS2 * STEP_M).sqrt());
+            v[i] = v[i].min((next * next + 2.0 * BRAKE_MPS2 * grip * STEP_M).sqrt());
         }
     }
     v

@@ -1,6 +1,6 @@
 //! The race as a whole: every car's motion round the circuit, tick by tick, and what happens
-//! to the field (safety car, virtual safety car, pit stops, overtakes, retirements, a car that
-//! loses power or gears, the chequered flag).
+//! to the field (safety car, virtual safety car, red flag, rain, pit stops, overtakes,
+//! retirements, a car that loses power or gears, the chequered flag).
 //!
 //! Every worker steps the whole field alike, so that cars interact (a faster car held up
 //! behind a slower one until it passes, the field closing up behind the safety car) while the
@@ -47,6 +47,13 @@ const RED_FLAG_CHANCE: f64 = 0.2;
 const RED_SHOWN_AFTER_S: f64 = 4.0;
 const RED_QUEUE_M: f64 = 8.0;
 const RED_RELEASE_S: f64 = 1.5;
+/// Rain: the share of the race (leader laps) it may start in, and the reference laps the
+/// track takes to go from dry to fully wet; each car pits for intermediates this many laps
+/// after it starts, at most.
+const RAIN_FROM: f64 = 0.35;
+const RAIN_TO: f64 = 0.8;
+const RAIN_RAMP_LAPS: f64 = 2.0;
+const RAIN_REACTION_LAPS: u32 = 3;
 
 /// The state of the track, as FastF1's track status codes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +80,7 @@ pub enum Compound {
     Soft,
     Medium,
     Hard,
+    Intermediate,
 }
 
 impl Compound {
@@ -81,6 +89,7 @@ impl Compound {
             Compound::Soft => "SOFT",
             Compound::Medium => "MEDIUM",
             Compound::Hard => "HARD",
+            Compound::Intermediate => "INTERMEDIATE",
         }
     }
 
@@ -90,6 +99,7 @@ impl Compound {
             Compound::Soft => 0.0008,
             Compound::Medium => 0.0005,
             Compound::Hard => 0.0003,
+            Compound::Intermediate => 0.0004,
         }
     }
 }
@@ -146,6 +156,16 @@ enum RedPhase {
     Shown(f64),
     /// The field released from the pit lane, car by car.
     Over,
+}
+
+/// The rain the race's rain generator planned: it starts when the leader is this far into this
+/// lap, and the track is wet from then to the flag.
+#[derive(Clone, Copy, Debug)]
+struct Rain {
+    leader_lap: u32,
+    at_share: f64,
+    /// The race second it started at, once it has.
+    started_s: Option<f64>,
 }
 
 /// One car's race as planned before the start: its pace, strategy and fate.
@@ -234,6 +254,8 @@ pub struct CarState {
     red_slot_m: f64,
     red_stood: bool,
     red_release_s: f64,
+    /// Traction losses at corner exits now, times the dry chance (1 on a dry track).
+    pub spin_x: f64,
 }
 
 impl CarState {
@@ -296,6 +318,8 @@ pub struct RaceLog {
     pub laps: Vec<Vec<LapLog>>,
     pub status: Vec<(i64, u8)>,
     pub incidents: Vec<Incident>,
+    /// When the rain started (race ms), if it did.
+    pub rain_ms: Option<i64>,
 }
 
 pub struct Field {
@@ -306,6 +330,12 @@ pub struct Field {
     rng: Rng,
     plan: Vec<Neutralisation>,
     red: Option<RedFlag>,
+    rain: Option<Rain>,
+    /// How wet the track is: 0 dry, 1 fully wet.
+    pub wetness: f64,
+    /// Traction losses on a fully wet track, times the dry chance: on slicks, intermediates.
+    wet_spin: [f64; 2],
+    seed: u64,
     next_neutralisation: usize,
     pub status: Status,
     /// Safety car: leader laps left; VSC: seconds left.
@@ -420,6 +450,7 @@ impl Field {
                     red_slot_m: 0.0,
                     red_stood: false,
                     red_release_s: f64::MAX,
+                    spin_x: 1.0,
                 }
             })
             .collect();
@@ -477,9 +508,32 @@ impl Field {
             // No safety car or VSC of the plan running into it or out of it.
             plan.retain(|n| n.leader_lap + 10 < red_lap || n.leader_lap > red_lap + 7);
         }
+        // Rain, from a generator of its own (seeded by the seed alone), so that a race without
+        // it is the race it was before there was rain; never with a red flag, and no safety car
+        // or VSC of the plan from a few laps before it (the engine would have to tell a
+        // neutralisation in the rain from the rain). Its stream leaves the default race (seed
+        // 2023) dry: the figures measured on it (performance, its alerts against the real
+        // race's) stand.
+        let mut rain_rng = car_rng(cfg.seed, usize::MAX - 3, 36);
+        let rain =
+            (cfg.cars >= 6 && red_flag.is_none() && rain_rng.chance(cfg.rain_chance)).then(|| {
+                Rain {
+                    leader_lap: ((r * (RAIN_FROM + (RAIN_TO - RAIN_FROM) * rain_rng.unit()))
+                        as u32)
+                        .max(3),
+                    at_share: rain_rng.unit(),
+                    started_s: None,
+                }
+            });
+        if let Some(rain) = rain {
+            plan.retain(|n| n.leader_lap + 10 < rain.leader_lap);
+        }
         let red_busy = |lap: u32| red_flag.is_some_and(|(l, ..)| lap + 3 >= l && lap <= l + 8);
+        let rain_busy =
+            |lap: u32| rain.is_some_and(|w| lap + 3 >= w.leader_lap && lap <= w.leader_lap + 8);
         let busy = |lap: u32| {
             red_busy(lap)
+                || rain_busy(lap)
                 || plan
                     .iter()
                     .any(|n| lap + 3 >= n.leader_lap && lap <= n.leader_lap + 8)
@@ -552,6 +606,10 @@ impl Field {
                 phase: RedPhase::Planned,
                 queued: 0,
             }),
+            rain,
+            wetness: 0.0,
+            wet_spin: [cfg.wet_spin_slick, cfg.wet_spin_intermediate],
+            seed: cfg.seed,
             next_neutralisation: 0,
             status: Status::Green,
             status_left: 0.0,
@@ -577,6 +635,7 @@ impl Field {
             laps: vec![Vec::new(); self.cars.len()],
             status: vec![(0, 1)],
             incidents: Vec::new(),
+            rain_ms: None,
         };
         for (i, c) in self.cars.iter().enumerate() {
             log.laps[i].push(LapLog {
@@ -631,6 +690,7 @@ impl Field {
         let leader = self.leader();
         self.follow_red_flag(now_s, now_ms);
         self.follow_plan(leader, now_ms);
+        self.follow_rain(leader, now_s, now_ms);
         // Road order by distance from the line (nearly sorted already: insertion sort).
         let lap_m = self.track.lap_m;
         let key = |c: &CarState| c.s.rem_euclid(lap_m);
@@ -771,6 +831,83 @@ impl Field {
         }
     }
 
+    /// Starts the rain when the leader reaches it (each running car then plans its stop for
+    /// intermediates), and wets the track and the cars' traction from then on.
+    fn follow_rain(&mut self, leader: Option<usize>, now_s: f64, now_ms: i64) {
+        let Some(rain) = self.rain else {
+            return;
+        };
+        let started = match (rain.started_s, leader) {
+            (Some(at), _) => at,
+            (None, Some(l)) => {
+                let c = &self.cars[l];
+                let share = c.s / self.track.lap_m;
+                if self.flag
+                    || c.lap < rain.leader_lap
+                    || (c.lap == rain.leader_lap && share < rain.at_share)
+                {
+                    return;
+                }
+                if let Some(r) = self.rain.as_mut() {
+                    r.started_s = Some(now_s);
+                }
+                if let Some(log) = self.log.as_mut() {
+                    log.rain_ms = Some(now_ms);
+                }
+                for i in 0..self.cars.len() {
+                    self.plan_intermediates(i);
+                    // A failure still to come never does: the car-health view judges green
+                    // laps only, and the track stays wet to the flag.
+                    let c = &mut self.cars[i];
+                    if c.failed.is_none() {
+                        c.plan.failure = None;
+                    }
+                }
+                now_s
+            }
+            (None, None) => return,
+        };
+        let ramp_s = RAIN_RAMP_LAPS * self.track.lap_time_s;
+        self.wetness = ((now_s - started) / ramp_s).clamp(0.0, 1.0);
+        let [slick, inter] = self.wet_spin;
+        for c in self.cars.iter_mut() {
+            c.spin_x = if c.compound() == Compound::Intermediate {
+                inter
+            } else {
+                1.0 + self.wetness * (slick - 1.0)
+            };
+        }
+    }
+
+    /// The rain has started: car `i`, if still running, stops for intermediates 0 to
+    /// `RAIN_REACTION_LAPS` laps later (its own reaction, from a generator of its own), and
+    /// that stop replaces the stops it had planned. A stop it is already making becomes it.
+    fn plan_intermediates(&mut self, i: usize) {
+        let reaction = car_rng(self.seed, i, 5).unit();
+        let entry = self.track.pit_entry_s();
+        let line = self.track.pit_line_m;
+        let c = &mut self.cars[i];
+        if !c.running() || c.chequered || c.retiring {
+            return;
+        }
+        let k = c.next_stop;
+        let in_lane_past_line = c.mode == Mode::PitLane && c.pit_x >= line;
+        if c.pit_this_lap && !in_lane_past_line && c.plan.stops.get(k) == Some(&c.lap) {
+            c.plan.stops.truncate(k + 1);
+        } else {
+            let laps = (reaction * (RAIN_REACTION_LAPS + 1) as f64) as u32;
+            let mut in_lap = c.lap + laps.min(RAIN_REACTION_LAPS);
+            if in_lap == c.lap && (c.mode == Mode::PitLane || c.s >= entry - 150.0) {
+                in_lap += 1;
+            }
+            c.plan.stops.truncate(k);
+            c.plan.stops.push(in_lap);
+            c.pit_this_lap = in_lap == c.lap;
+        }
+        c.plan.compounds.truncate(k + 1);
+        c.plan.compounds.push(Compound::Intermediate);
+    }
+
     fn set_red_phase(&mut self, phase: RedPhase) {
         if let Some(red) = self.red.as_mut() {
             red.phase = phase;
@@ -805,6 +942,7 @@ impl Field {
         let rng_roll = self.rng.unit();
         let now_s = self.tick as f64 * dt;
         let red_queued = self.red.map_or(0, |r| r.queued);
+        let (wetness, wet) = (self.wetness, self.wetness > 0.0);
         let c = &mut self.cars[i];
         c.v_prev = c.v;
         c.limiter = false;
@@ -956,7 +1094,7 @@ impl Field {
                     if let (Some(z), None) = (armed_zone, c.drs_armed) {
                         let gap_s = ahead_state
                             .map_or(f64::MAX, |(s, v)| (s - c.s).rem_euclid(lap_m) / v.max(1.0));
-                        if status == Status::Green && c.lap >= 3 && gap_s <= 1.0 {
+                        if status == Status::Green && c.lap >= 3 && gap_s <= 1.0 && !wet {
                             c.drs_armed = Some(z);
                         }
                     }
@@ -968,7 +1106,12 @@ impl Field {
                 }
                 c.drs_eligible = c.drs_armed.is_some() && !c.drs_open;
                 let profile = c.profile();
-                let mut target = (self.track.speed_at(profile, c.s) * c.scale).min(c.cap);
+                let mut target = self.track.speed_at(profile, c.s) * c.scale;
+                if wet || c.compound() == Compound::Intermediate {
+                    let inters = c.compound() == Compound::Intermediate;
+                    target *= self.track.wet_share(c.s, wetness, inters);
+                }
+                let mut target = target.min(c.cap);
                 let (top, push) = match profile {
                     Profile::Normal => (self.track.top_mps, 1.0),
                     Profile::Drs => (self.track.top_mps * 1.05, 1.0),
@@ -1192,5 +1335,158 @@ fn approach(v: f64, target: f64, top: f64, push: f64, dt: f64) -> f64 {
         (v + accel_at(v, top, push) * dt).min(target)
     } else {
         (v - MAX_BRAKE_MPS2 * dt).max(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(circuit: &str, seed: u64) -> SimConfig {
+        SimConfig {
+            circuit: circuit.to_string(),
+            seed,
+            ..Default::default()
+        }
+    }
+
+    /// The race to its end, with its log.
+    fn run(cfg: &SimConfig) -> (Field, RaceLog) {
+        let mut field = Field::new(cfg, cfg.track());
+        field.keep_log();
+        while !field.done() && field.tick < 4 * 3600 * 8 {
+            field.step();
+        }
+        let log = field.log.take().unwrap();
+        (field, log)
+    }
+
+    fn rains(cfg: &SimConfig) -> bool {
+        Field::new(cfg, cfg.track()).rain.is_some()
+    }
+
+    #[test]
+    fn it_rains_on_a_quarter_of_the_seeds_and_never_with_a_red_flag() {
+        let seeds = 2000;
+        let mut wet = 0;
+        for seed in 0..seeds {
+            let field = Field::new(&at("monaco", seed), at("monaco", seed).track());
+            if let Some(rain) = field.rain {
+                wet += 1;
+                assert!(field.red.is_none(), "seed {seed}");
+                // Between 35 % and 80 % of the race, and no planned neutralisation near it.
+                let lap = rain.leader_lap;
+                assert!((27..=63).contains(&lap), "seed {seed}: lap {lap}");
+                assert!(field.plan.iter().all(|n| n.leader_lap + 10 < lap));
+            }
+        }
+        let share = wet as f64 / seeds as f64;
+        assert!((0.2..0.3).contains(&share), "{share}");
+        assert!(!rains(&at("monaco", 2023)), "the default race stays dry");
+        let few = SimConfig {
+            cars: 5,
+            ..at("monaco", 0)
+        };
+        assert!((0..200).all(|seed| !rains(&SimConfig {
+            seed,
+            ..few.clone()
+        })));
+        let wet: Vec<u64> = (1..=40).filter(|&s| rains(&at("monaco", s))).collect();
+        eprintln!("seeds 1..=40 with rain: {wet:?}");
+    }
+
+    #[test]
+    fn a_seed_without_rain_is_the_race_it_was() {
+        let mut dry = 0;
+        for circuit in ["monaco", "monza"] {
+            for seed in 1..=8 {
+                let cfg = at(circuit, seed);
+                if rains(&cfg) {
+                    continue;
+                }
+                dry += 1;
+                let never = SimConfig {
+                    rain_chance: 0.0,
+                    ..cfg.clone()
+                };
+                let (a, log_a) = run(&cfg);
+                let (b, log_b) = run(&never);
+                assert_eq!(a.tick, b.tick, "{circuit} {seed}");
+                assert_eq!(format!("{:?}", log_a), format!("{:?}", log_b));
+                assert_eq!(log_a.rain_ms, None);
+            }
+        }
+        assert!(dry >= 8, "{dry}");
+    }
+
+    #[test]
+    fn the_track_gets_wet_over_two_laps_and_every_car_fits_intermediates() {
+        let seed = (1..).find(|&s| rains(&at("monaco", s))).unwrap();
+        let cfg = at("monaco", seed);
+        let mut field = Field::new(&cfg, cfg.track());
+        field.keep_log();
+        let mut wetness = vec![];
+        while !field.done() {
+            field.step();
+            if field.tick % (cfg.rate_hz as u64 * 10) == 0 {
+                wetness.push(field.wetness);
+            }
+        }
+        assert!(wetness.windows(2).all(|w| w[1] >= w[0]), "never drier");
+        let ramp: Vec<f64> = wetness
+            .iter()
+            .copied()
+            .filter(|w| *w > 0.0 && *w < 1.0)
+            .collect();
+        // Two reference laps (74 s) in 10 s steps.
+        assert!((13..=16).contains(&ramp.len()), "{ramp:?}");
+        assert_eq!(wetness.last(), Some(&1.0));
+        let log = field.log.take().unwrap();
+        let rain_ms = log.rain_ms.unwrap();
+        for (car, laps) in log.laps.iter().enumerate() {
+            let Some(wet_start) = laps
+                .iter()
+                .position(|l| l.end_ms.is_some_and(|e| e > rain_ms))
+            else {
+                continue;
+            };
+            let rain_lap = laps[wet_start].lap;
+            let inter = laps.iter().position(|l| l.compound == "INTERMEDIATE");
+            let finished = laps.last().unwrap().end_ms.is_some()
+                && laps.last().unwrap().lap + 1 >= laps.len() as u32;
+            match inter {
+                Some(k) => {
+                    // Its in-lap 0..=3 laps after the rain's, the stint after it to the flag.
+                    let in_lap = laps[k - 1].lap;
+                    assert!(in_lap >= rain_lap && in_lap <= rain_lap + 3, "car {car}");
+                    assert!(laps[k - 1].pit_in_ms.is_some() && laps[k].pit_out_ms.is_some());
+                    assert_eq!(laps[k].tyre_life, 1);
+                    assert_eq!(laps[k].stint, laps[k - 1].stint + 1);
+                    assert!(laps[k..].iter().all(|l| l.compound == "INTERMEDIATE"));
+                    assert!(laps[k..]
+                        .iter()
+                        .all(|l| l.pit_in_ms.is_none() || l.lap == laps.last().unwrap().lap));
+                }
+                None => assert!(!finished, "car {car} finished on slicks"),
+            }
+        }
+        eprintln!("seed {seed}: rain from {rain_ms} ms");
+    }
+
+    /// The wet 2023 Monaco race (the engine's `field_pace_permille`, lap time against each
+    /// driver's best): slicks on the wet track 1.27 on lap 54, intermediates 1.25 (median of
+    /// laps 56-78). The simulated lap on a fully wet track, against the dry reference lap.
+    #[test]
+    fn wet_laps_have_the_pace_of_the_wet_2023_race() {
+        for circuit in ["monaco", "monza", "silverstone"] {
+            let t = at(circuit, 1).track();
+            let [slick, inter] = t.wet_lap_time_s().map(|w| w / t.lap_time_s);
+            eprintln!("{circuit}: wet lap on slicks {slick:.3}, on intermediates {inter:.3}");
+            assert!(inter < slick - 0.02 && inter > 1.1, "{circuit}");
+            if circuit == "monaco" {
+                assert!((1.25..1.33).contains(&slick), "{slick}");
+                assert!((1.21..1.29).contains(&inter), "{inter}");
+            }
+        }
     }
 }

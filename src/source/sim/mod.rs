@@ -2,8 +2,8 @@
 //!
 //! A race at one of the configured circuits (`circuit.rs`): the whole field's motion, tick by
 //! tick (`field.rs`: pace, strategy and pit stops through the pit lane at its limiter speed,
-//! safety car and virtual safety car, overtakes, retirements, a car that loses power or
-//! gears), each car's motion read by its sensors (`telemetry.rs`), and what happened written
+//! safety car and virtual safety car, a red flag, rain, overtakes, retirements, a car that
+//! loses power or gears), each car's motion read by its sensors (`telemetry.rs`), and what happened written
 //! as FastF1's tables (`truth.rs`) for `pitwall evaluate`. Cars are dealt to workers by index;
 //! every worker steps the whole field alike and reports only its own cars, whose feeds
 //! depend only on (seed, car), so any number of workers produces the same race.
@@ -41,11 +41,38 @@ impl SimConfig {
             ("lugging_chance", self.lugging_chance),
             ("over_rev_chance", self.over_rev_chance),
             ("glitch_gear_chance", self.glitch_gear_chance),
+            ("rain_chance", self.rain_chance),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(Invalid::new(
                     format!("simulator.{name}"),
                     format!("= {p} must be a probability"),
+                ));
+            }
+        }
+        for (name, grip) in [
+            ("wet_grip_slick", self.wet_grip_slick),
+            ("wet_grip_intermediate", self.wet_grip_intermediate),
+        ] {
+            if !(0.2..=1.0).contains(&grip) {
+                return Err(Invalid::new(
+                    format!("simulator.{name}"),
+                    format!("= {grip} must be a share of the dry grip in [0.2, 1]"),
+                ));
+            }
+        }
+        for (name, x) in [
+            ("wet_spin_slick", self.wet_spin_slick),
+            ("wet_spin_intermediate", self.wet_spin_intermediate),
+        ] {
+            if !(1.0..=1000.0).contains(&x) || x * self.traction_loss_chance > 1.0 {
+                return Err(Invalid::new(
+                    format!("simulator.{name}"),
+                    format!(
+                        "= {x} must be in [1, 1000], and times traction_loss_chance ({}) a \
+                         probability",
+                        self.traction_loss_chance
+                    ),
                 ));
             }
         }
@@ -114,7 +141,11 @@ impl SimConfig {
                 .cloned()
                 .expect("validated: the circuits are not empty")
         });
-        Track::new(&self.circuit, &c)
+        Track::new(
+            &self.circuit,
+            &c,
+            [self.wet_grip_slick, self.wet_grip_intermediate],
+        )
     }
 
     /// Laps of the race: the configured count, else the circuit's race distance (0: no end).
@@ -290,6 +321,44 @@ mod tests {
             ));
         }
         assert!(checks.iter().all(|c| c.1 && c.2), "{checks:?}");
+    }
+
+    #[test]
+    fn bad_rain_settings_are_named() {
+        for (cfg, key) in [
+            (
+                SimConfig {
+                    rain_chance: 1.5,
+                    ..Default::default()
+                },
+                "simulator.rain_chance",
+            ),
+            (
+                SimConfig {
+                    wet_grip_intermediate: 0.0,
+                    ..Default::default()
+                },
+                "simulator.wet_grip_intermediate",
+            ),
+            (
+                SimConfig {
+                    wet_spin_slick: 80.0,
+                    ..Default::default()
+                },
+                "simulator.wet_spin_slick",
+            ),
+            (
+                SimConfig {
+                    wet_spin_intermediate: f64::NAN,
+                    ..Default::default()
+                },
+                "simulator.wet_spin_intermediate",
+            ),
+        ] {
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        assert!(SimConfig::default().validate().is_ok());
     }
 
     #[test]

@@ -100,12 +100,12 @@ impl CarFeed {
         }
         let racing = car.mode == Mode::Racing;
 
-        // Traction loss at a corner exit, in a low gear.
+        // Traction loss at a corner exit, in a low gear (far more often on a wet track).
         if racing
             && self.was_braking
             && !braking
             && self.gear <= 4
-            && r.chance(cfg.traction_loss_chance)
+            && r.chance(cfg.traction_loss_chance * car.spin_x)
         {
             self.traction_loss = 3;
             injected.traction_losses += 1;

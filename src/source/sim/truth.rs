@@ -1,7 +1,8 @@
 //! What happened in a simulated race, written as a real race's tables are, so that
 //! `pitwall evaluate` scores the simulator as it scores a real race: `laps.csv` in the shape of
 //! FastF1's laps table, `track_status.csv` as FastF1's track status, and `incidents.csv` (the
-//! retirements and the car-health failures, with lap and cause), which a real race lacks.
+//! retirements and the car-health failures, with lap and cause), which a real race lacks, and
+//! `weather.csv` as FastF1's weather (one row a minute; `Rainfall` from the rain's start).
 //!
 //! The truth is the race's own: the field is stepped alone, with no telemetry, from the same
 //! seed and configuration, so it is the same whatever the run's workers.
@@ -38,6 +39,7 @@ pub fn write(cfg: &SimConfig, dir: &Path) -> Result<TruthCounts, InputError> {
     while !field.done() && field.tick < max_ticks {
         field.step();
     }
+    let end_ms = field.ts_ms(field.tick) - cfg.start_ms;
     let log = field.log.take().unwrap_or_default();
     std::fs::create_dir_all(dir)
         .map_err(|e| InputError::new(format!("{}: cannot create: {e}", dir.display())))?;
@@ -73,11 +75,31 @@ pub fn write(cfg: &SimConfig, dir: &Path) -> Result<TruthCounts, InputError> {
         );
     }
     write("incidents.csv", &incidents)?;
+    write("weather.csv", &weather_table(log.rain_ms, end_ms))?;
     Ok(TruthCounts {
         neutralisations: log.status.iter().filter(|(_, c)| *c != 1).count(),
         incidents: log.incidents.len(),
         ..counts
     })
+}
+
+/// FastF1's weather table: a row a minute from the start to the end, `Rainfall` `True` from
+/// the rain's start (if any); the rest plausible for a race afternoon and constant.
+fn weather_table(rain_ms: Option<i64>, end_ms: i64) -> String {
+    let mut out =
+        String::from("Time,AirTemp,Humidity,Pressure,Rainfall,TrackTemp,WindDirection,WindSpeed\n");
+    let mut ms = 0;
+    while ms <= end_ms {
+        let raining = rain_ms.is_some_and(|r| ms >= r);
+        let rainfall = if raining { "True" } else { "False" };
+        let _ = writeln!(
+            out,
+            "{},24.0,55.0,1013.0,{rainfall},38.0,150,1.2",
+            timedelta(ms)
+        );
+        ms += 60_000;
+    }
+    out
 }
 
 /// FastF1's timedelta text: `0 days 01:02:03.456000`.
