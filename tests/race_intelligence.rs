@@ -304,10 +304,10 @@ fn the_field_state_finds_the_neutralised_laps() {
     let (mut whole, mut found, mut judged, mut right) = (0, 0, 0, 0);
     for year in [2018, 2019, 2021, 2023] {
         let (e, _) = evaluated(year);
-        whole += e.neutral_laps_true;
-        found += e.neutral_laps_found;
-        judged += e.neutral_laps_judged;
-        right += e.neutral_laps_right;
+        whole += e.neutral.truth;
+        found += e.neutral.found;
+        judged += e.neutral.judged;
+        right += e.neutral.right;
     }
     eprintln!("neutralised driver-laps: {found} of {whole} found, {right} of {judged} right");
     assert!(whole > 50, "{whole} driver-laps under SC/VSC");

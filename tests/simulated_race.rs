@@ -116,12 +116,9 @@ fn simulated_races_are_scored_against_their_truth_on_three_circuits() {
             assert!(red.iter().all(|p| p.3), "{what}");
             // Neutralised driver-laps: run wholly under SC/VSC/red, of them found; judged, of
             // them right.
+            assert!(e.neutral.truth > 0 && e.neutral.judged > 0, "{what}");
             assert!(
-                e.neutral_laps_true > 0 && e.neutral_laps_judged > 0,
-                "{what}"
-            );
-            assert!(
-                e.neutral_recall >= 0.95 && e.neutral_precision >= 0.95,
+                e.neutral.recall() >= 0.95 && e.neutral.precision() >= 0.95,
                 "{what}"
             );
             // Scored apart as each lap row was first written (laps_first.jsonl).

@@ -6,7 +6,7 @@ use super::history::{Cause, Ending};
 use super::model_file::ModelFile;
 use super::scores::{auc, brier, brier_skill, ece, reliability, Bin};
 use super::train::HORIZON_LAPS;
-use super::truth::{StatusPeriod, Truth};
+use super::truth::{StatusPeriod, Truth, TruthLap};
 use crate::format::race::{LapMessage, PitStopMessage, PredictionMessage};
 use crate::ingest::InputError;
 use pitwall_dataflows::DriverId;
@@ -130,15 +130,9 @@ pub struct Evaluation {
     /// Driver-laps run wholly under a safety car, VSC or red flag, and how many of them the run
     /// judged neutralised (or red): recall. Driver-laps the run judged so, and how many of
     /// them saw a neutralisation at all: precision.
-    pub neutral_laps_true: usize,
-    pub neutral_laps_found: usize,
-    pub neutral_laps_judged: usize,
-    pub neutral_laps_right: usize,
-    pub neutral_recall: f64,
-    pub neutral_precision: f64,
-    /// The same as each lap row was first written (`laps_first.jsonl`): run wholly under one,
-    /// of them found, judged so, of them right.
-    pub neutral_first: Option<(usize, usize, usize, usize)>,
+    pub neutral: StateScore,
+    /// The same as each lap row was first written (`laps_first.jsonl`).
+    pub neutral_first: Option<StateScore>,
     /// Driver-laps on a wet track (a lap number most of the field ran on intermediate or wet
     /// tyres), and how many of them the run judged rain: recall. Driver-laps the run judged
     /// rain, and how many of them were on a wet track or saw rainfall (the weather table):
@@ -798,50 +792,24 @@ fn field_state(
         .iter()
         .filter(|p| matches!(p.status, 4..=7))
         .collect();
-    // (run wholly under one, of them found, judged neutralised, of them touching one)
-    let score = |state_of: &HashMap<(DriverId, u16), &str>| {
-        let (mut whole, mut found, mut judged, mut right) = (0, 0, 0, 0);
-        for l in &truth.laps {
-            let (Some(s), Some(end)) = (l.start_ms, l.end_ms) else {
-                continue;
-            };
-            let inside = neutral.iter().any(|p| p.start_ms <= s && end <= p.end_ms);
-            let touched = neutral.iter().any(|p| p.start_ms < end && s < p.end_ms);
-            let ours = state_of
-                .get(&(l.driver, l.lap))
-                .is_some_and(|s| *s == "neutralised" || *s == "red");
-            whole += inside as usize;
-            found += (inside && ours) as usize;
-            judged += ours as usize;
-            right += (ours && touched) as usize;
-        }
-        (whole, found, judged, right)
-    };
-    let (whole, found, judged, right) = score(&state_of);
-    e.neutral_laps_true = whole;
-    e.neutral_laps_found = found;
-    e.neutral_laps_judged = judged;
-    e.neutral_laps_right = right;
-    e.neutral_recall = ratio(found, whole);
-    e.neutral_precision = ratio(right, judged);
-    let _ = writeln!(
+    let neutralised = |s: &str| s == "neutralised" || s == "red";
+    let (settled, first) = score_state(truth, run, neutralised, |l| {
+        let (Some(s), Some(end)) = (l.start_ms, l.end_ms) else {
+            return None;
+        };
+        let inside = neutral.iter().any(|p| p.start_ms <= s && end <= p.end_ms);
+        let touched = neutral.iter().any(|p| p.start_ms < end && s < p.end_ms);
+        Some((inside, touched))
+    });
+    write_score(
         out,
-        "  neutralised driver-laps: {found} of {whole} run wholly under SC/VSC/red found (recall {:.3}); \
-         {right} of {judged} judged so saw one (precision {:.3})",
-        e.neutral_recall, e.neutral_precision
+        "neutralised",
+        "run wholly under SC/VSC/red",
+        "saw one",
+        &settled,
     );
-    if !run.first_laps.is_empty() {
-        // As each lap row was first written at its lap's end, before the field settled it.
-        let (whole, found, judged, right) = score(&states_by_lap(&run.first_laps));
-        e.neutral_first = Some((whole, found, judged, right));
-        let _ = writeln!(
-            out,
-            "  as first written at each lap's end: {found} of {whole} found (recall {:.3}); \
-             {right} of {judged} right (precision {:.3})",
-            ratio(found, whole),
-            ratio(right, judged)
-        );
-    }
+    write_first(out, first.as_ref());
+    (e.neutral, e.neutral_first) = (settled, first);
     rain(e, out, run, truth);
     let mut states: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &run.laps {
@@ -857,48 +825,88 @@ fn rain(e: &mut Evaluation, out: &mut String, run: &RunFiles, truth: &Truth) {
     if wet_laps.is_empty() && truth.rainfall_ms.is_empty() {
         return;
     }
-    let score = |state_of: &HashMap<(DriverId, u16), &str>| {
-        let mut s = StateScore::default();
-        for l in &truth.laps {
+    let (settled, first) = score_state(
+        truth,
+        run,
+        |s| s == "rain",
+        |l| {
             let wet = wet_laps.contains(&l.lap);
             let rained = match (l.start_ms, l.end_ms) {
                 (Some(from), Some(to)) => truth.rained_during(from, to),
                 _ => false,
             };
-            let ours = state_of.get(&(l.driver, l.lap)) == Some(&"rain");
-            s.truth += wet as usize;
-            s.found += (wet && ours) as usize;
-            s.judged += ours as usize;
-            s.right += (ours && (wet || rained)) as usize;
+            Some((wet, wet || rained))
+        },
+    );
+    write_score(
+        out,
+        "rain",
+        "on a wet track (most of the field on intermediate or wet tyres)",
+        "were on one or saw rainfall",
+        &settled,
+    );
+    write_first(out, first.as_ref());
+    (e.rain, e.rain_first) = (Some(settled), first);
+}
+
+/// A field state (`ours` picks the run's states that say it) against the truth's driver-laps,
+/// settled and as each lap row was first written (none for a run without `laps_first.jsonl`):
+/// `class` says of a driver-lap whether the run should find the state on it and whether it
+/// may (None: not scored).
+fn score_state(
+    truth: &Truth,
+    run: &RunFiles,
+    ours: impl Fn(&str) -> bool,
+    class: impl Fn(&TruthLap) -> Option<(bool, bool)>,
+) -> (StateScore, Option<StateScore>) {
+    let score = |rows: &[LapMessage]| {
+        let state_of = states_by_lap(rows);
+        let mut s = StateScore::default();
+        for l in &truth.laps {
+            let Some((should, may)) = class(l) else {
+                continue;
+            };
+            let said = state_of.get(&(l.driver, l.lap)).is_some_and(|s| ours(s));
+            s.truth += should as usize;
+            s.found += (should && said) as usize;
+            s.judged += said as usize;
+            s.right += (said && may) as usize;
         }
         s
     };
-    let settled = score(&states_by_lap(&run.laps));
+    let first = (!run.first_laps.is_empty()).then(|| score(&run.first_laps));
+    (score(&run.laps), first)
+}
+
+/// The line of a field state's settled score: the driver-laps `should` describes found
+/// (recall), those judged so that `right` describes (precision).
+fn write_score(out: &mut String, state: &str, should: &str, right: &str, s: &StateScore) {
     let _ = writeln!(
         out,
-        "  rain driver-laps: {} of {} on a wet track (most of the field on intermediate or wet tyres) found (recall {:.3}); \
-         {} of {} judged so were on one or saw rainfall (precision {:.3})",
-        settled.found,
-        settled.truth,
-        settled.recall(),
-        settled.right,
-        settled.judged,
-        settled.precision()
+        "  {state} driver-laps: {} of {} {should} found (recall {:.3}); {} of {} judged so {right} (precision {:.3})",
+        s.found,
+        s.truth,
+        s.recall(),
+        s.right,
+        s.judged,
+        s.precision()
     );
-    e.rain = Some(settled);
-    if !run.first_laps.is_empty() {
-        let first = score(&states_by_lap(&run.first_laps));
+}
+
+/// The line of a field state's score as each lap row was first written at its lap's end,
+/// before the field settled it.
+fn write_first(out: &mut String, first: Option<&StateScore>) {
+    if let Some(f) = first {
         let _ = writeln!(
             out,
             "  as first written at each lap's end: {} of {} found (recall {:.3}); {} of {} right (precision {:.3})",
-            first.found,
-            first.truth,
-            first.recall(),
-            first.right,
-            first.judged,
-            first.precision()
+            f.found,
+            f.truth,
+            f.recall(),
+            f.right,
+            f.judged,
+            f.precision()
         );
-        e.rain_first = Some(first);
     }
 }
 
