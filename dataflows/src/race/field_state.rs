@@ -137,18 +137,18 @@ impl FieldEntry {
 }
 
 /// The field's view at the end of each lap numbered `only_lap` (all when `None`) among
-/// `entries` (sorted by end time), given the race's wheel-spin rate at normal pace (per 10,000
-/// samples; 0 while unknown, when no rain is called).
+/// `entries` (sorted by end time), given what the race so far tells those laps (its wheel-spin
+/// rate at normal pace, 0 while unknown, when no rain is called; whether the track is wet).
 ///
 /// Long for a reason: one pass in time order over the race's laps whose buffers are reused for
 /// every lap (a reduce hands it the whole race at each step), so its steps share them.
 pub fn field_views(
     entries: &[&FieldEntry],
     only_lap: Option<u16>,
-    baseline: u32,
-    wet: bool,
+    so_far: SoFar,
     cfg: &RaceConfig,
 ) -> Vec<(DriverId, u16, FieldView)> {
+    let SoFar { baseline, wet } = so_far;
     let mut out = Vec::with_capacity(entries.len());
     // The last 20 best laps seen (a ring), for the window's length.
     let mut bests = [0i64; 20];
@@ -491,9 +491,9 @@ struct LapField {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
-struct SoFar {
-    baseline: u32,
-    wet: bool,
+pub struct SoFar {
+    pub baseline: u32,
+    pub wet: bool,
 }
 
 /// From each lap number's field (`fields`, by lap number), what the race so far tells every
@@ -511,9 +511,7 @@ fn race_so_far(fields: &[(u16, LapField)], cfg: &RaceConfig) -> Vec<(u16, SoFar)
             if f.pace_permille > 0 && f.pace_permille < cfg.rain_pace_permille {
                 so_far.wet = false;
             } else if f.pace_permille > 0 {
-                let spin = (f.spin_samples * 10_000)
-                    .checked_div(f.samples)
-                    .unwrap_or(0) as u32;
+                let spin = per_10k(f.spin_samples, f.samples);
                 let alone = judge(
                     true,
                     f.pace_permille,
@@ -539,7 +537,7 @@ fn race_so_far(fields: &[(u16, LapField)], cfg: &RaceConfig) -> Vec<(u16, SoFar)
 /// normal pace, once there are enough of them; 0 before.
 fn spin_baseline(spins: u64, samples: u64, laps: u64) -> u32 {
     if laps >= SPIN_BASELINE_LAPS {
-        ((spins * 10_000).checked_div(samples).unwrap_or(0)).max(SPIN_BASELINE_FLOOR) as u32
+        per_10k(spins, samples).max(SPIN_BASELINE_FLOOR as u32)
     } else {
         0
     }
@@ -550,6 +548,11 @@ fn spin_rate(laps: &[&FieldEntry]) -> u32 {
     let (spins, samples) = laps.iter().fold((0u64, 0u64), |(s, n), l| {
         (s + l.spin_samples as u64, n + l.samples as u64)
     });
+    per_10k(spins, samples)
+}
+
+/// `spins` per 10,000 `samples` (0 without samples).
+fn per_10k(spins: u64, samples: u64) -> u32 {
     (spins * 10_000).checked_div(samples).unwrap_or(0) as u32
 }
 
@@ -650,8 +653,7 @@ pub fn field_state<'scope>(
                 return;
             }
             pool.sort();
-            let (baseline, wet) = (so_far.baseline, so_far.wet);
-            for (driver, lap, view) in field_views(&pool, Some(*lap), baseline, wet, &cfg) {
+            for (driver, lap, view) in field_views(&pool, Some(*lap), so_far, &cfg) {
                 output.push(((driver, lap, view), 1isize));
             }
         })
@@ -716,7 +718,7 @@ mod tests {
 
     fn states_of(v: &[FieldEntry], car: &str) -> Vec<(u16, FieldState)> {
         let refs: Vec<_> = v.iter().collect();
-        let mut s: Vec<_> = field_views(&refs, None, 0, false, &RaceConfig::default())
+        let mut s: Vec<_> = field_views(&refs, None, SoFar::default(), &RaceConfig::default())
             .into_iter()
             .filter(|(d, _, _)| d.as_str() == car)
             .map(|(_, lap, v)| (lap, v.state))
@@ -739,7 +741,12 @@ mod tests {
         let v = race(12, 5..=7, 1_450);
         let refs: Vec<_> = v.iter().collect();
         let cut = v.iter().position(|e| e.lap == 5).unwrap();
-        let at_its_end = field_views(&refs[..=cut], Some(5), 0, false, &RaceConfig::default());
+        let at_its_end = field_views(
+            &refs[..=cut],
+            Some(5),
+            SoFar::default(),
+            &RaceConfig::default(),
+        );
         assert_eq!(at_its_end[0].2.state, FieldState::Green);
         assert_eq!(states_of(&v, "VER"), NEUTRALISED_5_TO_7);
     }
