@@ -124,7 +124,11 @@ impl Track {
 
     /// Profile speed, m/s, at distance `s` from the line (any lap).
     pub fn speed_at(&self, profile: Profile, s: f64) -> f64 {
-        let p = &self.profiles[profile as usize];
+        self.along(&self.profiles[profile as usize], s)
+    }
+
+    /// A profile's value at `s` metres (any lap), between its two nearest steps.
+    fn along(&self, p: &[f64], s: f64) -> f64 {
         let x = s.rem_euclid(self.lap_m) / STEP_M;
         let i = x as usize % p.len();
         let j = (i + 1) % p.len();
@@ -136,12 +140,7 @@ impl Track {
     /// wet) on its tyres: slicks lose grip as the track gets wet; intermediates have their
     /// wet grip throughout (on a damp track they are no faster).
     pub fn wet_share(&self, s: f64, wetness: f64, intermediates: bool) -> f64 {
-        let p = &self.wet_shares[intermediates as usize];
-        let x = s.rem_euclid(self.lap_m) / STEP_M;
-        let i = x as usize % p.len();
-        let j = (i + 1) % p.len();
-        let f = x - x.floor();
-        let wet = p[i] * (1.0 - f) + p[j] * f;
+        let wet = self.along(&self.wet_shares[intermediates as usize], s);
         if intermediates {
             wet
         } else {

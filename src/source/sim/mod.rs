@@ -36,28 +36,55 @@ impl SimConfig {
                 format!("= {} must be in (0, 1000]", self.rate_hz),
             ));
         }
-        for (name, p) in [
-            ("traction_loss_chance", self.traction_loss_chance),
-            ("lugging_chance", self.lugging_chance),
-            ("over_rev_chance", self.over_rev_chance),
-            ("glitch_gear_chance", self.glitch_gear_chance),
-            ("rain_chance", self.rain_chance),
+        let (probability, grip) = (0.0..=1.0, 0.2..=1.0);
+        for (name, x, range, what) in [
+            (
+                "traction_loss_chance",
+                self.traction_loss_chance,
+                &probability,
+                "a probability",
+            ),
+            (
+                "lugging_chance",
+                self.lugging_chance,
+                &probability,
+                "a probability",
+            ),
+            (
+                "over_rev_chance",
+                self.over_rev_chance,
+                &probability,
+                "a probability",
+            ),
+            (
+                "glitch_gear_chance",
+                self.glitch_gear_chance,
+                &probability,
+                "a probability",
+            ),
+            (
+                "rain_chance",
+                self.rain_chance,
+                &probability,
+                "a probability",
+            ),
+            (
+                "wet_grip_slick",
+                self.wet_grip_slick,
+                &grip,
+                "a share of the dry grip in [0.2, 1]",
+            ),
+            (
+                "wet_grip_intermediate",
+                self.wet_grip_intermediate,
+                &grip,
+                "a share of the dry grip in [0.2, 1]",
+            ),
         ] {
-            if !(0.0..=1.0).contains(&p) {
+            if !range.contains(&x) {
                 return Err(Invalid::new(
                     format!("simulator.{name}"),
-                    format!("= {p} must be a probability"),
-                ));
-            }
-        }
-        for (name, grip) in [
-            ("wet_grip_slick", self.wet_grip_slick),
-            ("wet_grip_intermediate", self.wet_grip_intermediate),
-        ] {
-            if !(0.2..=1.0).contains(&grip) {
-                return Err(Invalid::new(
-                    format!("simulator.{name}"),
-                    format!("= {grip} must be a share of the dry grip in [0.2, 1]"),
+                    format!("= {x} must be {what}"),
                 ));
             }
         }
