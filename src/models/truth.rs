@@ -328,27 +328,35 @@ impl RaceFolder {
 mod tests {
     use super::*;
 
-    #[test]
-    fn stops_within_the_next_laps_and_retirements() {
-        let d = |s| DriverId::new(s).unwrap();
-        let lap = |driver, lap, pit_in| TruthLap {
-            driver,
+    /// A lap of the table with nothing but its driver and number.
+    fn bare(driver: &str, lap: u16) -> TruthLap {
+        TruthLap {
+            driver: DriverId::new(driver).unwrap(),
             lap,
-            pit_in,
+            pit_in: false,
             position: None,
             start_ms: None,
             end_ms: None,
             wet_tyres: false,
+        }
+    }
+
+    #[test]
+    fn stops_within_the_next_laps_and_retirements() {
+        let d = |s| DriverId::new(s).unwrap();
+        let lap = |driver, lap, pit_in| TruthLap {
+            pit_in,
+            ..bare(driver, lap)
         };
         let mut laps = vec![];
         for n in 1..=78 {
-            laps.push(lap(d("VER"), n, n == 30));
+            laps.push(lap("VER", n, n == 30));
         }
         for n in 1..=52 {
-            laps.push(lap(d("STR"), n, false));
+            laps.push(lap("STR", n, false));
         }
         for n in 1..=77 {
-            laps.push(lap(d("SAR"), n, false));
+            laps.push(lap("SAR", n, false));
         }
         let t = Truth::from_laps(laps);
         assert!(t.stop_within(d("VER"), 27, 3));
@@ -360,26 +368,20 @@ mod tests {
 
     #[test]
     fn a_wet_track_is_where_most_of_the_field_ran_wet_tyres_and_rain_fell_within_the_lap() {
-        let d = |s| DriverId::new(s).unwrap();
         let lap = |driver, lap, wet_tyres| TruthLap {
-            driver,
-            lap,
-            pit_in: false,
-            position: None,
-            start_ms: None,
-            end_ms: None,
             wet_tyres,
+            ..bare(driver, lap)
         };
         // Lap 2: two of three on intermediates; lap 3: one of three.
         let mut t = Truth::from_laps(vec![
-            lap(d("VER"), 1, false),
-            lap(d("HAM"), 1, false),
-            lap(d("VER"), 2, true),
-            lap(d("HAM"), 2, true),
-            lap(d("LEC"), 2, false),
-            lap(d("VER"), 3, true),
-            lap(d("HAM"), 3, false),
-            lap(d("LEC"), 3, false),
+            lap("VER", 1, false),
+            lap("HAM", 1, false),
+            lap("VER", 2, true),
+            lap("HAM", 2, true),
+            lap("LEC", 2, false),
+            lap("VER", 3, true),
+            lap("HAM", 3, false),
+            lap("LEC", 3, false),
         ]);
         assert_eq!(t.wet_laps().into_iter().collect::<Vec<_>>(), vec![2]);
         // Recorded during the lap, or in the minute before it began (samples come a minute
