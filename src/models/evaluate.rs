@@ -122,6 +122,11 @@ pub struct Evaluation {
     /// run that did not write it): within one place, exact.
     pub rejoin_first_within_one: usize,
     pub rejoin_first_exact: usize,
+    /// The settled projections measured in hindsight, without the cars they counted as passing
+    /// that stopped on the in-lap or the out-lap themselves (which no projection can know):
+    /// within one place, exact. What is left is the loss and the crossing times.
+    pub rejoin_hindsight_within_one: usize,
+    pub rejoin_hindsight_exact: usize,
     /// Undercut attempts under green, how many took the place, how many the run had within
     /// reach on the lap before, and of them how many took it.
     pub undercut: UndercutScore,
@@ -459,8 +464,16 @@ fn rejoin(
     let mut red_stops = 0;
     // Settled, as first written, and the stops made under a SC/VSC read with the projection
     // for a stop under one.
-    let (mut settled, mut first_written, mut under_sc) =
-        (Tally::default(), Tally::default(), Tally::default());
+    let (mut settled, mut first_written, mut under_sc, mut hindsight) = (
+        Tally::default(),
+        Tally::default(),
+        Tally::default(),
+        Tally::default(),
+    );
+    let mut by_lap: HashMap<u16, Vec<(DriverId, &LapMessage)>> = HashMap::new();
+    for (&(d, lap), row) in ours_pos {
+        by_lap.entry(lap).or_default().push((d, row));
+    }
     let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
     stops.sort();
     for &&(d, in_lap) in &stops {
@@ -479,6 +492,20 @@ fn rejoin(
         settled.score(projected, after, || {
             format!("{} ({})", miss(projected), ours.field_state)
         });
+        // The cars counted as passing (crossed within the loss behind) that stopped themselves
+        // on the car's in-lap or out-lap.
+        let stopped_too = by_lap.get(&in_lap.saturating_sub(1)).map_or(0, |rows| {
+            rows.iter()
+                .filter(|(e, r)| {
+                    *e != d
+                        && r.lap_end_ms > ours.lap_end_ms
+                        && r.lap_end_ms < ours.lap_end_ms + ours.pit_loss_ms
+                        && (in_lap..=in_lap + 1).any(|n| truth.stops().contains(&(*e, n)))
+                })
+                .count()
+        });
+        let known = projected.saturating_sub(stopped_too as u16).max(1);
+        hindsight.score(known, after, String::new);
         if let Some(first) = first_pos.get(&(d, in_lap.saturating_sub(1))) {
             let said = first.rejoin_position_if_pit;
             first_written.score(said, after, || miss(said));
@@ -494,6 +521,8 @@ fn rejoin(
     e.rejoin_exact = settled.exact;
     e.rejoin_first_within_one = first_written.within_one;
     e.rejoin_first_exact = first_written.exact;
+    e.rejoin_hindsight_within_one = hindsight.within_one;
+    e.rejoin_hindsight_exact = hindsight.exact;
     let share = |n: usize| 100.0 * n as f64 / settled.scored.max(1) as f64;
     let _ = writeln!(
         out,
@@ -510,6 +539,12 @@ fn rejoin(
             share(first_written.exact)
         );
     }
+    let _ = writeln!(
+        out,
+        "  in hindsight, without the cars counted as passing that stopped on the in-lap or the out-lap themselves: within one {:.1} %, exact {:.1} %",
+        share(hindsight.within_one),
+        share(hindsight.exact)
+    );
     if under_sc.scored > 0 {
         let _ = writeln!(
             out,
