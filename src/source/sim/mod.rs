@@ -369,7 +369,7 @@ mod tests {
             ),
             (
                 SimConfig {
-                    wet_spin_slick: 80.0,
+                    wet_spin_slick: 400.0,
                     ..Default::default()
                 },
                 "simulator.wet_spin_slick",
