@@ -29,6 +29,9 @@ for circuit in monaco monza silverstone; do
       /as first written, when the car crossed/ { match($0, /within one [0-9.]+/); fw=substr($0, RSTART+11, RLENGTH-11);
                   match($0, /exact [0-9.]+/); fe=substr($0, RSTART+6, RLENGTH-6);
                   printf "%.0f %.0f\n", n * fw / 100, n * fe / 100 >> "'"$dir/rejoin_first"'" }
+      /in hindsight, without the cars counted as passing/ { match($0, /within one [0-9.]+/); hw=substr($0, RSTART+11, RLENGTH-11);
+                  match($0, /exact [0-9.]+/); he=substr($0, RSTART+6, RLENGTH-6);
+                  printf "%.0f %.0f\n", n * hw / 100, n * he / 100 >> "'"$dir/rejoin_hindsight"'" }
       /^undercut/ { match($0, /[0-9]+ took the place/); ut=substr($0, RSTART, RLENGTH) + 0;
                     match($0, /before [0-9]+/); ur=substr($0, RSTART+7, RLENGTH-7);
                     match($0, /of them [0-9]+/); uk=substr($0, RSTART+8, RLENGTH-8);
@@ -53,7 +56,8 @@ if [ -s "$dir/rain" ]; then
 fi
 # The rejoin projection and the undercut view, pooled (evaluate's definitions).
 first=$(awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$dir/rejoin_first" 2> /dev/null || echo "none")
-awk -v first="$first" '{ n += $1; w += $2; e += $3 }
-     END { printf "rejoin, all races: %d stops, within one place %d, exact %d; as first written (when the car crossed) %s\n", n, w, e, first }' "$dir/rejoin"
+known=$(awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$dir/rejoin_hindsight" 2> /dev/null || echo "none")
+awk -v first="$first" -v known="$known" '{ n += $1; w += $2; e += $3 }
+     END { printf "rejoin, all races: %d stops, within one place %d, exact %d; as first written (when the car crossed) %s; in hindsight (the rivals'"'"' own stops known) %s\n", n, w, e, first, known }' "$dir/rejoin"
 awk '{ a += $1; t += $2; r += $3; k += $4 }
      END { printf "undercut, all races: %d attempts under green, %d took the place; within reach %d, of them %d took it\n", a, t, r, k }' "$dir/undercut"
