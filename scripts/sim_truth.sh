@@ -15,6 +15,12 @@ for circuit in monaco monza silverstone; do
       -w "$workers" --out "$out/run" --truth "$out/truth" > /dev/null
     "$bin" evaluate --out "$out/run" --laps "$out/truth/laps.csv" > "$out/eval.txt"
     awk -v c="$circuit" -v s="$seed" '
+      # The shares of a rejoin line ("within one X %, exact Y %" of the n stops), as counts.
+      function stops(file,   w, x) {
+        match($0, /within one [0-9.]+/); w = substr($0, RSTART+11, RLENGTH-11)
+        match($0, /exact [0-9.]+/); x = substr($0, RSTART+6, RLENGTH-6)
+        printf "%.0f %.0f\n", n * w / 100, n * x / 100 >> file
+      }
       /^pit stops/ { sp=$(NF-2); sr=$NF; sub(",", "", sp) }
       /^positions/ { match($0, /\([0-9.]+ %/); pos=substr($0, RSTART+1, RLENGTH-3) }
       /neutralised driver-laps/ { match($0, /recall [0-9.]+/); r=substr($0, RSTART+7, RLENGTH-7);
@@ -26,12 +32,8 @@ for circuit in monaco monza silverstone; do
       /^rejoin/ { match($0, /out-lap [0-9.]+/); rw=substr($0, RSTART+8, RLENGTH-8);
                   match($0, /exact [0-9.]+/); re=substr($0, RSTART+6, RLENGTH-6);
                   n=$2; printf "%d %.0f %.0f\n", $2, $2 * rw / 100, $2 * re / 100 >> "'"$dir/rejoin"'" }
-      /as first written, when the car crossed/ { match($0, /within one [0-9.]+/); fw=substr($0, RSTART+11, RLENGTH-11);
-                  match($0, /exact [0-9.]+/); fe=substr($0, RSTART+6, RLENGTH-6);
-                  printf "%.0f %.0f\n", n * fw / 100, n * fe / 100 >> "'"$dir/rejoin_first"'" }
-      /in hindsight, without the cars counted as passing/ { match($0, /within one [0-9.]+/); hw=substr($0, RSTART+11, RLENGTH-11);
-                  match($0, /exact [0-9.]+/); he=substr($0, RSTART+6, RLENGTH-6);
-                  printf "%.0f %.0f\n", n * hw / 100, n * he / 100 >> "'"$dir/rejoin_hindsight"'" }
+      /as first written, when the car crossed/ { stops("'"$dir/rejoin_first"'") }
+      /in hindsight, without the cars counted as passing/ { stops("'"$dir/rejoin_hindsight"'") }
       /^undercut/ { match($0, /[0-9]+ took the place/); ut=substr($0, RSTART, RLENGTH) + 0;
                     match($0, /before [0-9]+/); ur=substr($0, RSTART+7, RLENGTH-7);
                     match($0, /of them [0-9]+/); uk=substr($0, RSTART+8, RLENGTH-8);
@@ -55,8 +57,9 @@ if [ -s "$dir/rain" ]; then
                     f, t, t ? f / t : 0, r, j, j ? r / j : 0 }' "$dir/rain"
 fi
 # The rejoin projection and the undercut view, pooled (evaluate's definitions).
-first=$(awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$dir/rejoin_first" 2> /dev/null || echo "none")
-known=$(awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$dir/rejoin_hindsight" 2> /dev/null || echo "none")
+pooled() { awk '{ w += $1; e += $2 } END { printf "%d and %d", w, e }' "$1" 2> /dev/null || echo "none"; }
+first=$(pooled "$dir/rejoin_first")
+known=$(pooled "$dir/rejoin_hindsight")
 awk -v first="$first" -v known="$known" '{ n += $1; w += $2; e += $3 }
      END { printf "rejoin, all races: %d stops, within one place %d, exact %d; as first written (when the car crossed) %s; in hindsight (the rivals'"'"' own stops known) %s\n", n, w, e, first, known }' "$dir/rejoin"
 awk '{ a += $1; t += $2; r += $3; k += $4 }

@@ -57,13 +57,29 @@ fn scored(
     (e, truth, files, what)
 }
 
-fn alert_counts(run: &Path) -> BTreeMap<String, usize> {
-    let files = RunFiles::read(run).unwrap();
+fn alert_counts(files: &RunFiles) -> BTreeMap<&str, usize> {
     let mut counts = BTreeMap::new();
-    for a in files.alerts {
-        *counts.entry(a.alert_type).or_default() += 1;
+    for a in &files.alerts {
+        *counts.entry(a.alert_type.as_str()).or_default() += 1;
     }
     counts
+}
+
+/// `wheel_spin` alerts per lap over the laps before `before`: (per lap, alerts, laps).
+fn spin_per_lap(files: &RunFiles, before: u16) -> (f64, usize, u16) {
+    let laps = files
+        .laps
+        .iter()
+        .map(|l| l.lap)
+        .filter(|&l| l < before)
+        .max()
+        .unwrap();
+    let spins = files
+        .alerts
+        .iter()
+        .filter(|a| a.alert_type == "wheel_spin" && a.lap.is_some_and(|l| l < before))
+        .count();
+    (spins as f64 / laps as f64, spins, laps)
 }
 
 /// Five seeds on each circuit (`scripts/sim_truth.sh 20` runs twenty), seeds 8 and 9 with a
@@ -151,13 +167,12 @@ fn the_default_race_has_the_alert_budget_of_a_real_one() {
         .output()
         .unwrap();
     assert!(real.status.success());
-    let (sim, real) = (
-        alert_counts(&dir.path().join("sim")),
-        alert_counts(&dir.path().join("real")),
-    );
-    let types: std::collections::BTreeSet<&String> = sim.keys().chain(real.keys()).collect();
+    let sim_files = RunFiles::read(&dir.path().join("sim")).unwrap();
+    let real_files = RunFiles::read(&dir.path().join("real")).unwrap();
+    let (sim, real) = (alert_counts(&sim_files), alert_counts(&real_files));
+    let types: BTreeSet<&str> = sim.keys().chain(real.keys()).copied().collect();
     for t in types {
-        if t.starts_with("drs_") || t == "car_health" || t == "retirement" || t == "wheel_spin" {
+        if t.starts_with("drs_") || ["car_health", "retirement", "wheel_spin"].contains(&t) {
             continue;
         }
         let (s, r) = (
@@ -170,24 +185,8 @@ fn the_default_race_has_the_alert_budget_of_a_real_one() {
         );
     }
     assert_eq!(sim.get("high_speed"), None, "{sim:?}");
-    let spin_per_lap = |run: &str, before: u16| {
-        let files = RunFiles::read(&dir.path().join(run)).unwrap();
-        let laps = files
-            .laps
-            .iter()
-            .map(|l| l.lap)
-            .filter(|&l| l < before)
-            .max()
-            .unwrap();
-        let spins = files
-            .alerts
-            .iter()
-            .filter(|a| a.alert_type == "wheel_spin" && a.lap.is_some_and(|l| l < before))
-            .count();
-        (spins as f64 / laps as f64, spins, laps)
-    };
-    let (s, s_n, s_laps) = spin_per_lap("sim", u16::MAX);
-    let (r, r_n, r_laps) = spin_per_lap("real", REAL_RAIN_LAP);
+    let (s, s_n, s_laps) = spin_per_lap(&sim_files, u16::MAX);
+    let (r, r_n, r_laps) = spin_per_lap(&real_files, REAL_RAIN_LAP);
     assert!(
         s <= 2.0 * r && r <= 2.0 * s,
         "wheel_spin: {s_n} in {s_laps} simulated laps against {r_n} in the real race's {r_laps} dry ones"

@@ -470,10 +470,6 @@ fn rejoin(
         Tally::default(),
         Tally::default(),
     );
-    let mut by_lap: HashMap<u16, Vec<(DriverId, &LapMessage)>> = HashMap::new();
-    for (&(d, lap), row) in ours_pos {
-        by_lap.entry(lap).or_default().push((d, row));
-    }
     let mut stops: Vec<&(DriverId, u16)> = truth.stops().iter().collect();
     stops.sort();
     for &&(d, in_lap) in &stops {
@@ -494,16 +490,16 @@ fn rejoin(
         });
         // The cars counted as passing (crossed within the loss behind) that stopped themselves
         // on the car's in-lap or out-lap.
-        let stopped_too = by_lap.get(&in_lap.saturating_sub(1)).map_or(0, |rows| {
-            rows.iter()
-                .filter(|(e, r)| {
-                    *e != d
-                        && r.lap_end_ms > ours.lap_end_ms
-                        && r.lap_end_ms < ours.lap_end_ms + ours.pit_loss_ms
-                        && (in_lap..=in_lap + 1).any(|n| truth.stops().contains(&(*e, n)))
-                })
-                .count()
-        });
+        let stopped_too = ours_pos
+            .iter()
+            .filter(|(&(e, lap), r)| {
+                lap == ours.lap
+                    && e != d
+                    && r.lap_end_ms > ours.lap_end_ms
+                    && r.lap_end_ms < ours.lap_end_ms + ours.pit_loss_ms
+                    && (in_lap..=in_lap + 1).any(|n| truth.stops().contains(&(e, n)))
+            })
+            .count();
         let known = projected.saturating_sub(stopped_too as u16).max(1);
         hindsight.score(known, after, String::new);
         if let Some(first) = first_pos.get(&(d, in_lap.saturating_sub(1))) {

@@ -528,15 +528,14 @@ impl Field {
         if let Some(rain) = rain {
             plan.retain(|n| n.leader_lap + 10 < rain.leader_lap);
         }
-        let red_busy = |lap: u32| red_flag.is_some_and(|(l, ..)| lap + 3 >= l && lap <= l + 8);
-        let rain_busy =
-            |lap: u32| rain.is_some_and(|w| lap + 3 >= w.leader_lap && lap <= w.leader_lap + 8);
+        // A lap too near an event of the race (from 3 laps before it to 8 after) for the second
+        // retirement or the failure.
+        let near = |lap: u32, at: u32| lap + 3 >= at && lap <= at + 8;
+        let red_busy = |lap: u32| red_flag.is_some_and(|(l, ..)| near(lap, l));
         let busy = |lap: u32| {
             red_busy(lap)
-                || rain_busy(lap)
-                || plan
-                    .iter()
-                    .any(|n| lap + 3 >= n.leader_lap && lap <= n.leader_lap + 8)
+                || rain.is_some_and(|w| near(lap, w.leader_lap))
+                || plan.iter().any(|n| near(lap, n.leader_lap))
         };
         if cfg.cars >= 6 {
             let n = cfg.cars;

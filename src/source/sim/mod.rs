@@ -3,10 +3,11 @@
 //! A race at one of the configured circuits (`circuit.rs`): the whole field's motion, tick by
 //! tick (`field.rs`: pace, strategy and pit stops through the pit lane at its limiter speed,
 //! safety car and virtual safety car, a red flag, rain, overtakes, retirements, a car that
-//! loses power or gears), each car's motion read by its sensors (`telemetry.rs`), and what happened written
-//! as FastF1's tables (`truth.rs`) for `pitwall evaluate`. Cars are dealt to workers by index;
-//! every worker steps the whole field alike and reports only its own cars, whose feeds
-//! depend only on (seed, car), so any number of workers produces the same race.
+//! loses power or gears), each car's motion read by its sensors (`telemetry.rs`), and what
+//! happened written as FastF1's tables (`truth.rs`) for `pitwall evaluate`. Cars are dealt
+//! to workers by index; every worker steps the whole field alike and reports only its own
+//! cars, whose feeds depend only on (seed, car), so any number of workers produces the same
+//! race.
 
 mod circuit;
 mod field;
